@@ -1,0 +1,179 @@
+"""Passwords, tokens and who is calling.
+
+Passwords are stored as scrypt hashes. Tokens are HS256 JWTs signed with
+the server secret: user tokens (``sub``) and device tokens (``sub``,
+``typ: "device"``, ``did``, ``ver``). ``authenticate`` turns an
+``Authorization`` header into a ``Principal`` or raises 401.
+"""
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+
+import jwt
+
+from . import errors
+from .config import ConfigError
+from .db import database, write
+from .models import Device, User
+
+# scrypt: 16 MiB of memory per hash, about 50 ms on a Raspberry Pi 4.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+MAX_NAME_LENGTH = 150
+
+
+def hash_password(password):
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N,
+                            r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password, stored):
+    """True when ``password`` matches ``stored`` (a ``hash_password`` result)."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt),
+                                n=int(n), r=int(r), p=int(p), dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return scheme == "scrypt" and hmac.compare_digest(actual, expected)
+
+
+# Checked against when the user does not exist, so that an unknown name
+# costs the same time as a wrong password.
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def load_secret(config):
+    """The signing secret: ``SYNC_JWT_SECRET``, else ``DATA_DIR/secret.key``
+    (created with mode 0600 on first start)."""
+    if config.jwt_secret:
+        return config.jwt_secret.encode("utf-8")
+    path = config.path("secret.key")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{path} can be read by other users (mode {stat.S_IMODE(mode):04o}); "
+                f"run: chmod 600 {path}") from None
+        with open(path, "rb") as f:
+            secret = f.read().strip()
+        if len(secret) < 32:
+            raise ConfigError(f"{path} is too short to be a secret; delete it to make a new one")
+        return secret
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_hex(32).encode("ascii"))
+        f.flush()
+        os.fsync(f.fileno())
+    return load_secret(config)
+
+
+def issue_user_token(rt, name, ttl=None):
+    now = int(rt.clock())
+    ttl = rt.config.token_ttl if ttl is None else ttl
+    return jwt.encode({"sub": name, "iat": now, "exp": now + ttl}, rt.secret, algorithm="HS256")
+
+
+def issue_device_token(rt, device):
+    now = int(rt.clock())
+    claims = {"sub": device.user.name, "typ": "device", "did": device.id,
+              "ver": device.token_version, "iat": now,
+              "exp": now + rt.config.device_token_ttl}
+    return jwt.encode(claims, rt.secret, algorithm="HS256")
+
+
+def login(rt, username, password):
+    """A user token for a correct name and password, else 401 (same answer,
+    same work, for an unknown name and a wrong password)."""
+    user = User.get_or_none(User.name == username)
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    ok = verify_password(password, stored) and user is not None and user.password_hash
+    if not ok:
+        raise errors.SyncError(401, errors.LOGIN_FAILED, "Wrong user name or password.",
+                               headers={"WWW-Authenticate": "Bearer"})
+    return {"access_token": issue_user_token(rt, user.name), "token_type": "bearer",
+            "expires_in": rt.config.token_ttl}
+
+
+def valid_user_name(name):
+    return (isinstance(name, str) and 0 < len(name) <= MAX_NAME_LENGTH
+            and name == name.strip() and name.isprintable() and "/" not in name)
+
+
+def ensure_user(rt, name):
+    """The user called ``name``, created if new (a token from a trusted issuer)."""
+    user = User.get_or_none(User.name == name)
+    if user is None:
+        with write():
+            database.execute_sql(
+                "INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)", (name, rt.now()))
+        user = User.get(User.name == name)
+    return user
+
+
+def add_user(rt, name, password):
+    """Create a local user with a password, or set the password of an existing one."""
+    if not valid_user_name(name):
+        raise ValueError(f"not a usable user name: {name!r}")
+    hashed = hash_password(password)
+    with write():
+        user = User.get_or_none(User.name == name)
+        if user is None:
+            User.create(name=name, password_hash=hashed, created_at=rt.now())
+            return True
+        User.update(password_hash=hashed).where(User.id == user.id).execute()
+        return False
+
+
+@dataclasses.dataclass
+class Principal:
+    """Who is calling: a user, and the device when the token is a device token."""
+
+    user: User
+    device: object = None
+
+    @property
+    def is_device(self):
+        return self.device is not None
+
+
+def authenticate(rt, header):
+    """The ``Principal`` of an ``Authorization: Bearer`` header, else 401."""
+    if not header:
+        raise errors.unauthorized("This endpoint needs an Authorization: Bearer token.")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise errors.unauthorized("The Authorization header must be 'Bearer <token>'.")
+    try:
+        claims = jwt.decode(token, rt.secret, algorithms=["HS256"],
+                            options={"require": ["sub", "exp"]})
+    except jwt.ExpiredSignatureError:
+        raise errors.unauthorized("The token has expired; log in again.") from None
+    except jwt.InvalidTokenError:
+        raise errors.unauthorized("The token is not valid.") from None
+    name = claims.get("sub")
+    if not valid_user_name(name):
+        raise errors.unauthorized("The token names no valid user.")
+    typ = claims.get("typ")
+    if typ is None:
+        return Principal(ensure_user(rt, name))
+    if typ != "device":
+        raise errors.unauthorized("Unknown token type.")
+    did, ver = claims.get("did"), claims.get("ver")
+    if not isinstance(did, str) or not isinstance(ver, int) or isinstance(ver, bool):
+        raise errors.unauthorized("The device token is not valid.")
+    device = (Device.select(Device, User).join(User)
+              .where(Device.id == did, User.name == name).first())
+    if device is None or device.token_version != ver:
+        raise errors.unauthorized("The device was deleted or its token was replaced.")
+    return Principal(device.user, device)

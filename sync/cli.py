@@ -1,0 +1,139 @@
+"""The command line: ``python app.py [serve]``, ``user add``, ``token``.
+
+Every subcommand takes the settings flags (``--data-dir`` and the rest)
+and honours the ``SYNC_*`` environment variables.
+"""
+
+import argparse
+import getpass
+import logging
+import sys
+
+from . import config as config_mod
+from .config import ConfigError
+
+log = logging.getLogger("sync")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="Self-hosted sync server. Without a command, serves the API.")
+    config_mod.add_arguments(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the API (the default)")
+    _settings(serve)
+
+    user = sub.add_parser("user", help="manage local users")
+    user_sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    add = user_sub.add_parser("add", help="create a user, or set an existing user's password")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input instead of a prompt")
+    _settings(add)
+
+    token = sub.add_parser("token", help="print a user token to standard output")
+    token.add_argument("name")
+    token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
+                       help="lifetime in seconds (default: the token_ttl setting)")
+    _settings(token)
+    return parser
+
+
+def _settings(subparser):
+    """The settings flags again on a subcommand, without defaults that would
+    hide a flag given before the command."""
+    for action in config_mod.SETTINGS:
+        subparser.add_argument(config_mod.flag_name(action.name), dest=action.name,
+                               default=argparse.SUPPRESS, metavar="VALUE",
+                               help=f"see {config_mod.flag_name(action.name)} above")
+
+
+def panic(message, code=1):
+    print(f"app.py: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    try:
+        config = config_mod.load(args)
+        if args.command == "user":
+            return cmd_user_add(config, args)
+        if args.command == "token":
+            return cmd_token(config, args)
+        return cmd_serve(config)
+    except ConfigError as exc:
+        return panic(str(exc))
+
+
+def _runtime(config):
+    from .db import SchemaError
+    from .wsgi import open_runtime
+    try:
+        return open_runtime(config)
+    except PermissionError as exc:
+        raise ConfigError(f"the data directory {config.data_dir} is not writable "
+                          f"({exc.strerror}: {exc.filename})") from None
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot open the data directory {config.data_dir}: {exc}") from None
+
+
+def cmd_serve(config):
+    import waitress
+
+    from . import janitor
+    from .wsgi import create_app
+
+    rt = _runtime(config)
+    app = create_app(rt)
+    try:
+        server = waitress.create_server(
+            app, host=config.host, port=config.port, threads=config.threads,
+            ident="sync", max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,
+            clear_untrusted_proxy_headers=True)
+    except OSError as exc:
+        return panic(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
+    janitor.start(rt)
+    print(f"sync server listening on http://{config.host}:{server.effective_port} "
+          f"(data in {config.data_dir})", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_user_add(config, args):
+    from . import auth
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if password != getpass.getpass("Again: "):
+            return panic("the passwords differ")
+    if not password:
+        return panic("the password is empty")
+    rt = _runtime(config)
+    try:
+        created = auth.add_user(rt, args.name, password)
+    except ValueError as exc:
+        return panic(str(exc))
+    print(f"{'created' if created else 'updated'} user {args.name}", file=sys.stderr)
+    return 0
+
+
+def cmd_token(config, args):
+    from . import auth
+
+    if not auth.valid_user_name(args.name):
+        return panic(f"not a usable user name: {args.name!r}")
+    rt = _runtime(config)
+    print(auth.issue_user_token(rt, args.name, args.ttl))
+    return 0

@@ -1,0 +1,194 @@
+"""Settings: one table that feeds the command-line flags, the ``SYNC_*``
+environment variables, validation and the README.
+
+A value comes from its flag, else from ``SYNC_<NAME>``, else from the
+default. ``load()`` returns a frozen ``Config``; tests build one with
+``Config.build(data_dir=tmp_path, ...)``.
+"""
+
+import dataclasses
+import os
+from collections import namedtuple
+
+Setting = namedtuple("Setting", "name default convert help")
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+def _size(text):
+    """Bytes from '64MiB', '1GiB', '512k' or a plain integer."""
+    if isinstance(text, int):
+        return text
+    units = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB,
+             "mib": MIB, "g": GIB, "gb": GIB, "gib": GIB, "t": GIB * KIB,
+             "tb": GIB * KIB, "tib": GIB * KIB}
+    s = str(text).strip().lower()
+    number = s.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    unit = s[len(number):].strip()
+    if unit not in units or not number:
+        raise ValueError(f"not a size: {text!r} (try 64MiB or 1GiB)")
+    value = int(float(number) * units[unit])
+    if value < 0:
+        raise ValueError(f"size must not be negative: {text!r}")
+    return value
+
+
+def _seconds(text):
+    """Seconds from '24h', '30d', '90s', '15m' or a plain integer."""
+    if isinstance(text, int):
+        return text
+    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    s = str(text).strip().lower()
+    unit = s[-1:] if s[-1:] in units and s[-1:] else ""
+    number = s[:-1] if unit else s
+    value = int(float(number) * units[unit])
+    if value < 0:
+        raise ValueError(f"duration must not be negative: {text!r}")
+    return value
+
+
+def _port(text):
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"port out of range: {text!r}")
+    return value
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _optional_str(text):
+    return text or None
+
+
+def _bool(text):
+    if isinstance(text, bool):
+        return text
+    s = str(text).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+SETTINGS = (
+    Setting("host", "127.0.0.1", str,
+            "Address to listen on. 0.0.0.0 listens on every interface."),
+    Setting("port", 8080, _port, "TCP port to listen on."),
+    Setting("data_dir", "./data", str,
+            "Directory holding the database, blobs, spool and secret key."),
+    Setting("jwt_secret", None, _optional_str,
+            "Secret that signs tokens. Overrides DATA_DIR/secret.key, which is "
+            "generated on first start when this is unset."),
+    Setting("threads", 8, _positive_int, "Worker threads of the HTTP server."),
+    Setting("upload_expiry", 24 * 3600, _seconds,
+            "Upload sessions untouched this long are removed with their spool "
+            "file (seconds, or 30m, 24h, 7d)."),
+    Setting("max_file_size", 64 * GIB, _size, "Largest file a device may upload (bytes, or 4GiB)."),
+    Setting("max_chunk_size", 64 * MIB, _size,
+            "Largest upload chunk a session may ask for (bytes, or 16MiB; at least 256KiB)."),
+    Setting("quota", 0, _size,
+            "Bytes of content each user may hold (0: no quota)."),
+    Setting("token_ttl", 30 * 86400, _seconds,
+            "Lifetime of user tokens issued by login and `app.py token` (seconds, or 30d)."),
+    Setting("device_token_ttl", 3650 * 86400, _seconds,
+            "Lifetime of device tokens (seconds, or 3650d)."),
+    Setting("tombstone_grace", 30 * 86400, _seconds,
+            "Deletions stay in the feed at least this long, and until every "
+            "device of the user has acknowledged them (seconds, or 30d)."),
+    Setting("janitor_interval", 3600, _seconds,
+            "How often expired uploads and unreferenced blobs are cleaned up."),
+    Setting("fsync", True, _bool,
+            "fsync files and directories before acknowledging writes. Only "
+            "turn off for throwaway test servers."),
+    Setting("access_log", True, _bool, "Log one line per request to standard error."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The server's settings, validated. Field names match ``SETTINGS``."""
+
+    host: str
+    port: int
+    data_dir: str
+    jwt_secret: object
+    threads: int
+    upload_expiry: int
+    max_file_size: int
+    max_chunk_size: int
+    quota: int
+    token_ttl: int
+    device_token_ttl: int
+    tombstone_grace: int
+    janitor_interval: int
+    fsync: bool
+    access_log: bool
+
+    @classmethod
+    def build(cls, **values):
+        """A config from defaults overridden by ``values`` (converted and checked)."""
+        unknown = set(values) - set(_BY_NAME)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        kwargs = {}
+        for setting in SETTINGS:
+            raw = values.get(setting.name, setting.default)
+            kwargs[setting.name] = None if raw is None else setting.convert(raw)
+        kwargs["data_dir"] = os.path.abspath(str(kwargs["data_dir"]))
+        if kwargs["max_chunk_size"] < 256 * KIB:
+            raise ValueError("max_chunk_size must be at least 256KiB")
+        return cls(**kwargs)
+
+    def path(self, *parts):
+        """A path inside the data directory."""
+        return os.path.join(self.data_dir, *parts)
+
+
+def env_name(name):
+    return "SYNC_" + name.upper()
+
+
+def flag_name(name):
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(parser, names=None):
+    """Add a flag for each setting (or for ``names``) to an argparse parser."""
+    for setting in SETTINGS:
+        if names is not None and setting.name not in names:
+            continue
+        default = setting.default
+        shown = "none" if default is None else default
+        parser.add_argument(
+            flag_name(setting.name), dest=setting.name, default=None, metavar="VALUE",
+            help=f"{setting.help} [env {env_name(setting.name)}; default {shown}]")
+
+
+def load(args=None, environ=None):
+    """Settings from parsed flags (an argparse namespace), then the environment."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for setting in SETTINGS:
+        flag = getattr(args, setting.name, None) if args is not None else None
+        if flag is not None:
+            values[setting.name] = flag
+        elif env_name(setting.name) in environ:
+            values[setting.name] = environ[env_name(setting.name)]
+    try:
+        return Config.build(**values)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+class ConfigError(Exception):
+    """A setting has a value that cannot be used."""

@@ -1,0 +1,86 @@
+"""The SQLite database: deferred initialisation, pragmas, schema, writes.
+
+``database`` is created unbound at import; ``init_db(path)`` binds it to the
+file, applies ``schema.sql`` to a new database and checks the schema
+version. Writers wrap their work in ``write()`` (``BEGIN IMMEDIATE``: the
+write lock is taken at the start, so two writers queue on the busy timeout
+instead of failing with "database is locked" when one upgrades a read).
+"""
+
+import os
+import secrets
+
+import peewee
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "schema.sql")
+BUSY_TIMEOUT_S = 30
+
+PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("synchronous", "full"),  # a committed write survives power loss
+    ("foreign_keys", 1),
+    ("cache_size", -16000),  # 16 MiB: a Raspberry Pi has little memory
+    ("busy_timeout", BUSY_TIMEOUT_S * 1000),
+)
+
+database = peewee.SqliteDatabase(None)
+
+
+class SchemaError(Exception):
+    """The database file cannot be used by this version of the server."""
+
+
+def schema_sql():
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return f.read()
+
+
+def init_db(path):
+    """Bind ``database`` to ``path``, creating or checking the schema.
+
+    Returns the database id (a random string fixed at creation).
+    """
+    database.init(path, pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_S)
+    with database.connection_context():
+        version = database.execute_sql("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{path} was written by a newer version of the server (schema "
+                f"{version}; this one knows {SCHEMA_VERSION}). Upgrade the server.")
+        if version == 0:
+            # One script, one transaction: a crash leaves version 0 and an
+            # idempotent script to run again.
+            database.connection().executescript(
+                "BEGIN IMMEDIATE;\n" + schema_sql()
+                + f"\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;\n")
+        with write():
+            database.execute_sql(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('db_id', ?)",
+                (secrets.token_hex(8),))
+            database.execute_sql(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('rev', '0')")
+        return meta_get("db_id")
+
+
+def write():
+    """A write transaction: ``with write(): ...`` (nests as a savepoint)."""
+    return database.atomic("IMMEDIATE")
+
+
+def meta_get(key):
+    row = database.execute_sql("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def next_revs(count=1):
+    """Reserve ``count`` new revisions; returns the first. Call inside ``write()``."""
+    row = database.execute_sql(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'rev' "
+        "RETURNING CAST(value AS INTEGER)", (count,)).fetchone()
+    return row[0] - count + 1
+
+
+def current_rev():
+    return int(meta_get("rev"))

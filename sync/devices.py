@@ -1,0 +1,161 @@
+"""Devices: registration, records, tokens, and which device is syncing.
+
+Service functions take the ``Runtime`` and the caller's ``Principal``; they
+raise ``SyncError`` for the 4xx answers of SPEC §3 and §5 (Devices).
+"""
+
+from . import cursors, errors
+from .auth import issue_device_token
+from .db import database, write
+from .models import Device
+from .runtime import parse_iso
+
+MAX_DEVICE_NAME = 100
+MAX_PLATFORM = 100
+LAST_SEEN_EVERY_S = 60  # last_seen_at is written at most once a minute per device
+
+
+def _check_name(value, field="name"):
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_DEVICE_NAME:
+        raise errors.bad_request(errors.BODY_INVALID,
+                                 f"'{field}' must be a string of 1 to {MAX_DEVICE_NAME} characters.")
+    if not value.isprintable():
+        raise errors.bad_request(errors.BODY_INVALID,
+                                 f"'{field}' must not contain control characters.")
+    return value
+
+
+def _check_platform(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_PLATFORM or not value.isprintable():
+        raise errors.bad_request(errors.BODY_INVALID,
+                                 f"'platform' must be a string of at most {MAX_PLATFORM} characters.")
+    return value
+
+
+def pending_changes(device):
+    after = device.acked_rev or 0
+    row = database.execute_sql(
+        "SELECT COUNT(*) FROM entries WHERE user_id = ? AND rev > ?",
+        (device.user_id, after)).fetchone()
+    return row[0]
+
+
+def to_json(rt, device):
+    return {
+        "id": device.id,
+        "name": device.name,
+        "platform": device.platform,
+        "created_at": device.created_at,
+        "last_seen_at": device.last_seen_at,
+        "acked_cursor": (None if device.acked_rev is None
+                         else cursors.encode(rt.db_id, device.acked_rev)),
+        "pending_changes": pending_changes(device),
+    }
+
+
+def _forbid_device_token(principal, action):
+    if principal.is_device:
+        raise errors.forbidden(f"A device token may not {action}; use a user token.")
+
+
+def _lookup(principal, device_id):
+    """The device ``device_id`` if the caller may see it: 404 unknown, 403 another's."""
+    device = Device.get_or_none(Device.id == device_id)
+    if device is None:
+        raise errors.not_found(f"No device {device_id!r}.")
+    if device.user_id != principal.user.id:
+        raise errors.forbidden("That device belongs to another user.")
+    if principal.is_device and principal.device.id != device.id:
+        raise errors.forbidden("A device token may only read and change its own device.")
+    return device
+
+
+def register(rt, principal, body):
+    _forbid_device_token(principal, "register devices")
+    name = _check_name(body.get("name"))
+    platform = _check_platform(body.get("platform"))
+    with write():
+        device = Device.create(id=rt.idgen(), user=principal.user, name=name,
+                               platform=platform, created_at=rt.now())
+    result = to_json(rt, device)
+    result["token"] = issue_device_token(rt, device)
+    return result
+
+
+def list_devices(rt, principal):
+    devices = (Device.select().where(Device.user == principal.user)
+               .order_by(Device.created_at, Device.id))
+    return {"devices": [to_json(rt, d) for d in devices]}
+
+
+def get(rt, principal, device_id):
+    return to_json(rt, _lookup(principal, device_id))
+
+
+def update(rt, principal, device_id, body):
+    changes = {}
+    if "name" in body:
+        changes["name"] = _check_name(body["name"])
+    if "platform" in body:
+        changes["platform"] = _check_platform(body["platform"])
+    with write():
+        device = _lookup(principal, device_id)
+        if changes:
+            Device.update(**changes).where(Device.id == device.id).execute()
+            device = Device.get_by_id(device.id)
+    return to_json(rt, device)
+
+
+def delete(rt, principal, device_id, discard_uploads=None):
+    """Delete a device: its tokens die, its upload sessions go, and
+    ``discard_uploads(upload_ids)`` removes their spool files after commit."""
+    _forbid_device_token(principal, "delete devices")
+    with write():
+        device = _lookup(principal, device_id)
+        upload_ids = [r[0] for r in database.execute_sql(
+            "SELECT id FROM uploads WHERE device_id = ?", (device.id,))]
+        device.delete_instance()
+    if discard_uploads is not None:
+        discard_uploads(upload_ids)
+
+
+def regenerate_token(rt, principal, device_id):
+    _forbid_device_token(principal, "regenerate device tokens")
+    with write():
+        device = _lookup(principal, device_id)
+        Device.update(token_version=Device.token_version + 1).where(
+            Device.id == device.id).execute()
+        device = Device.get_by_id(device.id)
+    return {"token": issue_device_token(rt, device)}
+
+
+def acting_device(principal, header_device_id):
+    """The device a sync call acts for: the device token's, or ``X-Device-Id``
+    with a user token. 400 ``device_required`` without one; 403 for a device
+    that is not the caller's."""
+    if principal.is_device:
+        if header_device_id and header_device_id != principal.device.id:
+            raise errors.forbidden("X-Device-Id names another device than the token's.")
+        return principal.device
+    if not header_device_id:
+        raise errors.bad_request(
+            errors.DEVICE_REQUIRED,
+            "This call acts for a device: use a device token or send X-Device-Id.")
+    device = Device.get_or_none(Device.id == header_device_id)
+    if device is None or device.user_id != principal.user.id:
+        raise errors.forbidden("X-Device-Id does not name one of your devices.")
+    return device
+
+
+def touch(rt, device):
+    """Record that ``device`` was seen (at most once a minute, to spare writes)."""
+    now = rt.clock()
+    if device.last_seen_at is not None:
+        if now - parse_iso(device.last_seen_at) < LAST_SEEN_EVERY_S:
+            return
+    stamp = rt.now()
+    with write():
+        Device.update(last_seen_at=stamp).where(Device.id == device.id).execute()
+    device.last_seen_at = stamp

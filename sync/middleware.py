@@ -1,0 +1,62 @@
+"""Falcon middleware: database connection per request, authentication,
+and the access log."""
+
+import logging
+import time
+
+from . import auth, devices, errors
+from .db import database
+
+access_log = logging.getLogger("sync.access")
+
+
+class Database:
+    """Open the thread's connection for a request and close it afterwards.
+    Transactions are the services' business (``sync.db.write``)."""
+
+    def process_request(self, req, resp):
+        database.connect(reuse_if_open=True)
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        if not database.is_closed():
+            database.close()
+
+
+class Auth:
+    """Authenticate every route except those whose resource sets
+    ``auth = False``; record when a device was last seen."""
+
+    def __init__(self, rt):
+        self.rt = rt
+
+    def process_resource(self, req, resp, resource, params):
+        if resource is None or not getattr(resource, "auth", True):
+            return
+        principal = auth.authenticate(self.rt, req.get_header("Authorization"))
+        req.context.principal = principal
+        req.context.user_name = principal.user.name
+        device = principal.device
+        header = req.get_header("X-Device-Id")
+        if device is None and header:
+            try:
+                device = devices.acting_device(principal, header)
+            except errors.SyncError:
+                device = None  # the sync endpoints report it; others ignore it
+        if device is not None:
+            devices.touch(self.rt, device)
+
+
+class AccessLog:
+    """One line per request: method, path, status, bytes, duration, user.
+    The query string is left out and no header is logged, so no token is."""
+
+    def process_request(self, req, resp):
+        req.context.started = time.perf_counter()
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        started = req.context.get("started") or time.perf_counter()
+        ms = (time.perf_counter() - started) * 1000
+        user = req.context.get("user_name") or "-"
+        access_log.info("%s %s %s %.1fms user=%s", req.method, req.path,
+                        resp.status_code if hasattr(resp, "status_code") else resp.status,
+                        ms, user)

@@ -1,0 +1,160 @@
+"""peewee models mirroring ``schema.sql`` (the schema is the source of truth;
+``tests/test_schema.py`` fails when the two drift). Hot paths (the feed, a
+report batch) use SQL directly through ``sync.db.database``."""
+
+import peewee
+
+from .db import database
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Meta(BaseModel):
+    """Server-wide key/value pairs: ``db_id`` and the revision counter ``rev``."""
+
+    key = peewee.TextField(primary_key=True)
+    value = peewee.TextField()
+
+    class Meta:
+        table_name = "meta"
+        without_rowid = True
+
+
+class User(BaseModel):
+    """An account. Created by ``app.py user add`` or by the first valid token
+    naming it; ``horizon_rev`` is the newest purged tombstone's revision."""
+
+    id = peewee.AutoField()
+    name = peewee.TextField(unique=True)
+    password_hash = peewee.TextField(null=True)
+    horizon_rev = peewee.IntegerField(default=0)
+    created_at = peewee.TextField()
+
+    class Meta:
+        table_name = "users"
+
+
+class Device(BaseModel):
+    """A registered device of a user. Its tokens carry ``token_version``;
+    bumping it (or deleting the row) kills them."""
+
+    id = peewee.TextField(primary_key=True)
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    name = peewee.TextField()
+    platform = peewee.TextField(null=True)
+    token_version = peewee.IntegerField(default=1)
+    acked_rev = peewee.IntegerField(null=True)
+    acked_at = peewee.TextField(null=True)
+    created_at = peewee.TextField()
+    last_seen_at = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "devices"
+
+
+class Entry(BaseModel):
+    """The latest state of one library path of a user (a tombstone when
+    ``deleted``). ``rev`` is unique server-wide and orders the feed."""
+
+    id = peewee.AutoField()
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    path = peewee.TextField()
+    fold = peewee.TextField()
+    rev = peewee.IntegerField()
+    deleted = peewee.IntegerField(default=0)
+    size = peewee.IntegerField(null=True)
+    sha256 = peewee.TextField(null=True)
+    mtime = peewee.IntegerField(null=True)
+    device_id = peewee.TextField(null=True)
+    moved_from = peewee.TextField(null=True)
+    changed_at = peewee.TextField()
+
+    class Meta:
+        table_name = "entries"
+
+
+class Conflict(BaseModel):
+    """A change a device made that could not become the head, kept with both
+    sides until someone resolves it."""
+
+    id = peewee.TextField(primary_key=True)
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    path = peewee.TextField()
+    kind = peewee.TextField()
+    created_at = peewee.TextField()
+    server_rev = peewee.IntegerField(null=True)
+    server_op = peewee.TextField(null=True)
+    server_sha256 = peewee.TextField(null=True)
+    server_size = peewee.IntegerField(null=True)
+    server_mtime = peewee.IntegerField(null=True)
+    server_device_id = peewee.TextField(null=True)
+    client_op = peewee.TextField()
+    client_sha256 = peewee.TextField(null=True)
+    client_size = peewee.IntegerField(null=True)
+    client_mtime = peewee.IntegerField(null=True)
+    client_device_id = peewee.TextField(null=True)
+    client_to = peewee.TextField(null=True)
+    resolution = peewee.TextField(null=True)
+    resolved_at = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "conflicts"
+
+
+class Blob(BaseModel):
+    """Content held in ``blobs/ab/<sha256>``; the row is written only after
+    the file is durably in place."""
+
+    sha256 = peewee.TextField(primary_key=True)
+    size = peewee.IntegerField()
+    created_at = peewee.TextField()
+
+    class Meta:
+        table_name = "blobs"
+        without_rowid = True
+
+
+class Upload(BaseModel):
+    """A resumable upload session with one spool file ``spool/<id>``
+    (none when ``instant``: the content was already held)."""
+
+    id = peewee.TextField(primary_key=True)
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    device = peewee.ForeignKeyField(Device, column_name="device_id", on_delete="CASCADE")
+    path = peewee.TextField()
+    size = peewee.IntegerField()
+    sha256 = peewee.TextField()
+    base_rev = peewee.IntegerField(null=True)
+    mtime = peewee.IntegerField(null=True)
+    chunk_size = peewee.IntegerField()
+    chunk_count = peewee.IntegerField()
+    state = peewee.TextField(default="open")
+    instant = peewee.IntegerField(default=0)
+    created_at = peewee.TextField()
+    touched_at = peewee.TextField()
+    result_status = peewee.TextField(null=True)
+    result_rev = peewee.IntegerField(null=True)
+    result_conflict_id = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "uploads"
+
+
+class UploadChunk(BaseModel):
+    """A chunk whose bytes are written and fsynced in the session's spool file."""
+
+    upload = peewee.ForeignKeyField(Upload, column_name="upload_id", on_delete="CASCADE")
+    idx = peewee.IntegerField()
+    size = peewee.IntegerField()
+
+    class Meta:
+        table_name = "upload_chunks"
+        primary_key = peewee.CompositeKey("upload", "idx")
+        without_rowid = True
+
+
+ALL_MODELS = (Meta, User, Device, Entry, Conflict, Blob, Upload, UploadChunk)

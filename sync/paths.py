@@ -1,0 +1,50 @@
+"""Library paths: validation and Unicode NFC normalization.
+
+A library path is a relative POSIX path such as ``books/Dune.epub``. Every
+path a client sends goes through ``normalize`` before it is stored or
+compared; none is ever joined into a filesystem path (blobs are named by
+their sha256).
+"""
+
+import unicodedata
+
+from . import errors
+
+MAX_PATH_BYTES = 4096
+MAX_SEGMENT_BYTES = 255
+
+
+def _invalid(path, why):
+    return errors.bad_request(errors.PATH_INVALID, f"Invalid path {path!r}: {why}.")
+
+
+def normalize(path):
+    """The NFC form of ``path``, or ``SyncError`` (400 ``path_invalid``)."""
+    if not isinstance(path, str):
+        raise errors.bad_request(errors.PATH_INVALID, "A path must be a string.")
+    if not path:
+        raise _invalid(path, "it is empty")
+    if any(unicodedata.category(ch) == "Cc" for ch in path):
+        raise _invalid(path, "it contains a control character")
+    if "\\" in path:
+        raise _invalid(path, "it contains a backslash; use / between folders")
+    try:
+        path = unicodedata.normalize("NFC", path)
+        encoded = path.encode("utf-8")
+    except UnicodeError:
+        raise _invalid(path, "it is not valid Unicode") from None
+    if path.startswith("/"):
+        raise _invalid(path, "it must be relative, not start with /")
+    if len(encoded) > MAX_PATH_BYTES:
+        raise _invalid(path, f"it is over {MAX_PATH_BYTES} bytes")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise _invalid(path, "it has an empty, '.' or '..' segment")
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise _invalid(path, f"a segment is over {MAX_SEGMENT_BYTES} bytes")
+    return path
+
+
+def fold(path):
+    """The key under which two paths that differ only by case collide."""
+    return path.casefold()

@@ -1,0 +1,41 @@
+"""``/devices``: register, list, read, rename, delete, and new tokens."""
+
+import falcon
+
+from .. import devices
+from .common import principal, read_json
+
+
+class Collection:
+    def __init__(self, rt):
+        self.rt = rt
+
+    def on_get(self, req, resp):
+        resp.media = devices.list_devices(self.rt, principal(req))
+
+    def on_post(self, req, resp):
+        resp.media = devices.register(self.rt, principal(req), read_json(req))
+
+
+class Item:
+    def __init__(self, rt, discard_uploads=None):
+        self.rt = rt
+        self.discard_uploads = discard_uploads
+
+    def on_get(self, req, resp, device_id):
+        resp.media = devices.get(self.rt, principal(req), device_id)
+
+    def on_put(self, req, resp, device_id):
+        resp.media = devices.update(self.rt, principal(req), device_id, read_json(req))
+
+    def on_delete(self, req, resp, device_id):
+        devices.delete(self.rt, principal(req), device_id, self.discard_uploads)
+        resp.status = falcon.HTTP_204
+
+
+class Token:
+    def __init__(self, rt):
+        self.rt = rt
+
+    def on_post(self, req, resp, device_id):
+        resp.media = devices.regenerate_token(self.rt, principal(req), device_id)

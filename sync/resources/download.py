@@ -1,0 +1,6 @@
+"""``GET``/``HEAD /download/{path}``."""
+
+
+class Download:
+    def __init__(self, rt):
+        self.rt = rt

@@ -1,0 +1,103 @@
+"""Wiring: ``open_runtime(config)`` prepares the data directory, database and
+secret; ``create_app(rt)`` builds the Falcon app with its routes, middleware
+and error handlers. Nothing is opened at import time."""
+
+import json
+import logging
+import os
+import time
+
+import falcon
+
+from . import blobs, errors
+from .auth import load_secret
+from .db import init_db
+from .middleware import AccessLog, Auth, Database
+from .resources import conflicts, devices, download, feed, login, meta, report, uploads
+from .runtime import Runtime, new_id
+
+log = logging.getLogger("sync")
+
+API_PREFIXES = ("/api/v1/sync", "/api/sync")
+
+
+def open_runtime(config, clock=time.time, idgen=new_id):
+    """Create the data directory layout, open the database and load the secret."""
+    os.makedirs(config.data_dir, exist_ok=True)
+    blobs.ensure_dirs(config)
+    db_id = init_db(config.path("sync.sqlite3"))
+    return Runtime(config=config, secret=load_secret(config), db_id=db_id,
+                   clock=clock, idgen=idgen)
+
+
+def sync_routes(rt):
+    """(template, resource) for every route under the sync prefixes."""
+    return [
+        ("/devices", devices.Collection(rt)),
+        ("/devices/{device_id}", devices.Item(rt, discard_uploads=_discard_spool(rt))),
+        ("/devices/{device_id}/token", devices.Token(rt)),
+        ("/changes", feed.Changes(rt)),
+        ("/ack", feed.Ack(rt)),
+        ("/report", report.Report(rt)),
+        ("/conflicts", conflicts.Collection(rt)),
+        ("/conflicts/{conflict_id}/resolve", conflicts.Resolve(rt)),
+        ("/upload", uploads.Collection(rt)),
+        ("/upload/{upload_id}", uploads.Item(rt)),
+        ("/upload/{upload_id}/chunks/{index}", uploads.Chunk(rt)),
+        ("/upload/{upload_id}/complete", uploads.Complete(rt)),
+        ("/download/{path:path}", download.Download(rt)),
+    ]
+
+
+def _discard_spool(rt):
+    def discard(upload_ids):
+        for upload_id in upload_ids:
+            blobs.remove_spool(rt.config, upload_id)
+    return discard
+
+
+def create_app(rt):
+    """The WSGI app for an opened ``Runtime``."""
+    middleware = [Database(), Auth(rt)]
+    if rt.config.access_log:
+        middleware.insert(0, AccessLog())
+    app = falcon.App(middleware=middleware)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_route("/healthz", meta.Health())
+    app.add_route("/api/v1/openapi.json", meta.OpenAPI())
+    app.add_route("/api/v1/auth/login", login.Login(rt))
+    for template, resource in sync_routes(rt):
+        for prefix in API_PREFIXES:
+            app.add_route(prefix + template, resource)
+    app.add_error_handler(Exception, _unexpected_error)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(errors.SyncError, _sync_error)
+    return app
+
+
+def _render(resp, status, body, headers=None):
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(body)
+    for name, value in (headers or {}).items():
+        resp.set_header(name, value)
+
+
+def _sync_error(req, resp, exc, params):
+    _render(resp, exc.status, exc.body(), exc.headers)
+
+
+def _http_error(req, resp, exc, params):
+    """Falcon's own errors (unknown route, wrong method) in our shape, with a code."""
+    body = exc.to_dict()
+    status = exc.status_code
+    body.setdefault("code", errors.DEFAULT_CODES.get(status, "error"))
+    body.setdefault("description", body.get("title", ""))
+    _render(resp, status, body, dict(exc.headers or {}))
+
+
+def _unexpected_error(req, resp, exc, params):
+    log.exception("unexpected error on %s %s", req.method, req.path)
+    _render(resp, 500, {"title": "Internal Server Error",
+                        "description": "The server failed; the error is in its log.",
+                        "code": errors.INTERNAL})
