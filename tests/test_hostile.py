@@ -74,6 +74,17 @@ def rejected_unchanged(rt, call):
 
 # -- JSON bodies -------------------------------------------------------------
 
+def test_deeply_nested_json_is_400_not_500(rt, api, seen):
+    resp = rejected_unchanged(rt, lambda: send(api, "POST", "/devices", raw=b"[" * 100000))
+    assert resp.json["code"] == "body_invalid"
+
+
+def test_nan_and_infinity_are_not_json(rt, api, seen):
+    for raw in (b'{"name": NaN}', b'{"name": "x", "platform": -Infinity}'):
+        resp = rejected_unchanged(rt, lambda: send(api, "POST", "/devices", raw=raw))
+        assert resp.json["code"] == "body_invalid"
+
+
 def test_login_with_a_lone_surrogate_is_401(rt, anon):
     """A name SQLite cannot even encode is an unknown user, not a 500."""
     for name in ("\ud800", "a\udfffb"):

@@ -20,12 +20,18 @@ def read_json(req, max_bytes=MAX_JSON_BODY):
         raise errors.SyncError(413, errors.BODY_TOO_LARGE,
                                f"JSON bodies are limited to {max_bytes} bytes.")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a body of 100 000 "[" nests deeper than the parser goes.
         raise errors.bad_request(errors.BODY_INVALID, "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise errors.bad_request(errors.BODY_INVALID, "The body must be a JSON object.")
     return body
+
+
+def _not_json(constant):
+    """NaN and Infinity are not JSON, though Python's parser takes them."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def principal(req):
