@@ -74,6 +74,26 @@ def rejected_unchanged(rt, call):
 
 # -- JSON bodies -------------------------------------------------------------
 
+RAW_BODIES = st.sampled_from([
+    b"", b"{", b"null", b"[]", b"[1]", b"\"x\"", b"1e999999", b"NaN", b"{\"name\": NaN}",
+    b"{\"name\": Infinity}", b"\xff\xfe{}", b"{\"name\": \"\\ud800\"}", b"[" * 100000,
+    b"{\"a\":" * 50000, b"9" * 5000, b"\x00" * 10,
+]) | st.binary(max_size=64)
+
+
+@FUZZ
+@given(raw=RAW_BODIES)
+def test_garbled_json_is_refused_everywhere(rt, api, dev, seen, raw):
+    for caller, method, path in [(api, "POST", "/devices"), (api, "PUT", f"/devices/{seen['id']}"),
+                                 (api, "POST", "/api/v1/auth/login"), (dev, "POST", "/report"),
+                                 (dev, "POST", "/ack"), (dev, "POST", "/upload"),
+                                 (dev, "POST", "/conflicts/1/resolve")]:
+        resp = rejected_unchanged(rt, lambda: send(caller, method, path, raw=raw,
+                                                   headers={"Content-Type": "application/json"}))
+        if resp.status_int == 400 and path != "/conflicts/1/resolve":
+            assert resp.json["code"] == "body_invalid", (path, raw, resp.json)
+
+
 def test_deeply_nested_json_is_400_not_500(rt, api, seen):
     resp = rejected_unchanged(rt, lambda: send(api, "POST", "/devices", raw=b"[" * 100000))
     assert resp.json["code"] == "body_invalid"
@@ -85,9 +105,196 @@ def test_nan_and_infinity_are_not_json(rt, api, seen):
         assert resp.json["code"] == "body_invalid"
 
 
+def test_json_body_over_2_mib_is_413(rt, api, dev, seen):
+    big = json.dumps({"name": "x", "pad": "y" * (2 * 1024 * 1024)})
+    for caller, path in [(api, "/devices"), (dev, "/report"), (dev, "/upload")]:
+        resp = rejected_unchanged(rt, lambda: send(caller, "POST", path, raw=big,
+                                                   headers={"Content-Type": "application/json"}))
+        if resp.status_int != 405:
+            assert resp.status_int == 413 and resp.json["code"] == "body_too_large"
+
+
+@FUZZ
+@given(body=JSON)
+def test_any_json_to_device_endpoints_changes_nothing_unless_valid(rt, api, seen, body):
+    def valid(b):
+        return (isinstance(b, dict) and isinstance(b.get("name"), str)
+                and 1 <= len(b["name"]) <= 100 and b["name"].isprintable()
+                and (b.get("platform") is None or (isinstance(b["platform"], str)
+                                                  and len(b["platform"]) <= 100
+                                                  and b["platform"].isprintable())))
+    if not valid(body):
+        rejected_unchanged(rt, lambda: send(api, "POST", "/devices", body))
+        if isinstance(body, dict) and ("name" in body or "platform" in body):
+            rejected_unchanged(rt, lambda: send(api, "PUT", f"/devices/{seen['id']}", body))
+
+
+@FUZZ
+@given(name=NOT_STRING | st.sampled_from(["", "x" * 101, "a\x00", "tab\there", "\ud800", "\u2028"]),
+       platform=st.just("linux") | NOT_STRING.filter(lambda v: v is not None)
+       | st.sampled_from(["p" * 101, "a\nb", "\udc00"]))
+def test_bad_device_fields_are_body_invalid(rt, api, seen, name, platform):
+    for body in ({"name": name}, {"name": "ok", "platform": platform} if platform != "linux"
+                 else {"name": name, "platform": platform}):
+        resp = rejected_unchanged(rt, lambda: send(api, "POST", "/devices", body))
+        assert resp.json["code"] == "body_invalid"
+        resp = rejected_unchanged(rt, lambda: send(api, "PUT", f"/devices/{seen['id']}", body))
+        assert resp.json["code"] == "body_invalid"
+
+
+@pytest.fixture
+def carol(rt):
+    auth.add_user(rt, "carol", "correct horse")
+
+
+@FUZZ
+@given(username=NOT_STRING | st.text(max_size=200), password=NOT_STRING | st.text(max_size=50))
+def test_login_with_anything_is_400_or_401(rt, anon, carol, username, password):
+    resp = rejected_unchanged(rt, lambda: send(anon, "POST", "/api/v1/auth/login",
+                                               {"username": username, "password": password}))
+    if isinstance(username, str) and isinstance(password, str):
+        assert resp.status_int == 401 and resp.json["code"] == "login_failed"
+    else:
+        assert resp.json["code"] == "body_invalid"
+
+
 def test_login_with_a_lone_surrogate_is_401(rt, anon):
     """A name SQLite cannot even encode is an unknown user, not a 500."""
     for name in ("\ud800", "a\udfffb"):
         resp = rejected_unchanged(rt, lambda: send(anon, "POST", "/api/v1/auth/login",
                                                    {"username": name, "password": "x"}))
         assert resp.status_int == 401 and resp.json["code"] == "login_failed"
+
+
+# -- ids in URLs and headers ---------------------------------------------------
+
+ODD_IDS = st.sampled_from([
+    "%00", "%2e%2e", "..%2f..%2fetc", "%ED%A0%80", "%FF%FE", "x" * 5000, "%E2%80%AE",
+    "1%20OR%201=1", "'%3B--", "%5C%5C", "%0d%0aX-Injected:%201",
+]) | st.text(min_size=1, max_size=30).map(lambda s: urllib.parse.quote(s, safe=""))
+
+
+@FUZZ
+@given(ident=ODD_IDS)
+def test_odd_device_ids_in_the_url_are_404(rt, api, seen, ident):
+    for method, body in [("GET", None), ("PUT", {"name": "x"}), ("DELETE", None)]:
+        resp = rejected_unchanged(rt, lambda: send(api, method, f"/devices/{ident}", body))
+        assert resp.status_int == 404 and resp.json["code"] == "not_found"
+    resp = rejected_unchanged(rt, lambda: send(api, "POST", f"/devices/{ident}/token"))
+    assert resp.status_int == 404
+
+
+HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xff,
+                                    blacklist_characters="\x7f"), max_size=60)
+
+
+@FUZZ
+@given(value=HEADER_TEXT | st.sampled_from(["000000000000000000000001 ", "*", "%00", "x" * 4000]))
+def test_x_device_id_that_is_not_a_device_is_403(rt, api, seen, value):
+    if value == seen["id"] or not value.strip():
+        return
+    resp = rejected_unchanged(rt, lambda: send(api.as_(api.token, value), "GET", "/changes"))
+    if resp.status_int != 405:
+        assert resp.status_int == 403, resp.json
+
+
+@FUZZ
+@given(value=HEADER_TEXT | st.sampled_from([
+    "Bearer", "Bearer  ", "bearer x.y.z", "Basic YTpi", "Bearer a.b", "Bearer ....",
+    "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.", "Bearer " + "A" * 8000]))
+def test_garbage_authorization_is_401(rt, anon, seen, value):
+    resp = rejected_unchanged(rt, lambda: send(anon, "GET", "/devices",
+                                               headers={"Authorization": value}))
+    assert resp.status_int == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+
+
+# -- tokens ----------------------------------------------------------------------
+
+def _forge(claims, key, alg="HS256", headers=None):
+    return jwt.encode(claims, key, algorithm=alg, headers=headers)
+
+
+def _b64(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(header, claims, signature=b""):
+    return ".".join([_b64(json.dumps(header).encode()), _b64(json.dumps(claims).encode()),
+                     _b64(signature)])
+
+
+def test_hostile_tokens_are_401_and_create_nothing(rt, api, seen, bob):
+    now = int(time.time())
+    good = {"sub": "mallory", "iat": now, "exp": now + 600}
+    dev_claims = {"sub": "alice", "typ": "device", "did": seen["id"], "ver": 1,
+                  "iat": now, "exp": now + 600}
+    bob_device = bob.post("/devices", {"name": "Bob's"}).json
+    tokens = {
+        "alg none": _unsigned({"alg": "none", "typ": "JWT"}, good),
+        "alg None": _unsigned({"alg": "None"}, good),
+        "alg missing": _unsigned({"typ": "JWT"}, good, b"x" * 32),
+        "HS512 same secret": _forge(good, rt.secret, "HS512"),
+        "HS384 same secret": _forge(good, rt.secret, "HS384"),
+        "RS256 header, HMAC sig": _unsigned({"alg": "RS256"}, good, b"\x00" * 256),
+        "wrong key": _forge(good, b"k" * 64),
+        "empty key": _unsigned({"alg": "HS256"}, good),
+        "expired": _forge(dict(good, exp=now - 5), rt.secret),
+        "nbf in the future": _forge(dict(good, nbf=now + 3600), rt.secret),
+        "iat in the future": _forge(dict(good, iat=now + 3600), rt.secret),
+        "iat not a number": _forge(dict(good, iat="yesterday"), rt.secret),
+        "exp not a number": _forge(dict(good, exp="never"), rt.secret),
+        "exp huge float": _unsigned({"alg": "HS256"}, dict(good, exp=1e308), b"s"),
+        "no exp": _forge({"sub": "mallory"}, rt.secret),
+        "sub not a string": _forge(dict(good, sub=["alice"]), rt.secret),
+        "sub with slash": _forge(dict(good, sub="alice/../bob"), rt.secret),
+        "typ unknown": _forge(dict(good, typ="admin"), rt.secret),
+        "device of bob named as alice's": _forge(dict(dev_claims, did=bob_device["id"]), rt.secret),
+        "device with ver as bool": _forge(dict(dev_claims, ver=True), rt.secret),
+        "device with ver as float": _forge(dict(dev_claims, ver=1.0), rt.secret),
+        "device with did a list": _forge(dict(dev_claims, did=[seen["id"]]), rt.secret),
+        "device ver 2": _forge(dict(dev_claims, ver=2), rt.secret),
+        "device expired": _forge(dict(dev_claims, exp=now - 1), rt.secret),
+        "truncated": auth.issue_user_token(rt, "alice")[:-3],
+        "signature flipped": auth.issue_user_token(rt, "alice")[:-1] + "A",
+        "two tokens": auth.issue_user_token(rt, "alice") + " " + auth.issue_user_token(rt, "alice"),
+    }
+    for why, token in tokens.items():
+        for method, path in [("GET", "/devices"), ("POST", "/devices"), ("GET", "/changes"),
+                             ("GET", "/conflicts"), ("GET", "/download/a.txt"),
+                             ("POST", "/upload"), ("POST", "/report")]:
+            resp = rejected_unchanged(rt, lambda: send(api.as_(token), method, path,
+                                                       {"name": "x"} if method == "POST" else None))
+            if resp.status_int != 405:
+                assert resp.status_int == 401, (why, path, resp.json)
+                assert resp.headers["WWW-Authenticate"] == "Bearer", why
+
+
+def test_dead_device_tokens_are_401(rt, api, dev, seen):
+    other = api.post("/devices", {"name": "Phone"}).json
+    api.post(f"/devices/{seen['id']}/token")
+    api.delete(f"/devices/{other['id']}", status=204)
+    for token in (seen["token"], other["token"]):
+        for method, path in [("GET", "/devices"), ("GET", f"/devices/{seen['id']}"),
+                             ("GET", "/changes"), ("POST", "/report"), ("POST", "/ack"),
+                             ("POST", "/upload"), ("GET", "/conflicts")]:
+            resp = rejected_unchanged(rt, lambda: send(api.as_(token), method, path,
+                                                       {} if method == "POST" else None))
+            if resp.status_int != 405:
+                assert resp.status_int == 401, (path, resp.json)
+
+
+def test_another_users_device_as_x_device_id_is_403(rt, api, bob, seen):
+    bob_device = bob.post("/devices", {"name": "Bob's"}).json
+    bob.as_(bob_device["token"]).get("/devices")
+    alice_as_bob = api.as_(api.token, bob_device["id"])
+    for method, path in [("GET", "/changes"), ("POST", "/report"), ("POST", "/ack"),
+                         ("POST", "/upload")]:
+        resp = rejected_unchanged(rt, lambda: send(alice_as_bob, method, path,
+                                                   {} if method == "POST" else None))
+        if resp.status_int != 405:
+            assert resp.status_int == 403, (path, resp.json)
+    bob_device_token = bob.as_(bob_device["token"], seen["id"])
+    resp = rejected_unchanged(rt, lambda: send(bob_device_token, "GET", "/changes"))
+    if resp.status_int != 405:
+        assert resp.status_int == 403
