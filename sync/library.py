@@ -358,3 +358,305 @@ def purge_tombstones(rt):
                 "AND changed_at <= ?", (user_id, upto, cutoff))
             database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
                                  (max(horizon, newest), user_id))
+
+
+# -- the changes feed and acks -------------------------------------------------
+
+def _parse_limit(limit):
+    if limit is None:
+        return DEFAULT_LIMIT
+    if not isinstance(limit, str) or not re.fullmatch(r"[0-9]{1,7}", limit) \
+            or not 1 <= int(limit) <= MAX_LIMIT:
+        raise errors.bad_request(errors.LIMIT_INVALID,
+                                 f"'limit' must be an integer from 1 to {MAX_LIMIT}.")
+    return int(limit)
+
+
+def _decode_cursor(rt, cursor):
+    """(rev, listing) of a cursor this server issued; 400 ``cursor_invalid`` else."""
+    rev = cursors.decode(rt.db_id, cursor)
+    listing = rev >= LISTING_OFFSET
+    if listing:
+        rev -= LISTING_OFFSET
+    if rev > current_rev():
+        raise errors.bad_request(errors.CURSOR_INVALID, "The cursor is not one this server issued.")
+    return rev, listing
+
+
+def changes(rt, user_id, cursor=None, limit=None):
+    """A page of the feed: the user's entries changed after ``cursor`` in rev
+    order, each at its latest state; ``cursor`` None lists from the beginning."""
+    limit = _parse_limit(limit)
+    with database.atomic():  # one snapshot: the horizon and the page agree
+        horizon = database.execute_sql(
+            "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
+        if cursor is None:
+            after, listing = 0, True
+        else:
+            after, listing = _decode_cursor(rt, cursor)
+            if not listing and after < horizon:
+                raise errors.bad_request(
+                    errors.CURSOR_EXPIRED,
+                    "Deletions after this cursor have been purged: list the library "
+                    "again from the beginning.")
+        rows = database.execute_sql(
+            f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND rev > ? "
+            f"ORDER BY rev LIMIT ?", (user_id, after, limit + 1)).fetchall()
+    has_more = len(rows) > limit
+    page = [change_json(dict(zip(_COLUMNS, row))) for row in rows[:limit]]
+    last = page[-1]["rev"] if page else after
+    if has_more and listing and last < horizon:
+        next_rev = LISTING_OFFSET + last
+    elif has_more:
+        next_rev = last
+    else:
+        # Nothing of the user's lies after `last`, and revisions up to the
+        # horizon are never handed out again.
+        next_rev = max(last, horizon)
+    return {"changes": page, "cursor": cursors.encode(rt.db_id, next_rev), "has_more": has_more}
+
+
+def ack(rt, device_id, body):
+    """Record that the device applied everything up to ``body["cursor"]``;
+    acks only move forward."""
+    cursor = body.get("cursor")
+    if not isinstance(cursor, str):
+        raise errors.bad_request(errors.BODY_INVALID, "'cursor' must be a string.")
+    with write():
+        rev, _ = _decode_cursor(rt, cursor)
+        row = database.execute_sql(
+            "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
+        acked_rev, acked_at = row
+        if acked_rev is None or rev > acked_rev:
+            acked_rev, acked_at = rev, rt.now()
+            database.execute_sql("UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
+                                 (acked_rev, acked_at, device_id))
+    return {"device_id": device_id, "acked_cursor": cursors.encode(rt.db_id, acked_rev),
+            "acked_at": acked_at}
+
+
+# -- reports -------------------------------------------------------------------
+
+class _Rejected(Exception):
+    """An invalid report item; the message says why."""
+
+
+def _check_int(item, key, minimum=None, nullable=False):
+    value = item.get(key)
+    if value is None and nullable and key in item:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "an integer or null" if nullable else "an integer"
+        raise _Rejected(f"'{key}' must be {kind}.")
+    if not (minimum if minimum is not None else -MAX_INT) <= value <= MAX_INT:
+        raise _Rejected(f"'{key}' is out of range.")
+    return value
+
+
+def _check_path(item, key):
+    if key not in item:
+        raise _Rejected(f"'{key}' is required.")
+    try:
+        return paths.normalize(item[key])
+    except errors.SyncError as exc:
+        raise _Rejected(exc.description) from None
+
+
+def _parse_item(item):
+    """(op, path, args) of a report item, or ``_Rejected``."""
+    if not isinstance(item, dict):
+        raise _Rejected("An item must be a JSON object.")
+    op = item.get("op")
+    if op not in ("put", "delete", "move"):
+        raise _Rejected("'op' must be 'put', 'delete' or 'move'.")
+    path = _check_path(item, "path")
+    base_rev = _check_int(item, "base_rev", minimum=0, nullable=True)
+    if op == "put":
+        sha = item.get("sha256")
+        if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
+            raise _Rejected("'sha256' must be 64 hexadecimal digits.")
+        return op, path, (sha.lower(), _check_int(item, "size", minimum=0),
+                          _check_int(item, "mtime"), base_rev)
+    if op == "delete":
+        return op, path, (base_rev,)
+    target = _check_path(item, "to")
+    if target == path:
+        raise _Rejected("'to' is the same path as 'path'.")
+    return op, path, (target, base_rev)
+
+
+def _parse_report(body):
+    items = body.get("changes")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_REPORT_ITEMS:
+        raise errors.bad_request(
+            errors.BODY_INVALID,
+            f"'changes' must be a list of 1 to {MAX_REPORT_ITEMS} items.")
+    return items
+
+
+def report(rt, user_id, device_id, body):
+    """Apply a device's report: every item by the rules of the spec, each
+    atomically, all in one write transaction. One result per item, in order."""
+    items = _parse_report(body)
+    parsed = []
+    for item in items:
+        try:
+            parsed.append(_parse_item(item))
+        except _Rejected as exc:
+            path = item.get("path") if isinstance(item, dict) else None
+            parsed.append(("rejected", path if isinstance(path, str) else None, str(exc)))
+    touched, shas = [], []
+    for op, path, args in parsed:
+        if op != "rejected":
+            touched.append(path)
+        if op == "move":
+            touched.append(args[0])
+        elif op == "put":
+            shas.append(args[0])
+    results = []
+    with write():
+        library = _Library(rt, user_id)
+        library.load(touched, shas)
+        for op, path, args in parsed:
+            if op == "rejected":
+                result = {"status": "rejected", "error": args}
+            elif op == "put":
+                sha, size, mtime, base_rev = args
+                held_size = library.held.get(sha)
+                if held_size is not None and held_size != size:
+                    result = {"status": "rejected",
+                              "error": f"'size' is {size} but the content with this "
+                                       f"sha256 has {held_size} bytes."}
+                else:
+                    result = library.report_put(device_id, path, sha, size, mtime, base_rev,
+                                                held=held_size is not None)
+            elif op == "delete":
+                result = library.report_delete(device_id, path, *args)
+            else:
+                result = library.report_move(device_id, path, *args)
+            if result.get("rev") is None:
+                result.pop("rev", None)
+            results.append({"path": path, **result})
+        library.flush()
+    return {"results": results}
+
+
+# -- conflicts -----------------------------------------------------------------
+
+_CONFLICT_COLUMNS = ("id", "path", "kind", "created_at", "server_rev", "server_op",
+                     "server_sha256", "server_size", "server_mtime", "server_device_id",
+                     "client_op", "client_sha256", "client_size", "client_mtime",
+                     "client_device_id", "client_to", "resolution", "resolved_at")
+
+
+def conflict_json(row):
+    conflict = {
+        "id": row["id"], "path": row["path"], "kind": row["kind"],
+        "created_at": row["created_at"],
+        "server": {"rev": row["server_rev"], "op": row["server_op"],
+                   "sha256": row["server_sha256"], "size": row["server_size"],
+                   "mtime": row["server_mtime"], "device_id": row["server_device_id"]},
+        "client": {"op": row["client_op"], "sha256": row["client_sha256"],
+                   "size": row["client_size"], "mtime": row["client_mtime"],
+                   "device_id": row["client_device_id"]},
+    }
+    if row["client_to"] is not None:
+        conflict["client"]["to"] = row["client_to"]
+    if row["resolved_at"] is not None:
+        conflict["resolved_at"] = row["resolved_at"]
+        conflict["resolution"] = row["resolution"]
+    return conflict
+
+
+def list_conflicts(rt, user_id):
+    """The user's unresolved conflicts, oldest first."""
+    rows = database.execute_sql(
+        f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE user_id = ? "
+        f"AND resolved_at IS NULL ORDER BY created_at, rowid", (user_id,))
+    return {"conflicts": [conflict_json(dict(zip(_CONFLICT_COLUMNS, r))) for r in rows]}
+
+
+def _device_name(device_id):
+    row = database.execute_sql("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
+    # A name goes into a path segment: no folder separators in it.
+    name = (row[0] if row else "unknown device").replace("/", "-").replace("\\", "-")
+    return "".join(ch for ch in name if ch.isprintable()) or "device"
+
+
+def _conflict_name(library, path, device_name, date):
+    """The first free ``name (conflict <device> <date>[ n]).ext`` beside ``path``;
+    only a live entry makes a name taken."""
+    folder, _, base = path.rpartition("/")
+    stem, ext = os.path.splitext(base)
+    for n in range(1, MAX_CONFLICT_SUFFIX + 1):
+        tag = f" (conflict {device_name} {date}{'' if n == 1 else f' {n}'})"
+        room = paths.MAX_SEGMENT_BYTES - len((tag + ext).encode("utf-8"))
+        short = stem.encode("utf-8")[:max(room, 0)].decode("utf-8", "ignore")
+        candidate = (folder + "/" if folder else "") + short + tag + ext
+        try:
+            candidate = paths.normalize(candidate)
+        except errors.SyncError:
+            continue
+        library.load([candidate])
+        if library.head(candidate) is None:
+            return candidate
+    raise errors.bad_request(errors.RESOLUTION_INVALID,
+                             "No free name is left beside this path for keep_both.")
+
+
+def _resolve_changes(rt, library, row, resolution):
+    """Apply ``resolution`` to the library; the entries it changed."""
+    if resolution == "keep_server" or row["client_op"] == "delete" and resolution == "keep_both":
+        return []
+    path, device_id = row["path"], row["client_device_id"]
+    date = datetime.fromtimestamp(rt.clock(), timezone.utc).strftime("%Y-%m-%d")
+    if row["client_op"] == "delete":
+        library.load([path])
+        return [library.delete(path, device_id)] if library.head(path) else []
+    if row["client_op"] == "move":
+        target = row["client_to"]
+        library.load([path, target])
+        if library.head(path) is None:
+            return []  # the source is gone: nothing left to move
+        if resolution == "keep_both":
+            target = _conflict_name(library, target, _device_name(device_id), date)
+        put = library.move(path, target, device_id)
+        return [library.entries[path], put]
+    library.load([path])
+    if resolution == "keep_both":
+        path = _conflict_name(library, path, _device_name(device_id), date)
+    head = library.head(path)
+    if head is not None and head["sha256"] == row["client_sha256"]:
+        return []
+    return [library.put(path, device_id, row["client_sha256"], row["client_size"],
+                        row["client_mtime"])]
+
+
+def resolve(rt, user_id, conflict_id, body):
+    """Settle one of the user's conflicts with ``keep_server``, ``keep_client``
+    or ``keep_both``; the resolution's changes append to the feed."""
+    resolution = body.get("resolution")
+    if not isinstance(resolution, str):
+        raise errors.bad_request(errors.BODY_INVALID, "'resolution' must be a string.")
+    with write():
+        found = database.execute_sql(
+            f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE id = ? AND user_id = ?",
+            (conflict_id, user_id)).fetchone()
+        if found is None:
+            raise errors.not_found(f"No conflict {conflict_id!r}.")
+        row = dict(zip(_CONFLICT_COLUMNS, found))
+        if resolution not in RESOLUTIONS:
+            raise errors.bad_request(
+                errors.RESOLUTION_INVALID,
+                f"'resolution' must be one of {', '.join(RESOLUTIONS)}.")
+        if row["resolved_at"] is not None:
+            raise errors.bad_request(errors.ALREADY_RESOLVED,
+                                     f"This conflict was resolved with {row['resolution']}.")
+        library = _Library(rt, user_id)
+        changed = _resolve_changes(rt, library, row, resolution)
+        library.flush()
+        row["resolution"], row["resolved_at"] = resolution, library.now
+        database.execute_sql(
+            "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE id = ?",
+            (resolution, library.now, conflict_id))
+    return {"conflict": conflict_json(row), "results": [change_json(e) for e in changed]}
