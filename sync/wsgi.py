@@ -63,6 +63,11 @@ def create_app(rt):
         middleware.insert(0, AccessLog())
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
+    # ASCII-escaped JSON: a client string echoed back (a rejected path holding
+    # a lone surrogate) cannot be encoded as UTF-8 and would turn an answer,
+    # possibly to a request already committed, into an empty 500.
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(
+        dumps=json.dumps)
     app.add_route("/healthz", meta.Health())
     app.add_route("/api/v1/openapi.json", meta.OpenAPI())
     app.add_route("/api/v1/auth/login", login.Login(rt))

@@ -298,3 +298,13 @@ def test_another_users_device_as_x_device_id_is_403(rt, api, bob, seen):
     resp = rejected_unchanged(rt, lambda: send(bob_device_token, "GET", "/changes"))
     if resp.status_int != 405:
         assert resp.status_int == 403
+
+
+def test_a_rejected_path_with_a_lone_surrogate_is_echoed_not_a_500(rt, dev, seen):
+    """The answer to a report that applied other items must reach the client."""
+    items = [{"op": "delete", "path": "\ud800", "base_rev": None},
+             {"op": "move", "path": "a", "to": "b/\udfff", "base_rev": None}]
+    resp = send(dev, "POST", "/report", {"changes": items})
+    assert resp.status_int == 200
+    assert [r["status"] for r in resp.json["results"]] == ["rejected", "rejected"]
+    assert resp.json["results"][0]["path"] == "\ud800"
