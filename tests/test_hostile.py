@@ -30,9 +30,9 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                     max_leaves=12)
 NOT_STRING = st.none() | st.booleans() | st.integers() | st.floats() | st.lists(
     st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
-NOT_INT = (st.none() | st.booleans() | st.floats(allow_nan=False).filter(lambda f: f != int(f)
-                                                                         if abs(f) < 1e300 else True)
-           | st.text(max_size=5) | st.lists(st.integers(), max_size=2))
+NOT_INT = (st.none() | st.booleans() | st.floats() | st.text(max_size=5)
+           | st.lists(st.integers(), max_size=2) | st.integers(min_value=2 ** 63)
+           | st.integers(max_value=-2 ** 63 - 1))
 CONTROL = [chr(c) for c in range(0, 32)] + ["\x7f", "\x85", "\x9b"]
 
 # Paths the spec says are refused, and paths that only look dangerous.
@@ -298,6 +298,157 @@ def test_another_users_device_as_x_device_id_is_403(rt, api, bob, seen):
     resp = rejected_unchanged(rt, lambda: send(bob_device_token, "GET", "/changes"))
     if resp.status_int != 405:
         assert resp.status_int == 403
+
+
+# -- report, feed, ack, conflicts ------------------------------------------------
+
+SHA = "ab" * 32
+VALID_ITEMS = {
+    "put": {"op": "put", "path": "docs/x.txt", "sha256": SHA, "size": 1, "mtime": 0,
+            "base_rev": None},
+    "delete": {"op": "delete", "path": "docs/x.txt", "base_rev": None},
+    "move": {"op": "move", "path": "docs/x.txt", "to": "docs/y.txt", "base_rev": None},
+}
+BAD_SHA = st.sampled_from(["", "ab" * 31, "ab" * 33, "zz" * 32, "ab" * 31 + "a\x00",
+                           " " + "ab" * 32, "../" + "a" * 61]) | NOT_STRING
+CORRUPT = {
+    "op": st.sampled_from(["PUT", "", "copy", "put ", "delete\x00"]) | NOT_STRING,
+    "path": BAD_PATH,
+    "to": BAD_PATH,
+    "base_rev": NOT_INT.filter(lambda v: v is not None) | st.integers(max_value=-1),
+    "sha256": BAD_SHA,
+    "size": NOT_INT | st.integers(max_value=-1),
+    "mtime": NOT_INT,
+}
+
+
+@st.composite
+def bad_items(draw):
+    """A report item with exactly one required field corrupted or missing."""
+    op = draw(st.sampled_from(sorted(VALID_ITEMS)))
+    item = dict(VALID_ITEMS[op])
+    field = draw(st.sampled_from([k for k in item if k != "base_rev" or op != "put"]
+                                 + ["base_rev"]))
+    if draw(st.integers(0, 5)) == 0 and field != "base_rev":
+        del item[field]
+    else:
+        item[field] = draw(CORRUPT[field])
+    if field == "to" and item.get("to") == item["path"]:
+        item["to"] = "\x00"
+    return item
+
+
+def _all_rejected(resp, count):
+    if resp.status_int == 200:
+        results = resp.json["results"]
+        assert len(results) == count
+        for result in results:
+            assert result["status"] == "rejected", result
+            assert isinstance(result["error"], str) and result["error"], result
+
+
+@FUZZ
+@given(items=st.lists(bad_items(), min_size=1, max_size=3))
+def test_report_items_with_a_bad_field_are_rejected_and_change_nothing(rt, dev, seen, items):
+    before = snapshot(rt.config)
+    resp = send(dev, "POST", "/report", {"changes": items})
+    if resp.status_int != 200:
+        assert_4xx(resp)
+    _all_rejected(resp, len(items))
+    assert snapshot(rt.config) == before
+
+
+@FUZZ
+@given(path=BAD_PATH)
+def test_hostile_paths_in_a_report_are_rejected(rt, dev, seen, path):
+    items = [dict(VALID_ITEMS["put"], path=path), dict(VALID_ITEMS["delete"], path=path),
+             dict(VALID_ITEMS["move"], path=path), dict(VALID_ITEMS["move"], to=path)]
+    before = snapshot(rt.config)
+    resp = send(dev, "POST", "/report", {"changes": items})
+    if resp.status_int != 200:
+        assert_4xx(resp)
+    _all_rejected(resp, len(items))
+    assert snapshot(rt.config) == before
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"changes": None}, {"changes": "put"}, {"changes": {}}, {"changes": []},
+    {"changes": [VALID_ITEMS["delete"]] * 1001}, {"change": [VALID_ITEMS["delete"]]},
+])
+def test_malformed_report_bodies_are_400_and_apply_nothing(rt, dev, seen, body):
+    resp = rejected_unchanged(rt, lambda: send(dev, "POST", "/report", body))
+    assert resp.status_int == 400 and resp.json["code"] == "body_invalid"
+
+
+CURSORS = st.sampled_from([
+    "", "0", "abc", "=", "====", "AAAA", "%00", "\u00e9", "x" * 65, "x" * 5000,
+    "MDAwMDAwMDAwMDAwMDAwMC4x",                                   # 0000000000000000.1
+    "ZmZmZmZmZmZmZmZmZmZmZi4x",                                   # ffffffffffffffff.1
+]) | st.text(max_size=40)
+
+
+@FUZZ
+@given(cursor=CURSORS, limit=st.none() | st.sampled_from(
+    ["0", "-1", "1001", "1.5", "1e3", "", "abc", " 5", "99999999999999999999", "0x10", "\u0661"])
+    | st.text(max_size=8))
+def test_garbled_cursors_and_limits_are_400(rt, dev, seen, cursor, limit):
+    params = {"cursor": cursor}
+    if limit is not None:
+        params["limit"] = limit
+    query = urllib.parse.urlencode(params)
+    resp = send(dev, "GET", "/changes?" + query)
+    if resp.status_int == 200:
+        # Only a cursor the server could have issued, with a usable limit.
+        assert limit is None or limit.isdigit() and 1 <= int(limit) <= 1000
+        return
+    assert_4xx(resp)
+    assert resp.json["code"] in ("cursor_invalid", "cursor_expired", "limit_invalid"), resp.json
+    resp = rejected_unchanged(rt, lambda: send(dev, "POST", "/ack", {"cursor": cursor}))
+    assert resp.json["code"] in ("cursor_invalid", "cursor_expired", "body_invalid"), resp.json
+
+
+@FUZZ
+@given(cursor=NOT_STRING)
+def test_ack_cursor_of_the_wrong_type_is_body_invalid(rt, dev, seen, cursor):
+    resp = rejected_unchanged(rt, lambda: send(dev, "POST", "/ack", {"cursor": cursor}))
+    assert resp.json["code"] in ("body_invalid", "cursor_invalid")
+
+
+def test_cursor_from_the_future_or_another_database_is_refused(rt, dev, seen):
+    from sync import cursors
+    future = cursors.encode(rt.db_id, 10 ** 9)
+    other = cursors.encode("0123456789abcdef", 1)
+    for cursor, code in [(future, "cursor_invalid"), (other, "cursor_expired")]:
+        resp = rejected_unchanged(rt, lambda: send(dev, "GET", "/changes?cursor=" + cursor))
+        assert resp.json["code"] == code
+        resp = rejected_unchanged(rt, lambda: send(dev, "POST", "/ack", {"cursor": cursor}))
+        assert resp.status_int == 400
+
+
+@pytest.fixture
+def conflict(dev, seen):
+    """An unresolved conflict: a move of a path that does not exist."""
+    resp = dev.post("/report", {"changes": [VALID_ITEMS["move"]]}).json
+    return resp["results"][0]["conflict_id"]
+
+
+@FUZZ
+@given(body=JSON | st.fixed_dictionaries({"resolution": JSON | st.sampled_from(
+    ["KEEP_SERVER", "keep_server ", "keep", "", "keep_client\x00"])}))
+def test_bad_resolutions_are_400_and_change_nothing(rt, api, dev, conflict, body):
+    for caller in (api, dev):
+        resp = rejected_unchanged(rt, lambda: send(caller, "POST",
+                                                   f"/conflicts/{conflict}/resolve", body))
+        assert resp.status_int == 400
+        assert resp.json["code"] in ("body_invalid", "resolution_invalid"), resp.json
+
+
+@FUZZ
+@given(ident=ODD_IDS)
+def test_odd_conflict_ids_are_404(rt, api, conflict, ident):
+    resp = rejected_unchanged(rt, lambda: send(api, "POST", f"/conflicts/{ident}/resolve",
+                                               {"resolution": "keep_server"}))
+    assert resp.status_int == 404, resp.json
 
 
 def test_a_rejected_path_with_a_lone_surrogate_is_echoed_not_a_500(rt, dev, seen):
