@@ -173,3 +173,11 @@ def test_an_encoded_slash_inside_a_segment_is_400(api, stored):
 def test_download_needs_a_token(anon, stored):
     resp = anon.get("/download/books/Dune.txt", status=401)
     assert_error(resp, 401, "unauthorized")
+
+
+def test_a_deleted_path_is_404(dev, stored):
+    rev = dev.get("/changes").json["changes"][-1]["rev"]
+    result = dev.post("/report", {"changes": [{"op": "delete", "path": "books/Dune.txt",
+                                               "base_rev": rev}]}).json["results"][0]
+    assert result["status"] == "applied"
+    assert_error(dev.get("/download/books/Dune.txt", status=404), 404, "not_found")

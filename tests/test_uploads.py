@@ -509,3 +509,56 @@ def test_a_file_larger_than_the_free_disk_is_507_and_leaves_nothing(tmp_path, cl
     assert_error(dev.post("/upload", body, status=507), 507, "insufficient_storage")
     assert spool_files(rt) == []
     assert count("uploads") == 0
+
+
+# With the library
+
+
+def test_the_upload_required_flow_ends_in_the_feed(dev, device):
+    data = content(CHUNK + 3)
+    item = {"op": "put", "path": "docs/a.pdf", "sha256": sha256(data), "size": len(data),
+            "mtime": 1600000000, "base_rev": None}
+    result = dev.post("/report", {"changes": [item]}).json["results"][0]
+    assert result["status"] == "upload_required"
+    answer = upload(dev, "docs/a.pdf", data, mtime=1600000000)
+    assert answer["status"] == "applied"
+    change = dev.get("/changes").json["changes"][-1]
+    assert change == {"path": "docs/a.pdf", "op": "put", "rev": answer["rev"],
+                      "size": len(data), "sha256": sha256(data), "mtime": 1600000000,
+                      "device_id": device["id"]}
+
+
+def test_complete_on_a_path_changed_meanwhile_is_a_conflict(api, dev):
+    ours = content(100, seed=1)
+    theirs = content(100, seed=2)
+    session = start(dev, "a.txt", ours).json
+    send(dev, session["id"], 0, ours)
+    head = upload(dev, "a.txt", theirs)  # another version lands first
+    answer = dev.post(f"/upload/{session['id']}/complete").json
+    assert answer["status"] == "conflict"
+    assert answer["rev"] == head["rev"]
+    conflicts = api.get("/conflicts").json["conflicts"]
+    assert [c["id"] for c in conflicts] == [answer["conflict_id"]]
+    assert dev.post(f"/upload/{session['id']}/complete").json == answer
+    assert dev.get("/download/a.txt").body == theirs
+
+
+def test_the_blob_of_an_unresolved_conflict_survives_the_sweep(rt, dev, clock):
+    ours = content(100, seed=1)
+    session = start(dev, "a.txt", ours).json
+    send(dev, session["id"], 0, ours)
+    upload(dev, "a.txt", content(100, seed=2))
+    dev.post(f"/upload/{session['id']}/complete")
+    clock.advance(DAY)
+    sweep(rt)
+    assert os.path.exists(blobs.blob_path(rt.config, sha256(ours)))
+
+
+def test_sweep_removes_the_blob_of_a_deleted_file(rt, dev, clock):
+    data = content(100)
+    rev = upload(dev, "a.txt", data)["rev"]
+    dev.post("/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": rev}]})
+    clock.advance(DAY)
+    assert sweep(rt) == {"uploads": 1, "blobs": 1}
+    assert not os.path.exists(blobs.blob_path(rt.config, sha256(data)))
+    assert count("blobs") == 0
