@@ -36,6 +36,8 @@ FILE_TOO_LARGE = "file_too_large"
 UPLOAD_BUSY = "upload_busy"
 UPLOAD_COMPLETED = "upload_completed"
 
+MAX_INT = 2 ** 63 - 1  # SQLite's largest integer: a larger one cannot be stored
+
 _INDEX = re.compile(r"^[0-9]{1,12}$")
 _DIGEST_MEMBER = re.compile(r"^([a-z][a-z0-9_.*-]*)=:([A-Za-z0-9+/=]*):(;.*)?$")
 
@@ -116,10 +118,10 @@ def _check_body(rt, body):
     if not blobs.is_sha256(sha256):
         raise _invalid("'sha256' must be 64 lowercase hexadecimal digits.")
     base_rev = body["base_rev"]
-    if base_rev is not None and (not _is_int(base_rev) or base_rev < 0):
+    if base_rev is not None and (not _is_int(base_rev) or not 0 <= base_rev <= MAX_INT):
         raise _invalid("'base_rev' must be a revision (an integer) or null.")
     mtime = body.get("mtime")
-    if mtime is not None and not _is_int(mtime):
+    if mtime is not None and (not _is_int(mtime) or not -MAX_INT <= mtime <= MAX_INT):
         raise _invalid("'mtime' must be an integer (seconds since the epoch) or null.")
     limit = _chunk_limit(rt.config)
     chunk_size = body.get("chunk_size")

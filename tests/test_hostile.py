@@ -464,3 +464,190 @@ def test_a_rejected_path_with_a_lone_surrogate_is_echoed_not_a_500(rt, dev, seen
     assert resp.status_int == 200
     assert [r["status"] for r in resp.json["results"]] == ["rejected", "rejected"]
     assert resp.json["results"][0]["path"] == "\ud800"
+
+
+# -- uploads and downloads -------------------------------------------------------
+
+CHUNK = 256 * 1024
+
+
+def _digest(data):
+    import base64
+    import hashlib
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+
+
+def _sha(data):
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+def _upload(dev, path, data, **extra):
+    body = dict({"path": path, "size": len(data), "sha256": _sha(data), "base_rev": None,
+                 "chunk_size": CHUNK}, **extra)
+    session = dev.post("/upload", body).json
+    for index in range(session["chunk_count"]):
+        if index not in session["received"]:
+            dev.put(f"/upload/{session['id']}/chunks/{index}",
+                    raw=data[index * CHUNK:(index + 1) * CHUNK])
+    return dev.post(f"/upload/{session['id']}/complete").json
+
+
+class Stock(dict):
+    """The stocked library; a short repr keeps Hypothesis' reports readable."""
+
+    def __repr__(self):
+        return "<stocked library>"
+
+
+@pytest.fixture
+def stocked(dev, seen):
+    """Alice's library holds ``docs/a.txt`` (300 KiB, two chunks) and an open
+    session for ``docs/b.bin`` with chunk 0 of 2 received."""
+    data = bytes(range(256)) * 1200
+    assert _upload(dev, "docs/a.txt", data)["status"] == "applied"
+    other = data[::-1]
+    session = dev.post("/upload", {"path": "docs/b.bin", "size": len(other), "sha256": _sha(other),
+                                   "base_rev": None, "chunk_size": CHUNK}).json
+    dev.put(f"/upload/{session['id']}/chunks/0", raw=other[:CHUNK])
+    return Stock(data=data, session=session, other=other)
+
+
+UPLOAD_CORRUPT = {
+    "path": BAD_PATH,
+    "size": NOT_INT.filter(lambda v: v is not None) | st.integers(max_value=-1),
+    "sha256": BAD_SHA | st.just("AB" * 32),
+    "base_rev": NOT_INT.filter(lambda v: v is not None) | st.integers(max_value=-1),
+    "mtime": NOT_INT.filter(lambda v: v is not None),
+    "chunk_size": NOT_INT.filter(lambda v: v is not None) | st.sampled_from(
+        [0, 1, CHUNK - 1, 64 * 1024 * 1024 + 1, 2 ** 40]),
+}
+
+
+@st.composite
+def bad_upload_bodies(draw):
+    body = {"path": "docs/new.txt", "size": 10, "sha256": SHA, "base_rev": None,
+            "mtime": 0, "chunk_size": CHUNK}
+    field = draw(st.sampled_from(sorted(UPLOAD_CORRUPT)))
+    if draw(st.integers(0, 4)) == 0 and field in ("path", "size", "sha256", "base_rev"):
+        del body[field]
+    else:
+        body[field] = draw(UPLOAD_CORRUPT[field])
+    return body
+
+
+@FUZZ
+@given(body=bad_upload_bodies())
+def test_bad_upload_sessions_are_refused_and_leave_no_spool(rt, dev, stocked, body):
+    resp = rejected_unchanged(rt, lambda: send(dev, "POST", "/upload", body))
+    assert resp.json["code"] in ("body_invalid", "path_invalid", "file_too_large"), resp.json
+
+
+@FUZZ
+@given(index=st.sampled_from(["2", "-1", "1.0", "01x", "1e0", "99999999999999999999", "%00",
+                              "%2e%2e", "0x0", "%D9%A1", "+1", "%201"])
+       | st.text(min_size=1, max_size=6).map(lambda s: urllib.parse.quote(s, safe="")))
+def test_bad_chunk_indices_are_chunk_invalid(rt, dev, stocked, index):
+    sid = stocked["session"]["id"]
+    if urllib.parse.unquote(index) in ("0", "1"):
+        return
+    resp = rejected_unchanged(rt, lambda: send(dev, "PUT", f"/upload/{sid}/chunks/{index}",
+                                               raw=stocked["other"][CHUNK:]))
+    assert resp.status_int in (400, 404, 405), resp.json
+    if resp.status_int == 400:
+        assert resp.json["code"] == "chunk_invalid"
+
+
+@FUZZ
+@given(header=st.sampled_from([
+    "sha-256=:AAAA:", "sha-256=AAAA", "sha-256=::", "sha-256=:" + "A" * 44 + ":",
+    "sha-256=:not base64!:", "sha-512=:AAAA:, sha-256=:AAAA:", "md5=:AAAA:, sha-256=:AA==:",
+    "SHA-256=:x:", ",", "sha-256", "=", "sha-256=:" + "A" * 5000 + ":",
+]) | HEADER_TEXT)
+def test_bad_content_digests_are_chunk_invalid_and_uncount_the_chunk(rt, dev, stocked, header):
+    sid = stocked["session"]["id"]
+    chunk = stocked["other"][CHUNK:]
+    resp = send(dev, "PUT", f"/upload/{sid}/chunks/1", raw=chunk,
+                headers={"Content-Digest": header})
+    if resp.status_int == 200:
+        # Only a header that names no sha-256 (other algorithms) may pass.
+        assert "sha-256=" not in header.replace(" ", "")
+        dev.delete(f"/upload/{sid}/chunks/1", status="*")
+        return
+    assert_4xx(resp)
+    assert resp.json["code"] == "chunk_invalid", resp.json
+    assert 1 not in dev.get(f"/upload/{sid}").json["received"]
+
+
+def test_wrong_length_chunks_are_chunk_invalid_and_not_counted(rt, dev, stocked):
+    sid = stocked["session"]["id"]
+    last = stocked["other"][CHUNK:]
+    for body in (b"", last[:-1], last + b"x", stocked["other"][:CHUNK]):
+        resp = rejected_unchanged(rt, lambda: send(dev, "PUT", f"/upload/{sid}/chunks/1",
+                                                   raw=body))
+        assert resp.status_int in (400, 413) and resp.json["code"] in (
+            "chunk_invalid", "body_too_large"), resp.json
+
+
+def test_completing_with_a_chunk_missing_is_chunks_missing(rt, dev, stocked):
+    sid = stocked["session"]["id"]
+    resp = rejected_unchanged(rt, lambda: send(dev, "POST", f"/upload/{sid}/complete"))
+    assert resp.json["code"] == "chunks_missing" and resp.json["missing"] == [1]
+
+
+def test_wrong_bytes_are_digest_mismatch_and_the_session_stays_open(rt, dev, stocked):
+    sid = stocked["session"]["id"]
+    dev.put(f"/upload/{sid}/chunks/1", raw=b"\x00" * (len(stocked["other"]) - CHUNK))
+    resp = rejected_unchanged(rt, lambda: send(dev, "POST", f"/upload/{sid}/complete"))
+    assert resp.json["code"] == "digest_mismatch"
+    assert dev.get(f"/upload/{sid}").json["state"] == "open"
+
+
+DOWNLOAD_PATHS = st.sampled_from([
+    "..", "../docs/a.txt", "docs/../docs/a.txt", "docs/./a.txt", "docs//a.txt", "/docs/a.txt",
+    "docs%2Fa.txt", "docs%2fa.txt", "docs%5Ca.txt", "docs/a.txt%00", "%00", "docs/a.txt%0A",
+    "%2e%2e/docs/a.txt", "%2E%2E", "docs/A.TXT", "docs/a.txt/", "docs/a.txt/..",
+    "docs/" + "x" * 300, "d/" * 2100 + "a", "%ED%A0%80", "%FF", "%C0%AE%C0%AE/x",
+    "docs/a.txt%20", "docs%00/a.txt", "blobs/../../sync.sqlite3", "..%2f..%2fsecret.key",
+]) | st.text(max_size=20).map(lambda s: urllib.parse.quote(s, safe="/"))
+
+
+@FUZZ
+@given(path=DOWNLOAD_PATHS)
+def test_download_of_hostile_paths_is_4xx_and_never_other_bytes(rt, dev, api, stocked, path):
+    if urllib.parse.unquote(path) in ("docs/a.txt", "docs/a.txt/"):
+        return
+    for caller in (dev, api):
+        for method in ("GET", "HEAD"):
+            resp = rejected_unchanged(rt, lambda: send(caller, method, "/download/" + path))
+            assert resp.status_int in (400, 404), (path, resp.status)
+
+
+RANGES = st.sampled_from([
+    "bytes=0-0", "bytes=-1", "bytes=0-", "bytes=5-2", "bytes=999999999-", "bytes=-0",
+    "bytes=0-999999999999999999999999", "bytes=-99999999999999999999", "bytes=1-2,3-4",
+    "bytes=", "bytes=-", "items=0-1", "bytes=a-b", "bytes 0-1", "bytes=\u00b9-2",
+    "bytes=0-1\x00", "bytes=307199-", "bytes=307200-", "bytes=--1",
+]) | HEADER_TEXT.map(lambda s: "bytes=" + s)
+
+
+@FUZZ
+@given(range_=RANGES, if_range=st.none() | st.sampled_from(
+    ['"x"', "W/\"x\"", "Thu, 01 Jan 1970 00:00:00 GMT", "not a date", "", "\"" + "a" * 64 + "\""]))
+def test_any_range_header_answers_the_right_bytes_or_416(rt, dev, stocked, range_, if_range):
+    data = stocked["data"]
+    headers = {"Range": range_}
+    if if_range is not None:
+        headers["If-Range"] = if_range
+    resp = send(dev, "GET", "/download/docs/a.txt", headers=headers)
+    assert resp.status_int in (200, 206, 416), (range_, resp.status)
+    if resp.status_int == 200:
+        assert resp.body == data
+    elif resp.status_int == 206:
+        unit, _, spec = resp.headers["Content-Range"].partition(" ")
+        span, _, total = spec.partition("/")
+        first, _, last = span.partition("-")
+        assert unit == "bytes" and int(total) == len(data)
+        assert resp.body == data[int(first):int(last) + 1]
+    else:
+        assert resp.headers["Content-Range"] == f"bytes */{len(data)}"
