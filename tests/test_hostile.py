@@ -651,3 +651,15 @@ def test_any_range_header_answers_the_right_bytes_or_416(rt, dev, stocked, range
         assert resp.body == data[int(first):int(last) + 1]
     else:
         assert resp.headers["Content-Range"] == f"bytes */{len(data)}"
+
+
+@FUZZ
+@given(mtime=st.sampled_from([2 ** 63 - 1, -(2 ** 63 - 1), 10 ** 15, -10 ** 12, 253402300800, -1]))
+def test_download_of_a_file_with_an_extreme_mtime_is_not_a_500(rt, dev, stocked, mtime):
+    """Any integer mtime is accepted, so Last-Modified must be written for it."""
+    data = b"mtime %d" % mtime
+    assert _upload(dev, f"m/{mtime}.txt", data, mtime=mtime)["status"] == "applied"
+    for method in ("GET", "HEAD"):
+        resp = send(dev, method, f"/download/m/{mtime}.txt")
+        assert resp.status_int == 200, resp.status
+    assert resp.headers["ETag"] == f'"{_sha(data)}"'

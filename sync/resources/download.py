@@ -98,8 +98,14 @@ class Download:
         sha256, size, mtime, changed_at = head
         etag = f'"{sha256}"'
         last_modified = mtime if mtime is not None else parse_iso(changed_at)
+        try:
+            modified = formatdate(last_modified, usegmt=True)
+        except (ValueError, OverflowError, OSError):
+            # A device may report any integer mtime; an HTTP date ends at year 9999.
+            last_modified = parse_iso(changed_at)
+            modified = formatdate(last_modified, usegmt=True)
         resp.set_header("ETag", etag)
-        resp.set_header("Last-Modified", formatdate(last_modified, usegmt=True))
+        resp.set_header("Last-Modified", modified)
         resp.set_header("Accept-Ranges", "bytes")
         resp.set_header("Repr-Digest",
                         "sha-256=:" + base64.b64encode(bytes.fromhex(sha256)).decode() + ":")
