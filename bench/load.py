@@ -92,8 +92,12 @@ def client_loop(cid, user, client, pool, rec, deadline, rng):
             if cursor:
                 rec.timed("ack", lambda: client.ack(cursor))
         elif op < 0.8:
-            sha = rng.choice(list(pool))
-            data = pool[sha]
+            if rng.random() < 0.5:
+                data = rng.randbytes(rng.choice([1000, 100 * 1024, 400 * 1024]))
+                sha = sha256(data)
+            else:
+                sha = rng.choice(list(pool))
+                data = pool[sha]
 
             def upload():
                 resp = rec.timed("upload create", lambda: client.create_upload(
@@ -128,11 +132,12 @@ def client_loop(cid, user, client, pool, rec, deadline, rng):
                         rec.status[("download", "bytes differ from ETag")] += 1
 
 
-def verify(url, users, rec):
-    """The final library against the promises; returns a list of problems."""
+def verify(url, users, tokens, rec):
+    """The final library against the promises; returns a list of problems.
+    ``tokens``: a device token of each user (the feed is read as a device)."""
     problems = []
     for user in users:
-        client = Client(url, user_token(user))
+        client = Client(url, tokens[user])
         feed, _ = client.feed()
         for (owner, path), (rev, sha) in rec.applied.items():
             if owner != user:
@@ -197,7 +202,9 @@ def main(argv=None):
             t.join()
         elapsed = time.monotonic() - started
         peak = server.memory()
-        problems = verify(server.url, users, rec)
+        tokens = {user: client.session.headers["Authorization"].split()[1]
+                  for _, user, client in clients}
+        problems = verify(server.url, users, tokens, rec)
     finally:
         server.stop()
     with open(log_path, errors="replace") as f:
