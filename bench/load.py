@@ -205,8 +205,12 @@ def main(argv=None):
         tokens = {user: client.session.headers["Authorization"].split()[1]
                   for _, user, client in clients}
         problems = verify(server.url, users, tokens, rec)
-    finally:
+    except BaseException:
         server.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    server.stop()
     with open(log_path, errors="replace") as f:
         log = f.read()
     total = sum(len(v) for v in rec.latency.values())

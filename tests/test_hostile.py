@@ -663,3 +663,29 @@ def test_download_of_a_file_with_an_extreme_mtime_is_not_a_500(rt, dev, stocked,
         resp = send(dev, method, f"/download/m/{mtime}.txt")
         assert resp.status_int == 200, resp.status
     assert resp.headers["ETag"] == f'"{_sha(data)}"'
+
+
+def test_nfc_and_nfd_spellings_name_one_file(rt, dev, seen):
+    """A path arrives NFD from macOS and NFC from elsewhere: one entry, stored
+    NFC, reachable by either spelling, never a conflict with itself."""
+    import unicodedata
+    nfd = "Cafe\u0301/Re\u0301sume\u0301 \u00c4\u0308.txt"
+    nfc = unicodedata.normalize("NFC", nfd)
+    mixed = nfc.split("/")[0] + "/" + nfd.split("/")[1]
+    assert len({nfd, nfc, mixed}) == 3
+    data = b"one file, three spellings"
+    applied = _upload(dev, nfd, data)
+    assert applied["status"] == "applied"
+    assert [c["path"] for c in dev.get("/changes").json["changes"]] == [nfc]
+    item = {"op": "put", "path": mixed, "sha256": _sha(data), "size": len(data), "mtime": 0,
+            "base_rev": None}
+    assert dev.post("/report", {"changes": [item]}).json["results"][0]["status"] == "unchanged"
+    for spelling in (nfd, nfc, mixed):
+        url = "/download/" + urllib.parse.quote(spelling)
+        assert dev.get(url).body == data
+    result = dev.post("/report", {"changes": [{"op": "delete", "path": mixed,
+                                               "base_rev": applied["rev"]}]}).json["results"][0]
+    assert result["status"] == "applied"
+    changes = dev.get("/changes").json["changes"]
+    assert [(c["path"], c["op"]) for c in changes] == [(nfc, "delete")]
+    assert dev.get("/conflicts").json == {"conflicts": []}
