@@ -689,3 +689,21 @@ def test_nfc_and_nfd_spellings_name_one_file(rt, dev, seen):
     changes = dev.get("/changes").json["changes"]
     assert [(c["path"], c["op"]) for c in changes] == [(nfc, "delete")]
     assert dev.get("/conflicts").json == {"conflicts": []}
+
+
+def test_a_body_of_too_many_json_values_is_400_before_parsing(rt, api, dev, seen):
+    """Two MiB of "{}," would be 700 000 dicts (some 50 MiB) in the server."""
+    for caller, path, raw in [
+            (dev, "/report", b'{"changes": [' + b"{}," * 60000 + b"{}]}"),
+            (api, "/devices", b'{"name": "x", "extra": [' + b"0," * 60000 + b"0]}")]:
+        resp = rejected_unchanged(rt, lambda: send(caller, "POST", path, raw=raw,
+                                                   headers={"Content-Type": "application/json"}))
+        assert resp.status_int == 400 and resp.json["code"] == "body_invalid"
+
+
+def test_a_full_report_with_commas_and_brackets_in_its_paths_is_read(rt, dev, seen):
+    """Punctuation inside strings does not count towards the value limit."""
+    items = [{"op": "delete", "path": f"{i}/" + "/".join(["a,[{" * 50] * 5), "base_rev": None}
+             for i in range(1000)]
+    resp = dev.post("/report", {"changes": items})
+    assert [r["status"] for r in resp.json["results"]] == ["unchanged"] * 1000
