@@ -88,10 +88,11 @@ def cmd_serve(config):
     import waitress
 
     from . import janitor
-    from .wsgi import create_app
+    from .wsgi import create_app, pin_malloc_threshold
 
     rt = _runtime(config)
     app = create_app(rt)
+    pin_malloc_threshold()
     try:
         server = waitress.create_server(
             app, host=config.host, port=config.port, threads=config.threads,
