@@ -7,6 +7,7 @@ at the end.
 """
 
 import argparse
+import concurrent.futures
 import hashlib
 import os
 import shutil
@@ -75,6 +76,8 @@ def main(argv=None):
     parser.add_argument("--size", default="1GiB")
     parser.add_argument("--chunk-size", default="8MiB")
     parser.add_argument("--dir", default=None, help="where to put the data directory")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="chunks sent at once, and downloads of the file at once")
     args = parser.parse_args(argv)
     size, chunk_size = parse_size(args.size), parse_size(args.chunk_size)
     workdir = tempfile.mkdtemp(prefix="memory-", dir=args.dir)
@@ -99,25 +102,41 @@ def main(argv=None):
         resp = client.create_upload("big/file.bin", size, digest, None, chunk_size)
         resp.raise_for_status()
         session = resp.json()
-        for index, chunk in enumerate(chunks(size, base, session["chunk_size"])):
-            client.put_chunk(session["id"], index, chunk).raise_for_status()
+        # Chunks go out ``--parallel`` at a time (the client holds that many).
+        with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
+            pending = set()
+            for index, chunk in enumerate(chunks(size, base, session["chunk_size"])):
+                if len(pending) >= args.parallel:
+                    done, pending = concurrent.futures.wait(
+                        pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                    for future in done:
+                        future.result().raise_for_status()
+                pending.add(pool.submit(client.put_chunk, session["id"], index, chunk))
+            for future in pending:
+                future.result().raise_for_status()
         resp = client.complete(session["id"])
         resp.raise_for_status()
         upload_s = time.monotonic() - t0
         after_upload = server.memory()
         print(f"complete: {resp.json()}")
 
+        def download():
+            got, h = 0, hashlib.sha256()
+            with client.download("big/file.bin", stream=True) as resp:
+                resp.raise_for_status()
+                for part in resp.iter_content(1 << 20):
+                    got += len(part)
+                    h.update(part)
+            return got, h.hexdigest()
+
         t0 = time.monotonic()
-        got, h = 0, hashlib.sha256()
-        with client.download("big/file.bin", stream=True) as resp:
-            resp.raise_for_status()
-            for part in resp.iter_content(1 << 20):
-                got += len(part)
-                h.update(part)
+        with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
+            results = list(pool.map(lambda _: download(), range(args.parallel)))
         download_s = time.monotonic() - t0
-        if got != size or h.hexdigest() != digest:
-            print(f"DOWNLOAD MISMATCH: {got} bytes, sha {h.hexdigest()}")
-            return 1
+        for got, hexdigest in results:
+            if got != size or hexdigest != digest:
+                print(f"DOWNLOAD MISMATCH: {got} bytes, sha {hexdigest}")
+                return 1
         ranged = client.download("big/file.bin", headers={"Range": f"bytes={size // 2}-"},
                                  stream=True)
         ranged_bytes = sum(len(p) for p in ranged.iter_content(1 << 20))
@@ -129,9 +148,11 @@ def main(argv=None):
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     gib = size / (1 << 30)
-    print(f"file: {size / MIB:.0f} MiB ({gib:.2f} GiB), chunks of {session['chunk_size'] / MIB:.0f} MiB")
+    print(f"file: {size / MIB:.0f} MiB ({gib:.2f} GiB), chunks of "
+          f"{session['chunk_size'] / MIB:.0f} MiB, {args.parallel} at a time")
     print(f"upload: {upload_s:.1f} s ({size / MIB / upload_s:.0f} MiB/s); "
-          f"download: {download_s:.1f} s ({size / MIB / download_s:.0f} MiB/s); "
+          f"{args.parallel} download(s): {download_s:.1f} s "
+          f"({args.parallel * size / MIB / download_s:.0f} MiB/s); "
           f"range download of the second half: {ranged.status_code}, {ranged_bytes / MIB:.0f} MiB")
     print(f"server RSS idle: {idle['VmRSS'] / 1024:.1f} MiB; VmHWM after upload: "
           f"{after_upload['VmHWM'] / 1024:.1f} MiB; after download: {final['VmHWM'] / 1024:.1f} MiB; "
