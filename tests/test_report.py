@@ -355,3 +355,17 @@ def test_report_under_the_alias_prefix(rt, dev, device):
     hold(device, "a.txt", ONE, rt=rt)
     alias = dev.as_(dev.token, prefix="/api/sync")
     assert results(alias, put("b.txt", ONE))[0]["status"] == "applied"
+
+
+def test_every_control_character_is_rejected(dev):
+    import sys
+    import unicodedata
+
+    from sync import paths
+    controls = [chr(c) for c in range(sys.maxunicode + 1)
+                if unicodedata.category(chr(c)) == "Cc"]
+    assert all(paths._CONTROL.fullmatch(ch) for ch in controls) and len(controls) == 65
+    got = results(dev, *[{"op": "delete", "path": f"a{ch}b", "base_rev": None}
+                         for ch in controls])
+    assert {r["status"] for r in got} == {"rejected"}
+    assert all("control character" in r["error"] for r in got)
