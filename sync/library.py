@@ -154,8 +154,10 @@ class _Library:
 
     def clash(self, path, ignore=()):
         """A live entry whose path differs from ``path`` only by case."""
-        fold = paths.fold(path)
-        others = sorted(self.live_by_fold.get(fold, set()) - {path} - set(ignore))
+        live = self.live_by_fold.get(paths.fold(path))
+        if not live:
+            return None
+        others = sorted(p for p in live if p != path and p not in ignore)
         return self.entries[others[0]] if others else None
 
     def _next_rev(self):
@@ -499,6 +501,18 @@ def _parse_item(item):
     return op, path, (target, base_rev)
 
 
+def _echo_path(item):
+    """The ``path`` of a rejected item as sent, when it can be sent back."""
+    path = item.get("path") if isinstance(item, dict) else None
+    if not isinstance(path, str):
+        return None
+    try:
+        path.encode("utf-8")  # a lone surrogate from JSON cannot be
+    except UnicodeError:
+        return None
+    return path
+
+
 def _parse_report(body):
     items = body.get("changes")
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_REPORT_ITEMS:
@@ -517,8 +531,7 @@ def report(rt, user_id, device_id, body):
         try:
             parsed.append(_parse_item(item))
         except _Rejected as exc:
-            path = item.get("path") if isinstance(item, dict) else None
-            parsed.append(("rejected", path if isinstance(path, str) else None, str(exc)))
+            parsed.append(("rejected", _echo_path(item), str(exc)))
     touched, shas = [], []
     for op, path, args in parsed:
         if op != "rejected":

@@ -369,3 +369,13 @@ def test_every_control_character_is_rejected(dev):
                          for ch in controls])
     assert {r["status"] for r in got} == {"rejected"}
     assert all("control character" in r["error"] for r in got)
+
+
+def test_path_with_a_lone_surrogate_is_rejected_without_echo(rt, dev, device):
+    hold(device, "a.txt", ONE, rt=rt)
+    raw = ('{"changes": [{"op": "delete", "path": "a\\ud800b", "base_rev": null}, '
+           '{"op": "move", "path": "a.txt", "to": "\\udfff", "base_rev": 1}]}')
+    got = dev.post("/report", raw=raw.encode(), content_type="application/json").json
+    assert [(r["status"], r["path"]) for r in got["results"]] == [
+        ("rejected", None), ("rejected", "a.txt")]
+    assert len(feed(dev)) == 1
