@@ -31,7 +31,7 @@ MAX_INT = 2 ** 63 - 1
 LISTING_OFFSET = 10 ** 17
 
 _SQL_CHUNK = 500
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _COLUMNS = ("path", "fold", "rev", "deleted", "size", "sha256", "mtime", "device_id",
             "moved_from", "changed_at")
 _SELECT = ", ".join(_COLUMNS)
@@ -489,7 +489,7 @@ def _parse_item(item):
     base_rev = _check_int(item, "base_rev", minimum=0, nullable=True)
     if op == "put":
         sha = item.get("sha256")
-        if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise _Rejected("'sha256' must be 64 hexadecimal digits.")
         return op, path, (sha.lower(), _check_int(item, "size", minimum=0),
                           _check_int(item, "mtime"), base_rev)

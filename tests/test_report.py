@@ -267,6 +267,10 @@ BAD_ITEMS = [
       "base_rev": None}, "string"),
     ({"op": "put", "path": "x", "sha256": "xyz", "size": 1, "mtime": 1, "base_rev": None},
      "sha256"),
+    ({"op": "put", "path": "x", "sha256": "0" * 64 + "\n", "size": 1, "mtime": 1,
+      "base_rev": None}, "sha256"),
+    ({"op": "put", "path": "x", "sha256": None, "size": 1, "mtime": 1, "base_rev": None},
+     "sha256"),
     ({"op": "put", "path": "x", "sha256": "0" * 64, "size": "1", "mtime": 1,
       "base_rev": None}, "size"),
     ({"op": "put", "path": "x", "sha256": "0" * 64, "size": -1, "mtime": 1,
@@ -291,6 +295,12 @@ def test_invalid_item_is_rejected_and_others_still_run(rt, dev, device, item, wh
     assert set(got[0]) <= {"path", "status", "error"}
     assert got[1] == {"path": "b.txt", "status": "applied", "rev": 2}
     assert [c["rev"] for c in feed(dev)] == [1, 2]
+
+
+def test_sha256_in_upper_case_is_the_same_content(rt, dev, device):
+    hold(device, "a.txt", ONE, rt=rt)
+    item = dict(put("a.txt", ONE), sha256=sha256(ONE).upper())
+    assert results(dev, item) == [{"path": "a.txt", "status": "unchanged", "rev": 1}]
 
 
 def test_put_whose_size_contradicts_held_content_is_rejected(rt, dev, device):
