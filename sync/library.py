@@ -442,6 +442,8 @@ def ack(rt, device_id, body):
         rev, _ = _decode_cursor(rt, cursor)
         row = database.execute_sql(
             "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
+        if row is None:  # deleted since the request was authenticated
+            raise errors.not_found("This device no longer exists.")
         acked_rev, acked_at = row
         if acked_rev is None or rev > acked_rev:
             acked_rev, acked_at = rev, rt.now()
