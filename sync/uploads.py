@@ -32,6 +32,8 @@ DEFAULT_CHUNK_SIZE = 8 * MIB
 MIN_CHUNK_SIZE = 256 * KIB
 MAX_CHUNK_SIZE = 64 * MIB
 
+MAX_INT = 2 ** 63 - 1  # SQLite's INTEGER
+
 FILE_TOO_LARGE = "file_too_large"
 UPLOAD_BUSY = "upload_busy"
 UPLOAD_COMPLETED = "upload_completed"
@@ -116,10 +118,10 @@ def _check_body(rt, body):
     if not blobs.is_sha256(sha256):
         raise _invalid("'sha256' must be 64 lowercase hexadecimal digits.")
     base_rev = body["base_rev"]
-    if base_rev is not None and (not _is_int(base_rev) or base_rev < 0):
+    if base_rev is not None and (not _is_int(base_rev) or not 0 <= base_rev <= MAX_INT):
         raise _invalid("'base_rev' must be a revision (an integer) or null.")
     mtime = body.get("mtime")
-    if mtime is not None and not _is_int(mtime):
+    if mtime is not None and (not _is_int(mtime) or not -MAX_INT <= mtime <= MAX_INT):
         raise _invalid("'mtime' must be an integer (seconds since the epoch) or null.")
     limit = _chunk_limit(rt.config)
     chunk_size = body.get("chunk_size")
@@ -432,8 +434,6 @@ def sweep(rt):
         unused = (rows | files) - used
         for sha256 in unused:
             blobs.remove_blob(rt.config, sha256)
-        if unused:
-            database.execute_sql(
-                f"DELETE FROM blobs WHERE sha256 IN ({','.join('?' * len(unused))})",
-                tuple(unused))
+        database.connection().executemany(
+            "DELETE FROM blobs WHERE sha256 = ?", [(sha256,) for sha256 in unused])
     return {"uploads": len(expired), "blobs": len(unused)}

@@ -130,6 +130,8 @@ GOOD = {"path": "a.txt", "size": 10, "sha256": "a" * 64, "base_rev": None}
     ({"sha256": None}, 400, "body_invalid"),
     ({"base_rev": "3"}, 400, "body_invalid"),
     ({"base_rev": -1}, 400, "body_invalid"),
+    ({"base_rev": 2 ** 63}, 400, "body_invalid"),
+    ({"mtime": 2 ** 64}, 400, "body_invalid"),
     ({"mtime": "yesterday"}, 400, "body_invalid"),
     ({"mtime": 1.5}, 400, "body_invalid"),
     ({"chunk_size": CHUNK - 1}, 400, "body_invalid"),
