@@ -312,6 +312,31 @@ def test_parallel_chunks_of_one_session(rt, dev):
     assert dev.get("/download/p.bin").body == data
 
 
+def test_a_chunk_being_received_is_not_complete_and_cannot_be_sent_twice(dev):
+    """A request still writing chunk 0 (held open here through the gate the
+    service uses) makes complete list 0 as missing, and a second request
+    for the same chunk is turned away."""
+    data = content(CHUNK * 2)
+    session = start(dev, "a.bin", data).json
+    send(dev, session["id"], 0, data)
+    send(dev, session["id"], 1, data)
+    with uploads._gate.chunk(session["id"], 0):
+        resp = dev.post(f"/upload/{session['id']}/complete", status=400)
+        assert_error(resp, 400, "chunks_missing")
+        assert resp.json["missing"] == [0]
+        assert_error(send(dev, session["id"], 0, data, status=409), 409, "upload_busy")
+    assert dev.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
+
+
+def test_no_chunk_is_written_while_the_session_is_being_completed(dev):
+    data = content(CHUNK * 2)
+    session = start(dev, "a.bin", data).json
+    send(dev, session["id"], 0, data)
+    with uploads._gate.closing(session["id"]):
+        assert_error(send(dev, session["id"], 1, data, status=409), 409, "upload_busy")
+    assert dev.get(f"/upload/{session['id']}").json["received"] == [0]
+
+
 # Completing
 
 
