@@ -5,6 +5,8 @@ import base64
 import hashlib
 import io
 import os
+import resource
+import signal
 import threading
 
 import pytest
@@ -589,3 +591,19 @@ def test_sweep_removes_the_blob_of_a_deleted_file(rt, dev, clock):
     assert sweep(rt) == {"uploads": 1, "blobs": 1}
     assert not os.path.exists(blobs.blob_path(rt.config, sha256(data)))
     assert count("blobs") == 0
+
+
+def test_a_reservation_the_filesystem_refuses_is_507_and_leaves_nothing(rt, dev):
+    """posix_fallocate itself fails (EFBIG under a file size limit, the way
+    ENOSPC does on a full disk): the spool file is removed again."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024 * 1024, hard))
+    try:
+        resp = dev.post("/upload", dict(GOOD, size=32 * 1024 * 1024), status=507)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert_error(resp, 507, "insufficient_storage")
+    assert spool_files(rt) == []
+    assert count("uploads") == 0
