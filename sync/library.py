@@ -362,6 +362,11 @@ def purge_tombstones(rt):
 
 # -- the changes feed and acks -------------------------------------------------
 
+# The page query: a seek on the (user_id, rev) index, then a forward read.
+FEED_SQL = (f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND rev > ? "
+            f"ORDER BY rev LIMIT ?")
+
+
 def _parse_limit(limit):
     if limit is None:
         return DEFAULT_LIMIT
@@ -399,9 +404,7 @@ def changes(rt, user_id, cursor=None, limit=None):
                     errors.CURSOR_EXPIRED,
                     "Deletions after this cursor have been purged: list the library "
                     "again from the beginning.")
-        rows = database.execute_sql(
-            f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND rev > ? "
-            f"ORDER BY rev LIMIT ?", (user_id, after, limit + 1)).fetchall()
+        rows = database.execute_sql(FEED_SQL, (user_id, after, limit + 1)).fetchall()
     has_more = len(rows) > limit
     page = [change_json(dict(zip(_COLUMNS, row))) for row in rows[:limit]]
     last = page[-1]["rev"] if page else after
