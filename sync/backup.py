@@ -442,11 +442,19 @@ def _check(config, repair, out):
         out("note: a server is running; a file being stored right now can show as an orphan")
     conn = open_existing(config.path(DB_NAME))
     try:
-        integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        try:
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:
+            # Without a readable database nothing can be called an orphan.
+            problem(f"database: cannot be read ({exc}); restore a backup")
+            return problems
         if integrity == ["ok"]:
             out("database: integrity ok")
         for line in integrity if integrity != ["ok"] else ():
             problem(f"database: {line}")
+        if integrity != ["ok"]:
+            out("the database is damaged: blobs and orphans are not checked; restore a backup")
+            return problems
         for row in conn.execute("PRAGMA foreign_key_check"):
             problem(f"database: foreign key broken in {row[0]} (rowid {row[1]} -> {row[2]})")
         refs = referenced(conn)

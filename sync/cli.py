@@ -94,12 +94,16 @@ KIT_COMMANDS = ("backup", "restore", "check")
 
 def cmd_kit(config, args):
     """backup, restore and check: their bodies live in ``sync.backup``."""
+    import sqlite3
+
     from . import backup
 
     try:
         return getattr(backup, "cmd_" + args.command)(config, args)
     except backup.KitError as exc:
         return panic(str(exc))
+    except (OSError, sqlite3.Error) as exc:
+        return panic(f"{args.command} failed: {exc}")
 
 
 def _runtime(config):
