@@ -211,9 +211,11 @@ def _snapshot(src_conn, dst_path):
     return len(spooled)
 
 
-def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats):
-    """Place every referenced blob not yet at ``dst_dir``; returns the sha256s
-    whose source file is missing. Size mismatches go to ``stats["wrong_size"]``."""
+def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
+    """Place every referenced blob not yet at ``dst_dir``, hard-linking it
+    from ``reuse_dir`` (an earlier backup on the same filesystem) when that
+    holds it at the right size; returns the sha256s whose source file is
+    missing. Size mismatches go to ``stats["wrong_size"]``."""
     missing = []
     touched_dirs = set()
     for sha256, ref in sorted(refs.items()):
@@ -228,6 +230,10 @@ def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats):
                 continue
         except FileNotFoundError:
             pass
+        if reuse_dir is not None and _reuse(os.path.join(reuse_dir, _blob_rel(sha256)), dst, size):
+            stats["reused"] += 1
+            touched_dirs.add(os.path.dirname(dst))
+            continue
         try:
             how = _place(src, dst, link, fsync)
         except FileNotFoundError:
@@ -245,6 +251,21 @@ def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats):
     return missing
 
 
+def _reuse(earlier, dst, size):
+    """Hard-link ``earlier`` to ``dst`` when it exists with ``size`` bytes."""
+    try:
+        if size is None or os.stat(earlier).st_size != size:
+            return False
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.link(earlier, dst)
+    except FileExistsError:
+        os.unlink(dst)
+        return _reuse(earlier, dst, size)
+    except OSError:
+        return False
+    return True
+
+
 def _drop_unreferenced(refs, dst_dir):
     """Remove blobs placed by an earlier attempt that the final snapshot does not name."""
     root = os.path.join(dst_dir, "blobs")
@@ -256,7 +277,15 @@ def _drop_unreferenced(refs, dst_dir):
 
 
 def _same_filesystem(a, b):
-    return os.stat(a).st_dev == os.stat(b).st_dev
+    return _device(a) == _device(b)
+
+
+def _device(path):
+    """The filesystem of ``path``, or of its nearest existing parent."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return os.stat(path).st_dev
 
 
 def _empty_or_absent(path, ignore=()):
@@ -269,20 +298,26 @@ def _empty_or_absent(path, ignore=()):
 
 # -- backup -------------------------------------------------------------------
 
-def backup(config, dest, fsync=True):
+def backup(config, dest, link_dest=None, fsync=True):
     """Copy the data directory to ``dest`` (absent or empty) while the server
-    may be running. Returns a dict of figures; raises ``KitError``."""
+    may be running; blobs an earlier backup ``link_dest`` on the same
+    filesystem as ``dest`` holds are hard-linked from there instead of copied.
+    Returns a dict of figures; raises ``KitError``."""
     src_db = config.path(DB_NAME)
     dest = os.path.abspath(dest)
     if dest == config.data_dir or dest.startswith(config.data_dir + os.sep):
         raise KitError(f"the backup cannot go inside the data directory {config.data_dir}")
     if not _empty_or_absent(dest):
         raise KitError(f"{dest} is not empty; back up into a new directory")
+    if link_dest is not None and not os.path.isdir(os.path.join(link_dest, "blobs")):
+        raise KitError(f"--link-dest {link_dest} is not a backup (it has no blobs directory)")
+    if link_dest is not None and not _same_filesystem(link_dest, dest):
+        raise KitError(f"--link-dest {link_dest} is not on the filesystem of {dest}")
+    link = _same_filesystem(config.data_dir, dest)
     src = open_existing(src_db)
     try:
         os.makedirs(os.path.join(dest, "blobs"), exist_ok=True)
-        link = _same_filesystem(config.data_dir, dest)
-        stats = {"linked": 0, "copied": 0, "bytes": 0, "wrong_size": []}
+        stats = {"linked": 0, "copied": 0, "reused": 0, "bytes": 0, "wrong_size": []}
         tmp_db = os.path.join(dest, DB_NAME + ".partial")
         for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
             left_out = _snapshot(src, tmp_db)
@@ -291,7 +326,7 @@ def backup(config, dest, fsync=True):
                 refs = referenced(copy)
             finally:
                 copy.close()
-            missing = _place_blobs(refs, config.data_dir, dest, link, fsync, stats)
+            missing = _place_blobs(refs, config.data_dir, dest, link, fsync, stats, link_dest)
             if not missing:
                 break
             # A blob the snapshot names was removed since (the clean-up
@@ -315,7 +350,8 @@ def backup(config, dest, fsync=True):
         _fsync_dir(os.path.join(dest, "blobs"))
         _fsync_dir(dest)
     return {"dest": dest, "blobs": len(refs), "linked": stats["linked"],
-            "copied": stats["copied"], "bytes": stats["bytes"], "attempts": attempt,
+            "copied": stats["copied"], "reused": stats["reused"], "bytes": stats["bytes"],
+            "attempts": attempt,
             "uploads_left_out": left_out, "secret": secret,
             "wrong_size": stats["wrong_size"],
             "db_bytes": os.path.getsize(os.path.join(dest, DB_NAME))}
@@ -362,7 +398,7 @@ def restore(config, src, force=False, fsync=True):
         dest = config.data_dir
         os.makedirs(os.path.join(dest, "blobs"), exist_ok=True)
         os.makedirs(os.path.join(dest, "spool"), exist_ok=True)
-        stats = {"linked": 0, "copied": 0, "bytes": 0, "wrong_size": []}
+        stats = {"linked": 0, "copied": 0, "reused": 0, "bytes": 0, "wrong_size": []}
         _place_blobs(refs, src, dest, _same_filesystem(src, dest), fsync, stats)
         secret = _copy_secret(src, dest, fsync)
         tmp_db = os.path.join(dest, DB_NAME + ".partial")
@@ -548,11 +584,11 @@ def _mib(n):
 
 def cmd_backup(config, args):
     """``app.py backup DEST``: print what was copied; 1 when something is off."""
-    r = backup(config, args.dest, fsync=config.fsync)
+    r = backup(config, args.dest, link_dest=args.link_dest, fsync=config.fsync)
     print(f"backed up {config.data_dir} to {r['dest']}")
     print(f"  database: {_mib(r['db_bytes'])} (online backup API, new database id)")
-    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied, "
-          f"{_mib(r['bytes'])} placed)")
+    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied "
+          f"({_mib(r['bytes'])}), {r['reused']} linked from the earlier backup)")
     print(f"  secret.key: {'copied (mode 0600)' if r['secret'] else 'none (SYNC_JWT_SECRET in use?)'}")
     print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
           f"(spool files are not backed up; those devices upload again)")

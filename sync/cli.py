@@ -43,6 +43,9 @@ def build_parser():
 
     backup = sub.add_parser("backup", help="copy the data directory while the server runs")
     backup.add_argument("dest", help="a new or empty directory to write the backup into")
+    backup.add_argument("--link-dest", metavar="DIR", default=None,
+                        help="an earlier backup on the same disk as DEST: hard-link the "
+                             "blobs it holds instead of copying them again")
     _settings(backup)
 
     restore = sub.add_parser("restore", help="restore a backup (the server must be stopped)")

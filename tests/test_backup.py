@@ -297,3 +297,45 @@ def test_restore_command_refuses_under_a_running_server(saved, tmp_path):
     result = app("restore", dest.data_dir, "--force", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
     assert "new database id" in result.stdout
+
+
+def test_link_dest_reuses_the_blobs_of_an_earlier_backup(live):
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm")
+    root = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        if os.stat(root).st_dev == os.stat(live.config.data_dir).st_dev:
+            pytest.skip("/dev/shm is on the same filesystem")
+        first = kit.config_for(os.path.join(root, "first"))
+        assert backup.backup(live.config, first.data_dir)["copied"] == 8
+        new = kit.put(live, "alice", "new.txt", b"written after the first backup")
+        second = kit.config_for(os.path.join(root, "second"))
+        result = backup.backup(live.config, second.data_dir, link_dest=first.data_dir)
+        assert result["reused"] == 8 and result["copied"] == 1
+        for sha256 in set(kit.library(first).values()):
+            assert os.stat(blobs.blob_path(first, sha256)).st_ino == \
+                os.stat(blobs.blob_path(second, sha256)).st_ino
+        assert same_bytes(live.config, second, new)
+        assert kit.library(second) == kit.library(live.config)
+        with pytest.raises(backup.KitError, match="not on the filesystem"):
+            backup.backup(live.config, os.path.join(root, "third"),
+                          link_dest=live.config.data_dir)
+    finally:
+        shutil.rmtree(root)
+
+
+def test_the_nightly_backup_script(live, tmp_path):
+    """docs/deploy/sync-backup.sh: a new dated backup linked to the newest
+    earlier one, then only the newest KEEP kept."""
+    root = tmp_path / "backups"
+    earlier = root / "2000-01-01T000000Z"
+    backup.backup(live.config, str(earlier))
+    result = subprocess.run(
+        ["sh", os.path.join(ROOT, "docs", "deploy", "sync-backup.sh"), str(root), "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, SYNC_DATA_DIR=live.config.data_dir, PYTHON=sys.executable))
+    assert result.returncode == 0, result.stderr
+    assert "8 linked from the earlier backup" in result.stdout
+    [kept] = os.listdir(root)
+    assert kept > earlier.name
+    assert kit.library(kit.config_for(root / kept)) == kit.library(live.config)
