@@ -14,6 +14,7 @@ import os
 import re
 from urllib.parse import unquote, urlsplit
 
+import falcon.routing
 import jsonschema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,3 +112,21 @@ def check_response(method, url, resp):
         f"{method} {template} {status}: the body does not match the API document:\n"
         + "\n".join(f"  at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
                     for e in errors[:10]))
+
+
+def served_routes(app):
+    """{template: (resource, methods)} from a Falcon app's router, with
+    Falcon's ``{name:converter}`` written as OpenAPI's ``{name}`` and methods
+    in lower case (Falcon's built-in OPTIONS left out)."""
+    routes = {}
+
+    def walk(nodes):
+        for node in nodes:
+            if node.resource is not None:
+                template = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", node.uri_template)
+                methods = {m.lower() for m in falcon.routing.map_http_methods(node.resource)}
+                routes[template] = (node.resource, methods)
+            walk(node.children)
+
+    walk(app._router._roots)
+    return routes

@@ -6,12 +6,11 @@ import importlib.util
 import json
 import re
 
-import falcon.routing
 import pytest
 from openapi_spec_validator import validate
 
 from . import openapi_check
-from .openapi_check import document
+from .openapi_check import document, served_routes
 
 METHODS = ("get", "head", "post", "put", "delete", "patch")
 
@@ -22,23 +21,6 @@ def _load_builder():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def served_routes(app):
-    """{template: (resource, methods)} from the app's router, with Falcon's
-    ``{name:converter}`` written as OpenAPI's ``{name}``."""
-    routes = {}
-
-    def walk(nodes):
-        for node in nodes:
-            if node.resource is not None:
-                template = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", node.uri_template)
-                methods = {m.lower() for m in falcon.routing.map_http_methods(node.resource)}
-                routes[template] = (node.resource, methods)
-            walk(node.children)
-
-    walk(app._router._roots)
-    return routes
 
 
 def documented_operations():
