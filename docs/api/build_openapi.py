@@ -18,6 +18,7 @@ PREFIXES = ("/api/v1/sync", "/api/sync")
 KIB = 1024
 MIB = 1024 * KIB
 MAX_JSON_BODY = 2 * MIB
+MAX_INT = 2 ** 63 - 1  # integers are stored as SQLite's signed 64-bit integers
 
 
 def ref(name):
@@ -90,6 +91,14 @@ SCHEMAS = {
     "Mtime": {"type": "integer",
               "description": "Modification time in seconds since the Unix epoch, as the "
                              "device reported it."},
+    "MtimeIn": {"type": "integer", "minimum": -MAX_INT, "maximum": MAX_INT,
+                "description": "Modification time in seconds since the Unix epoch."},
+    "SizeIn": {"type": "integer", "minimum": 0, "maximum": MAX_INT,
+               "description": "Size in bytes."},
+    "BaseRev": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_INT},
+                          {"type": "null"}],
+                "description": "The rev the device last saw at this path; null for a file "
+                               "it created."},
     "Health": obj({"status": {"const": "ok"}}),
     "LoginRequest": obj({"username": {"type": "string"}, "password": {"type": "string"}},
                         closed=False),
@@ -154,22 +163,20 @@ SCHEMAS = {
         "op": {"const": "put"},
         "path": ref("LibraryPath"),
         "sha256": ref("Sha256"),
-        "size": {"type": "integer", "minimum": 0},
-        "mtime": ref("Mtime"),
-        "base_rev": {**nullable(ref("Rev")),
-                     "description": "The rev the device last saw at this path; null for a "
-                                    "file it created."},
+        "size": ref("SizeIn"),
+        "mtime": ref("MtimeIn"),
+        "base_rev": ref("BaseRev"),
     }, closed=False),
     "ReportDelete": obj({
         "op": {"const": "delete"},
         "path": ref("LibraryPath"),
-        "base_rev": nullable(ref("Rev")),
+        "base_rev": ref("BaseRev"),
     }, closed=False),
     "ReportMove": obj({
         "op": {"const": "move"},
         "path": ref("LibraryPath"),
         "to": ref("LibraryPath"),
-        "base_rev": nullable(ref("Rev")),
+        "base_rev": ref("BaseRev"),
     }, closed=False),
     "ReportItem": {"oneOf": [ref("ReportPut"), ref("ReportDelete"), ref("ReportMove")],
                    "discriminator": {"propertyName": "op", "mapping": {
@@ -181,7 +188,9 @@ SCHEMAS = {
                     "items": ref("ReportItem")},
     }, closed=False),
     "ReportResult": obj({
-        "path": {"type": "string"},
+        "path": {**nullable({"type": "string"}),
+                 "description": "The item's path (normalized when valid); null for a "
+                                "rejected item without a string path."},
         "status": {"enum": ["applied", "unchanged", "upload_required", "conflict", "rejected"]},
     }, {
         "rev": nullable(ref("Rev")),
@@ -228,11 +237,11 @@ SCHEMAS = {
     }),
     "UploadCreate": obj({
         "path": ref("LibraryPath"),
-        "size": {"type": "integer", "minimum": 0},
+        "size": ref("SizeIn"),
         "sha256": ref("Sha256"),
-        "base_rev": nullable(ref("Rev")),
+        "base_rev": ref("BaseRev"),
     }, {
-        "mtime": nullable(ref("Mtime")),
+        "mtime": nullable(ref("MtimeIn")),
         "chunk_size": {"type": "integer", "minimum": 256 * KIB, "maximum": 64 * MIB,
                        "default": 8 * MIB,
                        "description": "256 KiB to 64 MiB (and at most the server's "
