@@ -60,7 +60,8 @@ SCHEMAS = {
                        "`chunks_missing`, `already_resolved`, `quota_exceeded`, "
                        "`insufficient_storage`, and the server's own: `unauthorized`, "
                        "`login_failed`, `forbidden`, `not_found`, `method_not_allowed`, "
-                       "`resolution_invalid`, `range_not_satisfiable`, `bad_request`.",
+                       "`resolution_invalid`, `range_not_satisfiable`, `bad_request`, "
+                       "`file_too_large`, `upload_busy`, `upload_completed`, `upload_lost`.",
         "required": ["title", "description", "code"],
         "properties": {
             "title": {"type": "string", "description": "The HTTP status in words."},
@@ -256,13 +257,17 @@ SCHEMAS = {
                         "description": "ceil(size / chunk_size), 0 for an empty file."},
         "received": {"type": "array", "items": {"type": "integer", "minimum": 0},
                      "description": "Indices of the chunks received, ascending."},
-        "expires_at": ref("Timestamp"),
-        "state": {"enum": ["open", "completed"]},
-    }, {
         "bytes_received": {"type": "integer", "minimum": 0},
         "sha256": ref("Sha256"),
-        "base_rev": nullable(ref("Rev")),
-        "mtime": nullable(ref("Mtime")),
+        "base_rev": {**nullable({"type": "integer", "minimum": 0}),
+                     "description": "As given when the session was opened."},
+        "mtime": {**nullable(ref("Mtime")),
+                  "description": "As given; null: the completion time is used."},
+        "device_id": {"type": "string", "description": "The device that opened the session."},
+        "expires_at": {**ref("Timestamp"),
+                       "description": "When the session is removed unless it is used again "
+                                      "(each received chunk renews it)."},
+        "state": {"enum": ["open", "completed"]},
     }),
     "ChunkReceipt": obj({
         "index": {"type": "integer", "minimum": 0},
@@ -428,6 +433,9 @@ def sync_operations():
 
     upload_missing = error("Unknown, cancelled, expired, or another user's session.",
                            ["not_found"])
+    chunk_busy = error("The session is already complete, is being completed or cancelled, "
+                       "or this chunk index is being received by another request.",
+                       ["upload_completed", "upload_busy"])
     return {
         "/devices": {
             "get": op("listDevices", "List the user's devices.", {"200": ok("DeviceList")},
@@ -524,10 +532,11 @@ def sync_operations():
                 "400": error("Bad body or path, or no device.",
                              ["body_invalid", "path_invalid", "device_required"]),
                 "403": DEVICE_FORBIDDEN,
-                "413": error("The JSON body is too large, the file is over the largest "
-                             "file size, or it would exceed the user's quota.",
-                             ["body_too_large", "quota_exceeded"]),
-                "507": error("The disk cannot hold the file.", ["insufficient_storage"]),
+                "413": error("The JSON body is too large, or the file is over the server's "
+                             "largest file size.", ["body_too_large", "file_too_large"]),
+                "507": error("The file would take the user over their quota, or the disk "
+                             "cannot hold it (nothing is kept).",
+                             ["quota_exceeded", "insufficient_storage"]),
             }, params=[X_DEVICE_ID], body=json_body("UploadCreate"), tags=["uploads"]),
         },
         "/upload/{upload_id}": {
@@ -552,6 +561,7 @@ def sync_operations():
                              ["chunk_invalid", "device_required"]),
                 "403": DEVICE_FORBIDDEN,
                 "404": upload_missing,
+                "409": chunk_busy,
             }, params=[
                 UPLOAD_ID, CHUNK_INDEX, X_DEVICE_ID,
                 {"name": "Content-Digest", "in": "header", "required": False,
@@ -571,8 +581,8 @@ def sync_operations():
                              ["chunks_missing", "digest_mismatch", "device_required"]),
                 "403": DEVICE_FORBIDDEN,
                 "404": upload_missing,
-                "413": error("Applying it would exceed the user's quota.", ["quota_exceeded"]),
-                "507": error("The disk cannot hold the file.", ["insufficient_storage"]),
+                "409": error("The received bytes are gone from the server (cancel and upload "
+                             "again).", ["upload_lost"]),
             }, params=[UPLOAD_ID, X_DEVICE_ID], tags=["uploads"]),
         },
         "/download/{path}": {
