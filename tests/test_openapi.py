@@ -68,9 +68,15 @@ def test_alias_prefix_documents_the_same_operations():
     for template, item in main.items():
         for method, operation in item.items():
             other = alias[template][method]
-            assert other["responses"] == operation["responses"]
+            assert _unaliased(other["responses"]) == operation["responses"]
             assert other.get("requestBody") == operation.get("requestBody")
             assert other.get("parameters") == operation.get("parameters")
+
+
+def _unaliased(responses):
+    """``responses`` with its links pointing to the main prefix's operations."""
+    text = json.dumps(responses)
+    return json.loads(re.sub(r'("operationId": "\w+)Alias"', r'\1"', text))
 
 
 def test_every_served_method_is_documented_and_every_documented_method_served(testapp):

@@ -315,8 +315,37 @@ UNAUTHORIZED = error("No token, or a malformed, expired, badly signed or revoked
 TOO_LARGE = error(f"The JSON body is over {MAX_JSON_BODY} bytes.", ["body_too_large"])
 
 
-def ok(schema, description="OK."):
-    return {"description": description, "content": json_content(ref(schema))}
+def ok(schema, description="OK.", links=None):
+    response = {"description": description, "content": json_content(ref(schema))}
+    if links:
+        response["links"] = links
+    return response
+
+
+def link(operation_id, description, parameters=None, body=None):
+    """An OpenAPI link: how a value of this answer feeds another operation."""
+    result = {"operationId": operation_id, "description": description}
+    if parameters:
+        result["parameters"] = parameters
+    if body is not None:
+        result["requestBody"] = body
+    return result
+
+
+def device_links():
+    id_ = {"device_id": "$response.body#/id"}
+    return {"GetDevice": link("getDevice", "The new device.", id_),
+            "UpdateDevice": link("updateDevice", "Rename it.", id_),
+            "RegenerateToken": link("regenerateDeviceToken", "Replace its token.", id_),
+            "DeleteDevice": link("deleteDevice", "Delete it.", id_)}
+
+
+def upload_links():
+    id_ = {"upload_id": "$response.body#/id"}
+    return {"GetUpload": link("getUpload", "The session's state.", id_),
+            "PutChunk": link("putChunk", "Send a chunk.", id_),
+            "CompleteUpload": link("completeUpload", "Complete it.", id_),
+            "CancelUpload": link("cancelUpload", "Cancel it.", id_)}
 
 
 NO_CONTENT = {"description": "Done; no body."}
@@ -441,7 +470,7 @@ def sync_operations():
             "get": op("listDevices", "List the user's devices.", {"200": ok("DeviceList")},
                       tags=["devices"]),
             "post": op("registerDevice", "Register a device; its token is shown once.", {
-                "200": ok("DeviceWithToken"),
+                "200": ok("DeviceWithToken", links=device_links()),
                 "400": error("Bad body.", ["body_invalid"]),
                 "403": error("A device token may not register devices.", ["forbidden"]),
                 "413": TOO_LARGE,
@@ -477,7 +506,11 @@ def sync_operations():
         "/changes": {
             "get": op("listChanges", "The changes feed: entries in the order they last "
                                      "changed, each once, at its latest revision.", {
-                "200": ok("ChangesPage"),
+                "200": ok("ChangesPage", links={
+                    "NextPage": link("listChanges", "The next page.",
+                                     {"cursor": "$response.body#/cursor"}),
+                    "Ack": link("ack", "Acknowledge the page.",
+                                body={"cursor": "$response.body#/cursor"})}),
                 "400": error("A garbled cursor, a cursor older than the tombstone horizon "
                              "or from another database (list again from the beginning), "
                              "a bad limit, or no device.",
@@ -505,7 +538,10 @@ def sync_operations():
         },
         "/report": {
             "post": op("report", "Report the device's local changes (1 to 1000).", {
-                "200": ok("ReportResponse", "One result per item, in order."),
+                "200": ok("ReportResponse", "One result per item, in order.", links={
+                    "ResolveConflict": link(
+                        "resolveConflict", "Settle the conflict of the first result.",
+                        {"conflict_id": "$response.body#/results/0/conflict_id"})}),
                 "400": error("A malformed body: nothing is applied.",
                              ["body_invalid", "device_required"]),
                 "403": DEVICE_FORBIDDEN,
@@ -514,7 +550,9 @@ def sync_operations():
         },
         "/conflicts": {
             "get": op("listConflicts", "The unresolved conflicts.", {
-                "200": ok("ConflictList"),
+                "200": ok("ConflictList", links={
+                    "ResolveConflict": link("resolveConflict", "Settle the first conflict.",
+                                            {"conflict_id": "$response.body#/conflicts/0/id"})}),
             }, tags=["conflicts"]),
         },
         "/conflicts/{conflict_id}/resolve": {
@@ -528,7 +566,7 @@ def sync_operations():
         },
         "/upload": {
             "post": op("createUpload", "Open a resumable upload session.", {
-                "200": ok("UploadSession"),
+                "200": ok("UploadSession", links=upload_links()),
                 "400": error("Bad body or path, or no device.",
                              ["body_invalid", "path_invalid", "device_required"]),
                 "403": DEVICE_FORBIDDEN,
@@ -614,9 +652,14 @@ def other_operations():
 
 
 def aliased(operation, prefix):
-    """The operation under an alias prefix: a distinct operationId and tag."""
+    """The operation under an alias prefix: a distinct operationId and tag,
+    and links to the alias operations."""
     if prefix == PREFIXES[0]:
         return operation
+    operation = json.loads(json.dumps(operation))
+    for response in operation["responses"].values():
+        for target in response.get("links", {}).values():
+            target["operationId"] += "Alias"
     return {**operation, "operationId": operation["operationId"] + "Alias",
             "tags": operation["tags"] + ["alias"]}
 
