@@ -32,11 +32,11 @@ DEFAULT_CHUNK_SIZE = 8 * MIB
 MIN_CHUNK_SIZE = 256 * KIB
 MAX_CHUNK_SIZE = 64 * MIB
 
+MAX_INT = 2 ** 63 - 1  # SQLite's INTEGER
+
 FILE_TOO_LARGE = "file_too_large"
 UPLOAD_BUSY = "upload_busy"
 UPLOAD_COMPLETED = "upload_completed"
-
-MAX_INT = 2 ** 63 - 1  # SQLite's largest integer: a larger one cannot be stored
 
 _INDEX = re.compile(r"^[0-9]{1,12}$")
 _DIGEST_MEMBER = re.compile(r"^([a-z][a-z0-9_.*-]*)=:([A-Za-z0-9+/=]*):(;.*)?$")
@@ -267,9 +267,9 @@ def _parse_digest(header):
 
 def _parse_index(upload, text):
     if not _INDEX.match(text) or int(text) >= upload.chunk_count:
-        raise errors.bad_request(
-            errors.CHUNK_INVALID,
-            f"Chunk index {text!r} is not an integer from 0 to {upload.chunk_count - 1}.")
+        valid = (f"an integer from 0 to {upload.chunk_count - 1}" if upload.chunk_count
+                 else "valid: this session has no chunks")
+        raise errors.bad_request(errors.CHUNK_INVALID, f"Chunk index {text!r} is not {valid}.")
     return int(text)
 
 
@@ -279,7 +279,7 @@ def _touch(rt, upload_id):
 
 def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_header):
     """Stream chunk ``index`` (read with ``read(n)``) to its offset in the
-    spool file, fsync it, and then record it. A re-sent chunk stops counting
+    spool file, make it durable, and only then record it. A re-sent chunk stops counting
     before its bytes are overwritten; a chunk of the wrong length or with a
     wrong ``Content-Digest`` is 400 ``chunk_invalid`` and is not counted."""
     upload = _get_open(rt, user, upload_id)
@@ -305,6 +305,8 @@ def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_head
                 count, more = blobs.write_at(rt.config, upload_id, index * upload.chunk_size,
                                              read, expected, digest)
             except FileNotFoundError:
+                # Cancelled or completed meanwhile: answer as for that state.
+                _get_open(rt, user, upload_id)
                 raise errors.not_found(f"No upload session {upload_id!r}.") from None
         if count != expected or more:
             raise errors.bad_request(
@@ -434,8 +436,6 @@ def sweep(rt):
         unused = (rows | files) - used
         for sha256 in unused:
             blobs.remove_blob(rt.config, sha256)
-        if unused:
-            database.execute_sql(
-                f"DELETE FROM blobs WHERE sha256 IN ({','.join('?' * len(unused))})",
-                tuple(unused))
+        database.connection().executemany(
+            "DELETE FROM blobs WHERE sha256 = ?", [(sha256,) for sha256 in unused])
     return {"uploads": len(expired), "blobs": len(unused)}
