@@ -707,3 +707,24 @@ def test_a_full_report_with_commas_and_brackets_in_its_paths_is_read(rt, dev, se
              for i in range(1000)]
     resp = dev.post("/report", {"changes": items})
     assert [r["status"] for r in resp.json["results"]] == ["unchanged"] * 1000
+
+
+def test_keep_both_beside_a_path_near_the_length_limit_is_not_a_500(rt, dev, seen):
+    """The conflict name does not fit in 4096 bytes: a 4xx, nothing changed."""
+    path = "/".join(["d" * 250] * 16) + "/file.txt"
+    assert 4000 < len(path.encode()) <= 4096
+    first, second = b"first version", b"second version"
+    assert _upload(dev, path, first)["status"] == "applied"
+    assert _upload(dev, "elsewhere.txt", second)["status"] == "applied"
+    item = {"op": "put", "path": path, "sha256": _sha(second), "size": len(second),
+            "mtime": 0, "base_rev": None}
+    result = dev.post("/report", {"changes": [item]}).json["results"][0]
+    assert result["status"] == "conflict"
+    resp = send(dev, "POST", f"/conflicts/{result['conflict_id']}/resolve",
+                {"resolution": "keep_both"})
+    if resp.status_int == 200:
+        for change in resp.json["results"]:
+            assert len(change["path"].encode()) <= 4096
+    else:
+        assert_4xx(resp)
+        assert dev.get("/conflicts").json["conflicts"][0]["id"] == result["conflict_id"]
