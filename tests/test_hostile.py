@@ -728,3 +728,25 @@ def test_keep_both_beside_a_path_near_the_length_limit_is_not_a_500(rt, dev, see
     else:
         assert_4xx(resp)
         assert dev.get("/conflicts").json["conflicts"][0]["id"] == result["conflict_id"]
+
+
+def test_the_access_log_keeps_one_line_per_request_whatever_the_path(rt, caplog, seen):
+    """A decoded %0A in a path must not forge a second log line."""
+    import logging
+
+    import webtest
+
+    from sync.config import Config
+    from sync.wsgi import create_app
+    config = Config.build(data_dir=rt.config.data_dir, access_log=True)
+    logged = webtest.TestApp(create_app(type(rt)(config, rt.secret, rt.db_id, rt.clock,
+                                                 rt.idgen)))
+    url = "/api/v1/sync/download/a%0A127.0.0.1%20GET%20/admin%20200%0Db.txt"
+    with caplog.at_level(logging.INFO, logger="sync.access"):
+        resp = logged.get(url, headers={"Authorization": f"Bearer {seen['token']}"},
+                          expect_errors=True)
+    assert_4xx(resp)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sync.access"]
+    assert len(lines) == 1 and "\n" not in lines[0] and "\r" not in lines[0]
+    assert lines[0].split()[1] == "/api/v1/sync/download/a%0A127.0.0.1%20GET%20/admin%20200%0Db.txt"
+    assert seen["token"] not in lines[0]
