@@ -39,7 +39,8 @@ def _template_regex(template):
             parts.append(f"(?P<{name}>.+)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
         else:
             parts.append(re.escape(piece))
-    return re.compile("^" + "".join(parts) + "$")
+    # DOTALL: a decoded %0A in a path is still that path (a hostile-input test sends it).
+    return re.compile("^" + "".join(parts) + "$", re.DOTALL)
 
 
 @functools.lru_cache(maxsize=None)
