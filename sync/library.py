@@ -11,6 +11,7 @@ never by clocks.
 """
 
 import json
+import operator
 import os
 import re
 from datetime import datetime, timezone
@@ -35,6 +36,7 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _COLUMNS = ("path", "fold", "rev", "deleted", "size", "sha256", "mtime", "device_id",
             "moved_from", "changed_at")
 _SELECT = ", ".join(_COLUMNS)
+_row_values = operator.itemgetter(*_COLUMNS)
 _CONFLICT_KEY = ("path", "kind", "server_rev", "client_op", "client_sha256", "client_to",
                  "client_device_id")
 
@@ -237,7 +239,7 @@ class _Library:
                 "sha256 = excluded.sha256, mtime = excluded.mtime, "
                 "device_id = excluded.device_id, moved_from = excluded.moved_from, "
                 "changed_at = excluded.changed_at",
-                [(self.user_id,) + tuple(e[c] for c in _COLUMNS) for e in self.dirty.values()])
+                [(self.user_id,) + _row_values(e) for e in self.dirty.values()])
         if self.new_conflicts:
             columns = ["id", "user_id", "created_at", "kind", "path", "server_rev", "server_op",
                        "server_sha256", "server_size", "server_mtime", "server_device_id",
