@@ -408,7 +408,7 @@ def changes(rt, user_id, cursor=None, limit=None):
     with database.atomic():  # one snapshot: the horizon and the page agree
         horizon = database.execute_sql(
             "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
-        if cursor is None:
+        if not cursor:  # absent or empty (`?cursor=`): from the beginning
             after, listing = 0, True
         else:
             after, listing = _decode_cursor(rt, cursor)
