@@ -365,6 +365,13 @@ def test_libraries_are_isolated(rt, api, dev, device, bob):
     assert feed(dev)[0]["op"] == "put"
 
 
+def test_content_of_another_user_is_not_held(rt, api, dev, device, bob):
+    phone = bob.post("/devices", {"name": "Phone"}).json
+    hold(phone, "secret.txt", ONE, rt=rt)
+    assert results(dev, put("guess.txt", ONE)) == [
+        {"path": "guess.txt", "status": "upload_required"}]
+
+
 def test_report_under_the_alias_prefix(rt, dev, device):
     hold(device, "a.txt", ONE, rt=rt)
     alias = dev.as_(dev.token, prefix="/api/sync")
