@@ -108,9 +108,7 @@ class _Library:
         self._load_held(shas)
 
     def _load_folds(self, folds):
-        new_folds = [f for f in folds if f not in self.live_by_fold]
-        for f in new_folds:
-            self.live_by_fold[f] = set()
+        new_folds = {f for f in folds if f not in self.live_by_fold}
         for chunk in _chunks(new_folds):
             for row in database.execute_sql(
                     f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND deleted = 0 "
