@@ -24,6 +24,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RESOLUTIONS = ("keep_server", "keep_client", "keep_both")
 MAX_CONFLICT_SUFFIX = 10000
+MAX_DEVICE_NAME_BYTES = 100
 MAX_INT = 2 ** 63 - 1
 
 # A cursor handed out while a listing from the beginning is still below the
@@ -609,7 +610,9 @@ def _device_name(device_id):
     row = database.execute_sql("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
     # A name goes into a path segment: no folder separators in it.
     name = (row[0] if row else "unknown device").replace("/", "-").replace("\\", "-")
-    return "".join(ch for ch in name if ch.isprintable()) or "device"
+    name = "".join(ch for ch in name if ch.isprintable()) or "device"
+    # Room for the name and extension within a 255-byte segment.
+    return name.encode("utf-8")[:MAX_DEVICE_NAME_BYTES].decode("utf-8", "ignore")
 
 
 def _conflict_name(library, path, device_name, date):
@@ -625,7 +628,7 @@ def _conflict_name(library, path, device_name, date):
         try:
             candidate = paths.normalize(candidate)
         except errors.SyncError:
-            continue
+            break  # the extension leaves no room; later names are longer still
         library.load([candidate])
         if library.head(candidate) is None:
             return candidate
