@@ -41,6 +41,10 @@ REFERENCES = (
 )
 # Sessions whose bytes live in a spool file.
 SPOOLED_SESSIONS = "SELECT id FROM uploads WHERE state = 'open' AND instant = 0"
+# Content an open session may already have moved into blobs/ before the
+# completion's transaction commits (or before a crash cut it short): not an
+# orphan, but not required either.
+COMPLETING = "SELECT sha256 FROM uploads WHERE state = 'open' AND instant = 0"
 
 
 class KitError(Exception):
@@ -211,6 +215,23 @@ def _snapshot(src_conn, dst_path):
     return len(spooled)
 
 
+def _snapshot_between_writes(db_path, src_conn, dst_path):
+    """``_snapshot`` while a second connection holds the write lock: a
+    writer that removes blob files before its commit (the clean-up) has
+    finished, and none starts until the copy is taken. (The lock cannot be
+    held on ``src_conn`` itself: the backup API refuses a source connection
+    with a write transaction open.)"""
+    gate = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, isolation_level=None,
+                           timeout=60)
+    try:
+        gate.execute("BEGIN IMMEDIATE")
+        return _snapshot(src_conn, dst_path)
+    finally:
+        if gate.in_transaction:
+            gate.execute("ROLLBACK")
+        gate.close()
+
+
 def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
     """Place every referenced blob not yet at ``dst_dir``, hard-linking it
     from ``reuse_dir`` (an earlier backup on the same filesystem) when that
@@ -320,7 +341,10 @@ def backup(config, dest, link_dest=None, fsync=True):
         stats = {"linked": 0, "copied": 0, "reused": 0, "bytes": 0, "wrong_size": []}
         tmp_db = os.path.join(dest, DB_NAME + ".partial")
         for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
-            left_out = _snapshot(src, tmp_db)
+            if attempt == 1:
+                left_out = _snapshot(src, tmp_db)
+            else:
+                left_out = _snapshot_between_writes(src_db, src, tmp_db)
             copy = open_existing(tmp_db, readonly=True)
             try:
                 refs = referenced(copy)
@@ -330,9 +354,10 @@ def backup(config, dest, link_dest=None, fsync=True):
             if not missing:
                 break
             # A blob the snapshot names was removed since (the clean-up
-            # collected it once a later write stopped using it): a newer
-            # snapshot no longer names it. One that stays missing is lost
-            # in the data directory itself.
+            # collected it once a later write stopped using it, deleting
+            # the file before its transaction commits): a newer snapshot,
+            # taken between writes, no longer names it. One that stays
+            # missing is lost in the data directory itself.
         else:
             raise KitError(
                 f"{len(missing)} blob(s) named by the database are missing from "
@@ -517,7 +542,8 @@ def _check(config, repair, out):
             total += size
         out(f"blobs: {checked} of {len(refs)} checked, {total} bytes")
 
-        orphans = _orphan_files(config, refs, spooled)
+        completing = {row[0] for row in conn.execute(COMPLETING)}
+        orphans = _orphan_files(config, refs.keys() | completing, spooled)
         for upload_id in sorted(spooled):
             if not os.path.isfile(blobs.spool_path(config, upload_id)):
                 if repair:
@@ -557,7 +583,7 @@ def with_transaction(conn, statements):
         raise
 
 
-def _orphan_files(config, refs, spooled):
+def _orphan_files(config, named, spooled):
     """Paths under ``blobs/`` and ``spool/`` that no row names."""
     orphans = []
     root = config.path("blobs")
@@ -567,7 +593,7 @@ def _orphan_files(config, refs, spooled):
             orphans.append(folder)
             continue
         for name in sorted(os.listdir(folder)):
-            if not (name in refs and blobs.is_sha256(name) and name[:2] == prefix):
+            if not (name in named and blobs.is_sha256(name) and name[:2] == prefix):
                 orphans.append(os.path.join(folder, name))
     root = config.path("spool")
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
