@@ -94,6 +94,27 @@ def server_running(config):
         os.close(fd)
 
 
+def refuse_migration_beside_a_server(config, steps=None):
+    """Raise ``KitError`` when the database needs a migration while a
+    server (an older version, still running) holds the data directory: a
+    command such as ``app.py token`` must not change the schema under it."""
+    steps = migrations.STEPS if steps is None else steps
+    path = config.path(DB_NAME)
+    if not os.path.isfile(path) or not server_running(config):
+        return
+    conn = open_existing(path, readonly=True)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    target = migrations.latest(steps, SCHEMA_VERSION)
+    if 0 < version < target:
+        raise KitError(f"the database is at schema {version} and this version of the "
+                       f"server migrates it to {target}, but a server (an older version) "
+                       f"is running on {config.data_dir}; restart the server first: it "
+                       f"migrates the database on start")
+
+
 # -- shared helpers -----------------------------------------------------------
 
 def open_existing(path, readonly=False):
