@@ -29,16 +29,16 @@ SECRET_NAME = "secret.key"
 SNAPSHOT_ATTEMPTS = 5
 BLOCK = 1024 * 1024
 
-# Every place a row names a blob: (table, query giving (sha256, size)).
-REFERENCES = (
-    ("blobs", "SELECT sha256, size FROM blobs"),
-    ("entries", "SELECT sha256, size FROM entries WHERE deleted = 0 AND sha256 IS NOT NULL"),
-    ("conflicts", "SELECT client_sha256, client_size FROM conflicts "
-                  "WHERE resolved_at IS NULL AND client_sha256 IS NOT NULL"),
-    ("conflicts", "SELECT server_sha256, server_size FROM conflicts "
-                  "WHERE resolved_at IS NULL AND server_sha256 IS NOT NULL"),
-    ("uploads", "SELECT sha256, size FROM uploads WHERE instant = 1 AND state = 'open'"),
-)
+# Every place a row names a blob: (table, sha256, size) rows.
+MENTIONS = (
+    "SELECT 'blobs' AS t, sha256 AS sha256, size AS size FROM blobs "
+    "UNION ALL SELECT 'entries', sha256, size FROM entries "
+    "WHERE deleted = 0 AND sha256 IS NOT NULL "
+    "UNION ALL SELECT 'conflicts', client_sha256, client_size FROM conflicts "
+    "WHERE resolved_at IS NULL AND client_sha256 IS NOT NULL "
+    "UNION ALL SELECT 'conflicts', server_sha256, server_size FROM conflicts "
+    "WHERE resolved_at IS NULL AND server_sha256 IS NOT NULL "
+    "UNION ALL SELECT 'uploads', sha256, size FROM uploads WHERE instant = 1 AND state = 'open'")
 # Sessions whose bytes live in a spool file.
 SPOOLED_SESSIONS = "SELECT id FROM uploads WHERE state = 'open' AND instant = 0"
 # Content an open session may already have moved into blobs/ before the
@@ -132,20 +132,23 @@ def open_existing(path, readonly=False):
 
 
 def referenced(conn):
-    """``{sha256: {"sizes": {size, ...}, "tables": {table, ...}}}`` for every
-    blob a row of ``conn`` names."""
-    refs = {}
-    for table, query in REFERENCES:
-        for sha256, size in conn.execute(query):
-            ref = refs.setdefault(sha256, {"sizes": set(), "tables": set()})
-            ref["tables"].add(table)
-            if size is not None:
-                ref["sizes"].add(size)
-    return refs
+    """``{sha256: size}`` for every blob a row of ``conn`` names; the size is
+    None when the rows disagree on it. SQLite does the grouping, so memory
+    holds one small entry per blob, not one per row."""
+    return {sha256: (low if low == high else None) for sha256, low, high in conn.execute(
+        f"SELECT m.sha256, MIN(m.size), MAX(m.size) FROM ({MENTIONS}) AS m "
+        f"GROUP BY m.sha256")}
 
 
-def expected_size(ref):
-    return min(ref["sizes"]) if len(ref["sizes"]) == 1 else None
+def _tables(conn, sha256):
+    return ", ".join(sorted({table for table, _ in mentions(conn, sha256)}))
+
+
+def mentions(conn, sha256):
+    """``[(table, size), ...]``: the rows that name one blob (for messages)."""
+    return sorted(set(conn.execute(
+        f"SELECT t, size FROM ({MENTIONS}) AS m WHERE m.sha256 = ?",
+        (sha256,))))
 
 
 def _blob_rel(sha256):
@@ -260,13 +263,12 @@ def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
     missing. Size mismatches go to ``stats["wrong_size"]``."""
     missing = []
     touched_dirs = set()
-    for sha256, ref in sorted(refs.items()):
+    for sha256, size in sorted(refs.items()):
         if not blobs.is_sha256(sha256):
             stats["wrong_size"].append((sha256, "not a sha256 digest"))
             continue
         src = os.path.join(src_dir, _blob_rel(sha256))
         dst = os.path.join(dst_dir, _blob_rel(sha256))
-        size = expected_size(ref)
         try:
             if os.stat(dst).st_size == size:
                 continue
@@ -284,8 +286,10 @@ def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
         stats[how] += 1
         actual = os.stat(dst).st_size
         stats["bytes"] += actual
-        if ref["sizes"] and actual != size:
-            stats["wrong_size"].append((sha256, f"{actual} bytes, rows say {sorted(ref['sizes'])}"))
+        if size is None:
+            stats["wrong_size"].append((sha256, "the rows disagree on its size"))
+        elif actual != size:
+            stats["wrong_size"].append((sha256, f"{actual} bytes, the rows say {size}"))
         touched_dirs.add(os.path.dirname(dst))
     if fsync:
         for path in sorted(touched_dirs):
@@ -427,11 +431,11 @@ def restore(config, src, force=False, fsync=True):
         refs = referenced(conn)
     finally:
         conn.close()
-    for sha256, ref in refs.items():
+    for sha256, size in refs.items():
         path = os.path.join(src, _blob_rel(sha256)) if blobs.is_sha256(sha256) else None
         if path is None or not os.path.isfile(path):
             raise KitError(f"the backup in {src} is incomplete: blob {sha256} is missing")
-        if os.path.getsize(path) != expected_size(ref):
+        if os.path.getsize(path) != size:
             raise KitError(f"the backup in {src} is damaged: blob {sha256} has the wrong size")
 
     lock = lock_data_dir(config)
@@ -543,20 +547,20 @@ def _check(config, repair, out):
         spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
 
         checked = total = 0
-        for sha256, ref in sorted(refs.items()):
-            tables = ", ".join(sorted(ref["tables"]))
+        for sha256, named_size in sorted(refs.items()):
+            rows = mentions(conn, sha256) if named_size is None else ()
             if not blobs.is_sha256(sha256):
-                problem(f"blob {sha256!r} named in {tables} is not a sha256 digest")
+                problem(f"blob {sha256!r} named in {_tables(conn, sha256)} is not a sha256 digest")
                 continue
             path = blobs.blob_path(config, sha256)
             if not os.path.isfile(path):
-                problem(f"blob {sha256} named in {tables} is missing")
+                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing")
                 continue
             size, digest = sha256_of(path)
-            if len(ref["sizes"]) > 1:
-                problem(f"blob {sha256}: the rows disagree on its size {sorted(ref['sizes'])}")
-            elif ref["sizes"] and size not in ref["sizes"]:
-                problem(f"blob {sha256} is {size} bytes, {tables} say {min(ref['sizes'])}")
+            if named_size is None:
+                problem(f"blob {sha256}: the rows disagree on its size: {rows}")
+            elif size != named_size:
+                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}")
             if digest != sha256:
                 problem(f"blob {sha256} is damaged: its content hashes to {digest}")
             checked += 1

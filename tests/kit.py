@@ -6,7 +6,7 @@ the row that names it commits, and the library changes through
 import hashlib
 import os
 
-from sync import auth, backup, blobs
+from sync import auth, backup, blobs, janitor
 from sync import library as engine
 from sync.config import Config
 from sync.db import database, write
@@ -61,17 +61,11 @@ def delete(rt, user, path):
 
 
 def collect_garbage(rt):
-    """Remove blobs no row names any more, row first, then file (as the
-    clean-up does). Returns the sha256s removed."""
-    with database.connection_context():
-        with write():
-            names = backup.referenced(database.connection())
-            unused = [sha for sha, ref in names.items() if ref["tables"] == {"blobs"}]
-            for sha256 in unused:
-                database.execute_sql("DELETE FROM blobs WHERE sha256 = ?", (sha256,))
-    for sha256 in unused:
-        os.unlink(blobs.blob_path(rt.config, sha256))
-    return unused
+    """Run the clean-up (``sync.janitor``); returns the sha256s of the blob
+    files it removed."""
+    before = set(blobs.blob_files(rt.config))
+    janitor.run_once(rt)
+    return sorted(before - set(blobs.blob_files(rt.config)))
 
 
 def library(config):
