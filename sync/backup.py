@@ -14,7 +14,6 @@ ever accepted by a database with another history.
 
 import errno
 import fcntl
-import hashlib
 import os
 import secrets
 import shutil
@@ -392,10 +391,11 @@ def backup(config, dest, link_dest=None, fsync=True):
         src.close()
     _drop_unreferenced(refs, dest)
     os.makedirs(os.path.join(dest, "spool"), exist_ok=True)
+    secret = _copy_secret(config.data_dir, dest, fsync)
     if fsync:
         _fsync_file(tmp_db)
+    # The database goes in last: a directory with one is a complete backup.
     os.replace(tmp_db, os.path.join(dest, DB_NAME))
-    secret = _copy_secret(config.data_dir, dest, fsync)
     if fsync:
         _fsync_dir(os.path.join(dest, "blobs"))
         _fsync_dir(dest)
@@ -491,19 +491,6 @@ def _clear(config):
 
 # -- check --------------------------------------------------------------------
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(BLOCK)
-            if not block:
-                break
-            size += len(block)
-            digest.update(block)
-    return size, digest.hexdigest()
-
-
 def check(config, repair=False, out=print):
     """Check the database and every blob it names; list (and with
     ``repair`` remove) files nothing names. Prints what it finds through
@@ -556,7 +543,7 @@ def _check(config, repair, out):
             if not os.path.isfile(path):
                 problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing")
                 continue
-            size, digest = sha256_of(path)
+            size, digest = blobs.hash_file(path)
             if named_size is None:
                 problem(f"blob {sha256}: the rows disagree on its size: {rows}")
             elif size != named_size:

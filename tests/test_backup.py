@@ -19,7 +19,8 @@ from sync.db import database, write
 from sync.wsgi import create_app, open_runtime
 
 from . import kit
-from .helpers import Api, assert_error, sha256
+from .helpers import Api, assert_error
+from .helpers import sha256 as digest_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -184,7 +185,7 @@ def test_backup_during_a_stream_of_writes(rt, tmp_path):
         library = kit.library(dest)
         assert ("alice", "seed.txt") in library
         for sha256 in library.values():
-            assert backup.sha256_of(blobs.blob_path(dest, sha256))[1] == sha256
+            assert blobs.hash_file(blobs.blob_path(dest, sha256))[1] == sha256
         assert kit.run_check(dest)[0] == 0
 
 
@@ -349,7 +350,7 @@ CHUNK = 256 * 1024
 def http_upload(dev, path, data, base_rev, chunks=None):
     """Upload ``data`` through the API (``chunks``: send only that many).
     Returns the session and, when completed, complete's answer."""
-    session = dev.post("/upload", {"path": path, "size": len(data), "sha256": sha256(data),
+    session = dev.post("/upload", {"path": path, "size": len(data), "sha256": digest_of(data),
                                    "base_rev": base_rev, "mtime": 1, "chunk_size": CHUNK}).json
     for index in range(session["chunk_count"] if chunks is None else chunks):
         dev.put(f"/upload/{session['id']}/chunks/{index}",
@@ -394,7 +395,7 @@ def test_backup_during_uploads_then_restore(rt, tmp_path):
                 return
             path = f"books/{i % 5}.epub"
             data = content(i, CHUNK + 1000 * i)  # two chunks
-            sent.setdefault(path, {})[sha256(data)] = data
+            sent.setdefault(path, {})[digest_of(data)] = data
             _, result = http_upload(http, path, data, revs.get(path))
             assert result["status"] == "applied", result
             revs[path] = result["rev"]
@@ -434,4 +435,4 @@ def test_backup_during_uploads_then_restore(rt, tmp_path):
     assert len(entries) == 5
     for path, digest in entries.items():
         body = new.get(f"/download/{path}").body
-        assert sha256(body) == digest and body == sent[path][digest]
+        assert digest_of(body) == digest and body == sent[path][digest]
