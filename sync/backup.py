@@ -204,13 +204,14 @@ def _copy_secret(src_dir, dst_dir, fsync):
         os.unlink(tmp)
     with open(src, "rb") as fin:
         data = fin.read()
+    # Created 0600 (a umask can only take bits away); no chmod afterwards,
+    # which a FAT backup disk would refuse.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fout:
         fout.write(data)
         fout.flush()
         if fsync:
             os.fsync(fout.fileno())
-    os.chmod(tmp, 0o600)
     os.replace(tmp, dst)
     return True
 
