@@ -334,10 +334,14 @@ def link(operation_id, description, parameters=None, body=None):
 
 def device_links():
     id_ = {"device_id": "$response.body#/id"}
+    acting = {"header.X-Device-Id": "$response.body#/id"}
     return {"GetDevice": link("getDevice", "The new device.", id_),
             "UpdateDevice": link("updateDevice", "Rename it.", id_),
             "RegenerateToken": link("regenerateDeviceToken", "Replace its token.", id_),
-            "DeleteDevice": link("deleteDevice", "Delete it.", id_)}
+            "DeleteDevice": link("deleteDevice", "Delete it.", id_),
+            "ListChanges": link("listChanges", "Sync as it (with a user token).", acting),
+            "Report": link("report", "Report its changes (with a user token).", acting),
+            "CreateUpload": link("createUpload", "Upload as it (with a user token).", acting)}
 
 
 def upload_links():
