@@ -25,8 +25,8 @@ from sync.wsgi import create_app, open_runtime
 
 from .openapi_check import DOCUMENT, served_routes
 
-EXAMPLES_PER_OPERATION = 15
-WORKFLOWS = 30
+EXAMPLES_PER_OPERATION = 10
+WORKFLOWS = 25
 WORKFLOW_STEPS = 6
 # The sync cycle; the device records' own operations are left to the
 # per-operation run so that the sequences reach uploads and the feed.
