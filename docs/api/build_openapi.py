@@ -691,7 +691,8 @@ authenticated call marks that device as seen.
 **Errors** are `{"title", "description", "code"}`; clients branch on `code`.
 JSON bodies over 2 MiB are refused with 413. A route that exists answers an
 unlisted method with 405 `method_not_allowed`; an unknown route is 404
-`not_found`. A trailing slash names the same route.
+`not_found`. A trailing slash names the same route. `OPTIONS` on a route
+answers 200 with an `Allow` header (with a token where the route needs one).
 """
 
 
