@@ -5,8 +5,12 @@ holds one upload in progress. File names are generated here from checked
 hex digests and server-made ids only; no client string reaches a path.
 """
 
+import errno
+import hashlib
 import os
 import re
+
+from .db import database
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{8,64}$")
@@ -47,3 +51,181 @@ def remove_spool(config, upload_id):
         os.unlink(spool_path(config, upload_id))
     except (FileNotFoundError, ValueError):
         pass
+
+
+BLOCK = 1024 * 1024  # read/write/hash block: large enough for full disk speed, small in memory
+
+
+class NoSpace(Exception):
+    """The filesystem cannot hold a reservation."""
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def reserve_spool(config, upload_id, size):
+    """Create ``spool/<id>`` reserved at ``size`` bytes (``posix_fallocate``
+    where available, so a full disk is found now, not halfway through the
+    upload). Raises ``NoSpace`` and leaves no file behind when it does not fit."""
+    path = spool_path(config, upload_id)
+    # glibc emulates posix_fallocate block by block on filesystems without
+    # it; ask statvfs first so an impossible size fails at once.
+    if size > free_bytes(os.path.dirname(path)):
+        raise NoSpace(f"{size} bytes do not fit on the disk")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        if size:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, size)
+            else:
+                os.ftruncate(fd, size)
+        if config.fsync:
+            os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise NoSpace(str(exc)) from None
+        raise
+    os.close(fd)
+    if config.fsync:
+        fsync_dir(os.path.dirname(path))
+
+
+def write_at(config, upload_id, offset, read, length):
+    """Stream ``length`` bytes from ``read(n)`` into the spool file at
+    ``offset``, block by block, never past ``offset + length``.
+
+    Returns ``(count, sha256 digest bytes, more)``: ``count`` bytes were
+    written and ``more`` says the stream had bytes beyond ``length``. The
+    bytes are fsynced (when configured) before this returns. Raises
+    ``FileNotFoundError`` when the spool file is gone.
+    """
+    digest = hashlib.sha256()
+    count = 0
+    fd = os.open(spool_path(config, upload_id), os.O_WRONLY)
+    try:
+        while count < length:
+            block = read(min(BLOCK, length - count))
+            if not block:
+                break
+            view = memoryview(block)
+            while view:
+                written = os.pwrite(fd, view, offset + count)
+                digest.update(view[:written])
+                count += written
+                view = view[written:]
+        more = bool(read(1))
+        if config.fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return count, digest.digest(), more
+
+
+def hash_file(path):
+    """``(size, sha256 hex)`` of a file, read once in large blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            block = f.read(BLOCK)
+            if not block:
+                break
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def store_spool(config, upload_id, sha256):
+    """Move a complete, verified spool file into ``blobs/ab/<sha256>``:
+    fsync the file, ``os.replace`` it, fsync the directory. When the blob
+    is already there the spool file is dropped instead."""
+    source = spool_path(config, upload_id)
+    target = blob_path(config, sha256)
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, exist_ok=True)
+        if config.fsync:
+            fsync_dir(os.path.dirname(folder))
+    if os.path.exists(target):
+        os.unlink(source)
+        return
+    if config.fsync:
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(source, target)
+    if config.fsync:
+        fsync_dir(folder)
+
+
+def remove_blob(config, sha256):
+    try:
+        os.unlink(blob_path(config, sha256))
+    except FileNotFoundError:
+        pass
+
+
+def spool_ids(config):
+    """Upload ids that have a spool file."""
+    return [name for name in os.listdir(config.path("spool")) if _UPLOAD_ID.match(name)]
+
+
+def blob_files(config):
+    """The sha256 of every file held under ``blobs/``."""
+    root = config.path("blobs")
+    found = []
+    for prefix in os.listdir(root):
+        folder = os.path.join(root, prefix)
+        if len(prefix) != 2 or not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if is_sha256(name) and name[:2] == prefix:
+                found.append(name)
+    return found
+
+
+def head_content(user_id, path):
+    """``(sha256, size, mtime, changed_at)`` of the live head of a user's
+    ``path`` (already normalized), or None for an unknown or deleted path."""
+    return database.execute_sql(
+        "SELECT sha256, size, mtime, changed_at FROM entries "
+        "WHERE user_id = ? AND path = ? AND deleted = 0 AND sha256 IS NOT NULL",
+        (user_id, path)).fetchone()
+
+
+class FileSlice:
+    """Bytes ``start`` to ``start + length`` of a blob, as a seekable
+    read-only file (positions relative to ``start``), so that a WSGI
+    ``file_wrapper`` streams exactly the slice from disk."""
+
+    def __init__(self, path, start, length):
+        self._file = open(path, "rb", buffering=0)
+        self._start = start
+        self._end = start + length
+        self._file.seek(start)
+
+    def read(self, size=-1):
+        remaining = max(self._end - self._file.tell(), 0)
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        return self._file.read(size)
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=os.SEEK_SET):
+        base = {os.SEEK_SET: self._start, os.SEEK_CUR: self._file.tell(),
+                os.SEEK_END: self._end}[whence]
+        return self._file.seek(min(max(base + offset, self._start), self._end)) - self._start
+
+    def tell(self):
+        return self._file.tell() - self._start
+
+    def close(self):
+        self._file.close()

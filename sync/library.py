@@ -1,6 +1,665 @@
-"""The library engine: the changes feed, acks, reports and conflicts."""
+"""The library engine: the changes feed, acks, reports, conflicts and their
+resolutions, and the purge of acknowledged tombstones (SPEC §4, §5).
 
+A user's library is the ``entries`` table: one row per path holding its
+latest state (a tombstone once deleted) and a server-wide revision. Writes
+go through ``_Library``, which loads the rows a batch of changes touches in
+a few queries, applies the rules of the spec in memory item by item, and
+writes every changed row and new conflict at once, all inside the caller's
+write transaction. Conflicts are decided by ``base_rev`` and content hash,
+never by clocks.
+"""
+
+import os
+import re
+from datetime import datetime, timezone
+
+from . import cursors, errors, paths
+from .db import current_rev, database, next_revs, write
+
+MAX_REPORT_ITEMS = 1000
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+RESOLUTIONS = ("keep_server", "keep_client", "keep_both")
+MAX_CONFLICT_SUFFIX = 10000
+MAX_INT = 2 ** 63 - 1
+
+# A cursor handed out while a listing from the beginning is still below the
+# user's tombstone horizon carries this offset: it continues that listing and
+# is not expired by the horizon, unlike an ordinary cursor that old.
+LISTING_OFFSET = 10 ** 17
+
+_SQL_CHUNK = 500
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COLUMNS = ("path", "fold", "rev", "deleted", "size", "sha256", "mtime", "device_id",
+            "moved_from", "changed_at")
+_SELECT = ", ".join(_COLUMNS)
+_CONFLICT_KEY = ("path", "kind", "server_rev", "client_op", "client_sha256", "client_to",
+                 "client_device_id")
+
+
+def _chunks(items):
+    items = list(items)
+    for i in range(0, len(items), _SQL_CHUNK):
+        yield items[i:i + _SQL_CHUNK]
+
+
+def _marks(n):
+    return ",".join("?" * n)
+
+
+def _live(entry):
+    return entry if entry is not None and not entry["deleted"] else None
+
+
+def change_json(entry):
+    """An entry as a change of the feed."""
+    change = {"path": entry["path"], "op": "delete" if entry["deleted"] else "put",
+              "rev": entry["rev"], "size": entry["size"], "sha256": entry["sha256"],
+              "mtime": entry["mtime"], "device_id": entry["device_id"]}
+    if entry["moved_from"] is not None:
+        change["moved_from"] = entry["moved_from"]
+    return change
+
+
+class _Library:
+    """One user's library inside a write transaction.
+
+    ``entries`` maps each loaded path to its row (None: no row), ``live_by_fold``
+    each loaded case-fold key to the live paths under it, ``held`` each loaded
+    sha256 the library references to its size. Changes update these in memory
+    and are written by ``flush``; revisions are numbered in order of the changes.
+    """
+
+    def __init__(self, rt, user_id):
+        self.rt = rt
+        self.user_id = user_id
+        self.now = rt.now()
+        self.entries = {}
+        self.live_by_fold = {}
+        self.held = {}
+        self.checked_shas = set()
+        self.open_conflicts = {}
+        self.loaded_conflict_paths = set()
+        self.dirty = {}
+        self.new_conflicts = []
+        self.first_rev = None
+        self.revs_used = 0
+
+    # -- loading ------------------------------------------------------------
+
+    def load(self, path_list=(), shas=()):
+        """Load the rows of ``path_list``, the live rows sharing their case
+        folds, the unresolved conflicts on them, and which of ``shas`` are held."""
+        uid = self.user_id
+        new_paths = [p for p in set(path_list) if p not in self.entries]
+        for chunk in _chunks(new_paths):
+            for row in database.execute_sql(
+                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND path IN ({_marks(len(chunk))})",
+                    [uid] + chunk):
+                self.entries[row[0]] = dict(zip(_COLUMNS, row))
+        for p in new_paths:
+            self.entries.setdefault(p, None)
+        self._load_folds({paths.fold(p) for p in path_list})
+        self._load_conflicts(path_list)
+        self._load_held(shas)
+
+    def _load_folds(self, folds):
+        new_folds = [f for f in folds if f not in self.live_by_fold]
+        for f in new_folds:
+            self.live_by_fold[f] = set()
+        for chunk in _chunks(new_folds):
+            for row in database.execute_sql(
+                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND deleted = 0 "
+                    f"AND fold IN ({_marks(len(chunk))})", [self.user_id] + chunk):
+                entry = dict(zip(_COLUMNS, row))
+                self.entries.setdefault(entry["path"], entry)
+        # The rows in memory are newer than the database for paths changed here.
+        for f in new_folds:
+            self.live_by_fold[f] = set()
+        for path, entry in self.entries.items():
+            if entry is not None and entry["fold"] in new_folds and not entry["deleted"]:
+                self.live_by_fold[entry["fold"]].add(path)
+
+    def _load_conflicts(self, path_list):
+        new_paths = [p for p in set(path_list) if p not in self.loaded_conflict_paths]
+        self.loaded_conflict_paths.update(new_paths)
+        for chunk in _chunks(new_paths):
+            for row in database.execute_sql(
+                    f"SELECT id, {', '.join(_CONFLICT_KEY)} FROM conflicts WHERE user_id = ? "
+                    f"AND resolved_at IS NULL AND path IN ({_marks(len(chunk))})",
+                    [self.user_id] + chunk):
+                self.open_conflicts[tuple(row[1:])] = row[0]
+
+    def _load_held(self, shas):
+        new = [s for s in set(shas) if s not in self.checked_shas]
+        self.checked_shas.update(new)
+        for chunk in _chunks(new):
+            marks = _marks(len(chunk))
+            for sha, size in database.execute_sql(
+                    f"SELECT sha256, size FROM entries WHERE user_id = ? AND deleted = 0 "
+                    f"AND sha256 IN ({marks}) "
+                    f"UNION SELECT client_sha256, client_size FROM conflicts WHERE user_id = ? "
+                    f"AND resolved_at IS NULL AND client_sha256 IN ({marks})",
+                    [self.user_id] + chunk + [self.user_id] + chunk):
+                self.held[sha] = size
+
+    # -- changing -----------------------------------------------------------
+
+    def head(self, path):
+        return _live(self.entries.get(path))
+
+    def clash(self, path, ignore=()):
+        """A live entry whose path differs from ``path`` only by case."""
+        fold = paths.fold(path)
+        others = sorted(self.live_by_fold.get(fold, set()) - {path} - set(ignore))
+        return self.entries[others[0]] if others else None
+
+    def _next_rev(self):
+        if self.first_rev is None:
+            self.first_rev = current_rev() + 1
+        rev = self.first_rev + self.revs_used
+        self.revs_used += 1
+        return rev
+
+    def _set(self, path, device_id, sha256=None, size=None, mtime=None, moved_from=None):
+        deleted = sha256 is None
+        entry = {"path": path, "fold": paths.fold(path), "rev": self._next_rev(),
+                 "deleted": 1 if deleted else 0, "size": size, "sha256": sha256,
+                 "mtime": mtime, "device_id": device_id, "moved_from": moved_from,
+                 "changed_at": self.now}
+        self.entries[path] = entry
+        self.dirty[path] = entry
+        live = self.live_by_fold.setdefault(entry["fold"], set())
+        if deleted:
+            live.discard(path)
+        else:
+            live.add(path)
+            self.held[sha256] = size
+        return entry
+
+    def put(self, path, device_id, sha256, size, mtime, moved_from=None):
+        return self._set(path, device_id, sha256, size, mtime, moved_from)
+
+    def delete(self, path, device_id):
+        return self._set(path, device_id)
+
+    def move(self, source, target, device_id):
+        """Tombstone ``source`` and put its content at ``target``; the put's entry."""
+        entry = self.head(source)
+        self.delete(source, device_id)
+        return self.put(target, device_id, entry["sha256"], entry["size"], entry["mtime"],
+                        moved_from=source)
+
+    def conflict(self, kind, path, server, client):
+        """Record a conflict (or find the same unresolved one); its id."""
+        row = {"path": path, "kind": kind,
+               "server_rev": server["rev"] if server else None,
+               "server_op": (None if server is None
+                             else "delete" if server["deleted"] else "put"),
+               "server_sha256": server["sha256"] if server else None,
+               "server_size": server["size"] if server else None,
+               "server_mtime": server["mtime"] if server else None,
+               "server_device_id": server["device_id"] if server else None,
+               "client_op": client["op"], "client_sha256": client.get("sha256"),
+               "client_size": client.get("size"), "client_mtime": client.get("mtime"),
+               "client_device_id": client["device_id"], "client_to": client.get("to")}
+        key = tuple(row[k] for k in _CONFLICT_KEY)
+        existing = self.open_conflicts.get(key)
+        if existing is not None:
+            return existing
+        row["id"] = self.rt.idgen()
+        row["created_at"] = self.now
+        self.new_conflicts.append(row)
+        self.open_conflicts[key] = row["id"]
+        if row["client_sha256"] is not None:
+            self.held[row["client_sha256"]] = row["client_size"]
+        return row["id"]
+
+    def flush(self):
+        """Write the changed rows and new conflicts (inside the caller's transaction)."""
+        if self.revs_used:
+            first = next_revs(self.revs_used)
+            if first != self.first_rev:
+                raise RuntimeError("revisions were taken by another writer in this transaction")
+        cursor = database.cursor()
+        if self.dirty:
+            cursor.executemany(
+                "INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, mtime, "
+                "device_id, moved_from, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (user_id, path) DO UPDATE SET fold = excluded.fold, "
+                "rev = excluded.rev, deleted = excluded.deleted, size = excluded.size, "
+                "sha256 = excluded.sha256, mtime = excluded.mtime, "
+                "device_id = excluded.device_id, moved_from = excluded.moved_from, "
+                "changed_at = excluded.changed_at",
+                [(self.user_id,) + tuple(e[c] for c in _COLUMNS) for e in self.dirty.values()])
+        if self.new_conflicts:
+            columns = ["id", "user_id", "created_at", "kind", "path", "server_rev", "server_op",
+                       "server_sha256", "server_size", "server_mtime", "server_device_id",
+                       "client_op", "client_sha256", "client_size", "client_mtime",
+                       "client_device_id", "client_to"]
+            cursor.executemany(
+                f"INSERT INTO conflicts ({', '.join(columns)}) VALUES ({_marks(len(columns))})",
+                [tuple(self.user_id if c == "user_id" else row[c] for c in columns)
+                 for row in self.new_conflicts])
+        self.dirty = {}
+        self.new_conflicts = []
+        self.first_rev = None
+        self.revs_used = 0
+
+    # -- the rules of a report ----------------------------------------------
+
+    def report_put(self, device_id, path, sha256, size, mtime, base_rev, held):
+        """A put; ``held``: the server holds this content for the user."""
+        head = self.head(path)
+        if head is not None and head["sha256"] == sha256:
+            return _result("unchanged", head["rev"])
+        if not held:
+            return _result("upload_required")
+        client = {"op": "put", "sha256": sha256, "size": size, "mtime": mtime,
+                  "device_id": device_id}
+        if head is not None:
+            if base_rev == head["rev"]:
+                return _result("applied", self.put(path, device_id, sha256, size, mtime)["rev"])
+            return _result("conflict", head["rev"],
+                           self.conflict("modify_modify", path, head, client))
+        other = self.clash(path)
+        if other is not None:
+            return _result("conflict", None, self.conflict("case_clash", path, other, client))
+        # The head is a deletion or there is none: an edit beats a delete.
+        return _result("applied", self.put(path, device_id, sha256, size, mtime)["rev"])
+
+    def report_delete(self, device_id, path, base_rev):
+        head = self.head(path)
+        if head is None:
+            return _result("unchanged")
+        if base_rev == head["rev"]:
+            return _result("applied", self.delete(path, device_id)["rev"])
+        return _result("conflict", head["rev"], self.conflict(
+            "delete_modify", path, head, {"op": "delete", "device_id": device_id}))
+
+    def report_move(self, device_id, source, target, base_rev):
+        head = self.head(source)
+        client = {"op": "move", "device_id": device_id, "to": target}
+        if head is None or base_rev != head["rev"]:
+            server = head or self.entries.get(source)
+            return _result("conflict", head and head["rev"],
+                           self.conflict("move", source, server, client))
+        target_head = self.head(target)
+        if target_head is not None:
+            return _result("conflict", head["rev"],
+                           self.conflict("move", source, target_head, client))
+        other = self.clash(target, ignore=(source,))
+        if other is not None:
+            return _result("conflict", head["rev"],
+                           self.conflict("case_clash", source, other, client))
+        return _result("applied", self.move(source, target, device_id)["rev"])
+
+
+def _result(status, rev=None, conflict_id=None):
+    result = {"status": status, "rev": rev}
+    if conflict_id is not None:
+        result["conflict_id"] = conflict_id
+    return result
+
+
+# -- content and uploads -------------------------------------------------------
+
+def holds_content(user_id, sha256):
+    """Whether the user's library references this content: a live entry with
+    that sha256, or the client side of one of the user's unresolved conflicts."""
+    row = database.execute_sql(
+        "SELECT 1 FROM entries WHERE user_id = ? AND sha256 = ? AND deleted = 0 "
+        "UNION ALL SELECT 1 FROM conflicts WHERE user_id = ? AND client_sha256 = ? "
+        "AND resolved_at IS NULL LIMIT 1", (user_id, sha256, user_id, sha256)).fetchone()
+    return row is not None
+
+
+def apply_put(rt, user_id, device_id, path, sha256, size, mtime, base_rev):
+    """Apply a put whose content the server holds, by the rules of a report.
+
+    Must be called inside ``sync.db.write()``; ``path`` is already normalized.
+    Returns ``{"status": "applied"|"unchanged"|"conflict", "rev", "conflict_id"?}``
+    where ``rev`` is the applied rev, or the head's rev (None without a live head).
+    """
+    library = _Library(rt, user_id)
+    library.load([path], [sha256])
+    result = library.report_put(device_id, path, sha256, size, mtime, base_rev, held=True)
+    library.flush()
+    return result
+
+
+# -- tombstones ----------------------------------------------------------------
 
 def purge_tombstones(rt):
-    """Remove tombstones every device of their user has acknowledged, once
-    the grace period has passed."""
+    """Remove tombstones every device of their user has acknowledged past,
+    once the grace period has passed since they were written; each user's
+    ``horizon_rev`` records the newest purged one."""
+    cutoff = datetime.fromtimestamp(int(rt.clock() - rt.config.tombstone_grace),
+                                    timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with write():
+        users = database.execute_sql(
+            "SELECT u.id, u.horizon_rev, "
+            "(SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.acked_rev IS NULL), "
+            "(SELECT MIN(d.acked_rev) FROM devices d WHERE d.user_id = u.id) "
+            "FROM users u WHERE EXISTS (SELECT 1 FROM entries e WHERE e.user_id = u.id "
+            "AND e.deleted = 1 AND e.changed_at <= ?)", (cutoff,)).fetchall()
+        for user_id, horizon, unacked, min_acked in users:
+            if unacked:
+                continue
+            upto = MAX_INT if min_acked is None else min_acked
+            newest = database.execute_sql(
+                "SELECT MAX(rev) FROM entries WHERE user_id = ? AND deleted = 1 "
+                "AND rev <= ? AND changed_at <= ?", (user_id, upto, cutoff)).fetchone()[0]
+            if newest is None:
+                continue
+            database.execute_sql(
+                "DELETE FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? "
+                "AND changed_at <= ?", (user_id, upto, cutoff))
+            database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
+                                 (max(horizon, newest), user_id))
+
+
+# -- the changes feed and acks -------------------------------------------------
+
+# The page query: a seek on the (user_id, rev) index, then a forward read.
+FEED_SQL = (f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND rev > ? "
+            f"ORDER BY rev LIMIT ?")
+
+
+def _parse_limit(limit):
+    if limit is None:
+        return DEFAULT_LIMIT
+    if not isinstance(limit, str) or not re.fullmatch(r"[0-9]{1,7}", limit) \
+            or not 1 <= int(limit) <= MAX_LIMIT:
+        raise errors.bad_request(errors.LIMIT_INVALID,
+                                 f"'limit' must be an integer from 1 to {MAX_LIMIT}.")
+    return int(limit)
+
+
+def _decode_cursor(rt, cursor):
+    """(rev, listing) of a cursor this server issued; 400 ``cursor_invalid`` else."""
+    rev = cursors.decode(rt.db_id, cursor)
+    listing = rev >= LISTING_OFFSET
+    if listing:
+        rev -= LISTING_OFFSET
+    if rev > current_rev():
+        raise errors.bad_request(errors.CURSOR_INVALID, "The cursor is not one this server issued.")
+    return rev, listing
+
+
+def changes(rt, user_id, cursor=None, limit=None):
+    """A page of the feed: the user's entries changed after ``cursor`` in rev
+    order, each at its latest state; ``cursor`` None lists from the beginning."""
+    limit = _parse_limit(limit)
+    with database.atomic():  # one snapshot: the horizon and the page agree
+        horizon = database.execute_sql(
+            "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
+        if cursor is None:
+            after, listing = 0, True
+        else:
+            after, listing = _decode_cursor(rt, cursor)
+            if not listing and after < horizon:
+                raise errors.bad_request(
+                    errors.CURSOR_EXPIRED,
+                    "Deletions after this cursor have been purged: list the library "
+                    "again from the beginning.")
+        rows = database.execute_sql(FEED_SQL, (user_id, after, limit + 1)).fetchall()
+    has_more = len(rows) > limit
+    page = [change_json(dict(zip(_COLUMNS, row))) for row in rows[:limit]]
+    last = page[-1]["rev"] if page else after
+    if has_more and listing and last < horizon:
+        next_rev = LISTING_OFFSET + last
+    elif has_more:
+        next_rev = last
+    else:
+        # Nothing of the user's lies after `last`, and revisions up to the
+        # horizon are never handed out again.
+        next_rev = max(last, horizon)
+    return {"changes": page, "cursor": cursors.encode(rt.db_id, next_rev), "has_more": has_more}
+
+
+def ack(rt, device_id, body):
+    """Record that the device applied everything up to ``body["cursor"]``;
+    acks only move forward."""
+    cursor = body.get("cursor")
+    if not isinstance(cursor, str):
+        raise errors.bad_request(errors.BODY_INVALID, "'cursor' must be a string.")
+    with write():
+        rev, _ = _decode_cursor(rt, cursor)
+        row = database.execute_sql(
+            "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
+        acked_rev, acked_at = row
+        if acked_rev is None or rev > acked_rev:
+            acked_rev, acked_at = rev, rt.now()
+            database.execute_sql("UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
+                                 (acked_rev, acked_at, device_id))
+    return {"device_id": device_id, "acked_cursor": cursors.encode(rt.db_id, acked_rev),
+            "acked_at": acked_at}
+
+
+# -- reports -------------------------------------------------------------------
+
+class _Rejected(Exception):
+    """An invalid report item; the message says why."""
+
+
+def _check_int(item, key, minimum=None, nullable=False):
+    value = item.get(key)
+    if value is None and nullable and key in item:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "an integer or null" if nullable else "an integer"
+        raise _Rejected(f"'{key}' must be {kind}.")
+    if not (minimum if minimum is not None else -MAX_INT) <= value <= MAX_INT:
+        raise _Rejected(f"'{key}' is out of range.")
+    return value
+
+
+def _check_path(item, key):
+    if key not in item:
+        raise _Rejected(f"'{key}' is required.")
+    try:
+        return paths.normalize(item[key])
+    except errors.SyncError as exc:
+        raise _Rejected(exc.description) from None
+
+
+def _parse_item(item):
+    """(op, path, args) of a report item, or ``_Rejected``."""
+    if not isinstance(item, dict):
+        raise _Rejected("An item must be a JSON object.")
+    op = item.get("op")
+    if op not in ("put", "delete", "move"):
+        raise _Rejected("'op' must be 'put', 'delete' or 'move'.")
+    path = _check_path(item, "path")
+    base_rev = _check_int(item, "base_rev", minimum=0, nullable=True)
+    if op == "put":
+        sha = item.get("sha256")
+        if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
+            raise _Rejected("'sha256' must be 64 hexadecimal digits.")
+        return op, path, (sha.lower(), _check_int(item, "size", minimum=0),
+                          _check_int(item, "mtime"), base_rev)
+    if op == "delete":
+        return op, path, (base_rev,)
+    target = _check_path(item, "to")
+    if target == path:
+        raise _Rejected("'to' is the same path as 'path'.")
+    return op, path, (target, base_rev)
+
+
+def _parse_report(body):
+    items = body.get("changes")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_REPORT_ITEMS:
+        raise errors.bad_request(
+            errors.BODY_INVALID,
+            f"'changes' must be a list of 1 to {MAX_REPORT_ITEMS} items.")
+    return items
+
+
+def report(rt, user_id, device_id, body):
+    """Apply a device's report: every item by the rules of the spec, each
+    atomically, all in one write transaction. One result per item, in order."""
+    items = _parse_report(body)
+    parsed = []
+    for item in items:
+        try:
+            parsed.append(_parse_item(item))
+        except _Rejected as exc:
+            path = item.get("path") if isinstance(item, dict) else None
+            parsed.append(("rejected", path if isinstance(path, str) else None, str(exc)))
+    touched, shas = [], []
+    for op, path, args in parsed:
+        if op != "rejected":
+            touched.append(path)
+        if op == "move":
+            touched.append(args[0])
+        elif op == "put":
+            shas.append(args[0])
+    results = []
+    with write():
+        library = _Library(rt, user_id)
+        library.load(touched, shas)
+        for op, path, args in parsed:
+            if op == "rejected":
+                result = {"status": "rejected", "error": args}
+            elif op == "put":
+                sha, size, mtime, base_rev = args
+                held_size = library.held.get(sha)
+                if held_size is not None and held_size != size:
+                    result = {"status": "rejected",
+                              "error": f"'size' is {size} but the content with this "
+                                       f"sha256 has {held_size} bytes."}
+                else:
+                    result = library.report_put(device_id, path, sha, size, mtime, base_rev,
+                                                held=held_size is not None)
+            elif op == "delete":
+                result = library.report_delete(device_id, path, *args)
+            else:
+                result = library.report_move(device_id, path, *args)
+            if result.get("rev") is None:
+                result.pop("rev", None)
+            results.append({"path": path, **result})
+        library.flush()
+    return {"results": results}
+
+
+# -- conflicts -----------------------------------------------------------------
+
+_CONFLICT_COLUMNS = ("id", "path", "kind", "created_at", "server_rev", "server_op",
+                     "server_sha256", "server_size", "server_mtime", "server_device_id",
+                     "client_op", "client_sha256", "client_size", "client_mtime",
+                     "client_device_id", "client_to", "resolution", "resolved_at")
+
+
+def conflict_json(row):
+    conflict = {
+        "id": row["id"], "path": row["path"], "kind": row["kind"],
+        "created_at": row["created_at"],
+        "server": {"rev": row["server_rev"], "op": row["server_op"],
+                   "sha256": row["server_sha256"], "size": row["server_size"],
+                   "mtime": row["server_mtime"], "device_id": row["server_device_id"]},
+        "client": {"op": row["client_op"], "sha256": row["client_sha256"],
+                   "size": row["client_size"], "mtime": row["client_mtime"],
+                   "device_id": row["client_device_id"]},
+    }
+    if row["client_to"] is not None:
+        conflict["client"]["to"] = row["client_to"]
+    if row["resolved_at"] is not None:
+        conflict["resolved_at"] = row["resolved_at"]
+        conflict["resolution"] = row["resolution"]
+    return conflict
+
+
+def list_conflicts(rt, user_id):
+    """The user's unresolved conflicts, oldest first."""
+    rows = database.execute_sql(
+        f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE user_id = ? "
+        f"AND resolved_at IS NULL ORDER BY created_at, rowid", (user_id,))
+    return {"conflicts": [conflict_json(dict(zip(_CONFLICT_COLUMNS, r))) for r in rows]}
+
+
+def _device_name(device_id):
+    row = database.execute_sql("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
+    # A name goes into a path segment: no folder separators in it.
+    name = (row[0] if row else "unknown device").replace("/", "-").replace("\\", "-")
+    return "".join(ch for ch in name if ch.isprintable()) or "device"
+
+
+def _conflict_name(library, path, device_name, date):
+    """The first free ``name (conflict <device> <date>[ n]).ext`` beside ``path``;
+    only a live entry makes a name taken."""
+    folder, _, base = path.rpartition("/")
+    stem, ext = os.path.splitext(base)
+    for n in range(1, MAX_CONFLICT_SUFFIX + 1):
+        tag = f" (conflict {device_name} {date}{'' if n == 1 else f' {n}'})"
+        room = paths.MAX_SEGMENT_BYTES - len((tag + ext).encode("utf-8"))
+        short = stem.encode("utf-8")[:max(room, 0)].decode("utf-8", "ignore")
+        candidate = (folder + "/" if folder else "") + short + tag + ext
+        try:
+            candidate = paths.normalize(candidate)
+        except errors.SyncError:
+            continue
+        library.load([candidate])
+        if library.head(candidate) is None:
+            return candidate
+    raise errors.bad_request(errors.RESOLUTION_INVALID,
+                             "No free name is left beside this path for keep_both.")
+
+
+def _resolve_changes(rt, library, row, resolution):
+    """Apply ``resolution`` to the library; the entries it changed."""
+    if resolution == "keep_server" or row["client_op"] == "delete" and resolution == "keep_both":
+        return []
+    path, device_id = row["path"], row["client_device_id"]
+    date = datetime.fromtimestamp(rt.clock(), timezone.utc).strftime("%Y-%m-%d")
+    if row["client_op"] == "delete":
+        library.load([path])
+        return [library.delete(path, device_id)] if library.head(path) else []
+    if row["client_op"] == "move":
+        target = row["client_to"]
+        library.load([path, target])
+        if library.head(path) is None:
+            return []  # the source is gone: nothing left to move
+        if resolution == "keep_both":
+            target = _conflict_name(library, target, _device_name(device_id), date)
+        put = library.move(path, target, device_id)
+        return [library.entries[path], put]
+    library.load([path])
+    if resolution == "keep_both":
+        path = _conflict_name(library, path, _device_name(device_id), date)
+    head = library.head(path)
+    if head is not None and head["sha256"] == row["client_sha256"]:
+        return []
+    return [library.put(path, device_id, row["client_sha256"], row["client_size"],
+                        row["client_mtime"])]
+
+
+def resolve(rt, user_id, conflict_id, body):
+    """Settle one of the user's conflicts with ``keep_server``, ``keep_client``
+    or ``keep_both``; the resolution's changes append to the feed."""
+    resolution = body.get("resolution")
+    if not isinstance(resolution, str):
+        raise errors.bad_request(errors.BODY_INVALID, "'resolution' must be a string.")
+    with write():
+        found = database.execute_sql(
+            f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE id = ? AND user_id = ?",
+            (conflict_id, user_id)).fetchone()
+        if found is None:
+            raise errors.not_found(f"No conflict {conflict_id!r}.")
+        row = dict(zip(_CONFLICT_COLUMNS, found))
+        if resolution not in RESOLUTIONS:
+            raise errors.bad_request(
+                errors.RESOLUTION_INVALID,
+                f"'resolution' must be one of {', '.join(RESOLUTIONS)}.")
+        if row["resolved_at"] is not None:
+            raise errors.bad_request(errors.ALREADY_RESOLVED,
+                                     f"This conflict was resolved with {row['resolution']}.")
+        library = _Library(rt, user_id)
+        changed = _resolve_changes(rt, library, row, resolution)
+        library.flush()
+        row["resolution"], row["resolved_at"] = resolution, library.now
+        database.execute_sql(
+            "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE id = ?",
+            (resolution, library.now, conflict_id))
+    return {"conflict": conflict_json(row), "results": [change_json(e) for e in changed]}

@@ -1,5 +1,437 @@
-"""Upload sessions: create, receive chunks, complete, cancel, expire."""
+"""Upload sessions: create, receive chunks, complete, cancel, expire.
+
+A session has one spool file, ``spool/<id>``, reserved at full size when it
+is created; each chunk is streamed to its offset, fsynced, and only then
+recorded in ``upload_chunks``. Completing hashes the spool file once, moves
+it into the blob store (fsync, rename, directory fsync) and then changes the
+library in one transaction, storing the answer so that a retry replays it.
+Every query is scoped to the caller's user: another user's session is 404.
+
+The server is one process, so an in-process gate keeps a session's chunk
+writers and its completion apart: bytes are never written into a spool file
+that is being hashed or has become a blob.
+"""
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import math
+import os
+import re
+import threading
+
+from . import blobs, errors, library
+from .config import KIB, MIB
+from .db import database, write
+from .models import Upload, UploadChunk
+from .paths import normalize
+from .runtime import iso, parse_iso
+
+DEFAULT_CHUNK_SIZE = 8 * MIB
+MIN_CHUNK_SIZE = 256 * KIB
+MAX_CHUNK_SIZE = 64 * MIB
+
+FILE_TOO_LARGE = "file_too_large"
+UPLOAD_BUSY = "upload_busy"
+UPLOAD_COMPLETED = "upload_completed"
+
+_INDEX = re.compile(r"^[0-9]{1,12}$")
+_DIGEST_MEMBER = re.compile(r"^([a-z][a-z0-9_.*-]*)=:([A-Za-z0-9+/=]*):(;.*)?$")
+
+
+class _Gate:
+    """Which chunks of which sessions are being written, and which sessions
+    are being completed or cancelled (exclusive with their writers)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._writing = {}
+        self._closing = set()
+
+    @contextlib.contextmanager
+    def chunk(self, upload_id, index):
+        with self._cond:
+            if upload_id in self._closing:
+                raise errors.SyncError(409, UPLOAD_BUSY,
+                                       "The upload is being completed or cancelled.")
+            indices = self._writing.setdefault(upload_id, set())
+            if index in indices:
+                raise errors.SyncError(409, UPLOAD_BUSY,
+                                       f"Chunk {index} is already being received.")
+            indices.add(index)
+        try:
+            yield
+        finally:
+            with self._cond:
+                indices.discard(index)
+                if not indices:
+                    self._writing.pop(upload_id, None)
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def closing(self, upload_id):
+        """Exclusive use of a session; yields the indices still being written."""
+        with self._cond:
+            while upload_id in self._closing:
+                self._cond.wait()
+            self._closing.add(upload_id)
+            active = set(self._writing.get(upload_id, ()))
+        try:
+            yield active
+        finally:
+            with self._cond:
+                self._closing.discard(upload_id)
+                self._cond.notify_all()
+
+
+_gate = _Gate()
+
+
+def _invalid(description):
+    return errors.bad_request(errors.BODY_INVALID, description)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _chunk_limit(config):
+    return min(MAX_CHUNK_SIZE, config.max_chunk_size)
+
+
+def _check_body(rt, body):
+    """The validated fields of a ``POST /upload`` body."""
+    for field in ("path", "size", "sha256", "base_rev"):
+        if field not in body:
+            raise _invalid(f"'{field}' is required.")
+    path = normalize(body["path"])
+    size = body["size"]
+    if not _is_int(size) or size < 0:
+        raise _invalid("'size' must be a non-negative integer (bytes).")
+    if size > rt.config.max_file_size:
+        raise errors.SyncError(413, FILE_TOO_LARGE,
+                               f"Files are limited to {rt.config.max_file_size} bytes.")
+    sha256 = body["sha256"]
+    if not blobs.is_sha256(sha256):
+        raise _invalid("'sha256' must be 64 lowercase hexadecimal digits.")
+    base_rev = body["base_rev"]
+    if base_rev is not None and (not _is_int(base_rev) or base_rev < 0):
+        raise _invalid("'base_rev' must be a revision (an integer) or null.")
+    mtime = body.get("mtime")
+    if mtime is not None and not _is_int(mtime):
+        raise _invalid("'mtime' must be an integer (seconds since the epoch) or null.")
+    limit = _chunk_limit(rt.config)
+    chunk_size = body.get("chunk_size")
+    if chunk_size is None:
+        chunk_size = min(DEFAULT_CHUNK_SIZE, limit)
+    elif not _is_int(chunk_size) or not MIN_CHUNK_SIZE <= chunk_size <= limit:
+        raise _invalid(f"'chunk_size' must be an integer from {MIN_CHUNK_SIZE} to {limit}.")
+    return path, size, sha256, base_rev, mtime, chunk_size
+
+
+def _held_bytes(user_id):
+    """Bytes the user's live entries hold (each content once) plus the size
+    of the user's open sessions that will write a spool file."""
+    held = database.execute_sql(
+        "SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT sha256, size FROM entries "
+        "WHERE user_id = ? AND deleted = 0 AND sha256 IS NOT NULL)", (user_id,)).fetchone()[0]
+    pending = database.execute_sql(
+        "SELECT COALESCE(SUM(size), 0) FROM uploads "
+        "WHERE user_id = ? AND state = 'open' AND instant = 0", (user_id,)).fetchone()[0]
+    return held + pending
+
+
+def create(rt, user, device, body):
+    """Open a session for ``device``. Content the user's library already
+    holds is marked fully received without a spool file (``instant``).
+    507 ``quota_exceeded`` or ``insufficient_storage`` leave nothing behind."""
+    path, size, sha256, base_rev, mtime, chunk_size = _check_body(rt, body)
+    chunk_count = math.ceil(size / chunk_size)
+    upload_id = rt.idgen()
+    now = rt.now()
+    reserved = False
+    try:
+        with write():
+            instant = library.holds_content(user.id, sha256)
+            if not instant:
+                quota = rt.config.quota
+                if quota and _held_bytes(user.id) + size > quota:
+                    raise errors.SyncError(
+                        507, errors.QUOTA_EXCEEDED,
+                        f"This upload would take your storage over its quota of {quota} bytes.")
+                try:
+                    blobs.reserve_spool(rt.config, upload_id, size)
+                except blobs.NoSpace:
+                    raise errors.SyncError(
+                        507, errors.INSUFFICIENT_STORAGE,
+                        f"The server's disk has no room for {size} bytes.") from None
+                reserved = True
+            Upload.insert(id=upload_id, user=user.id, device=device.id, path=path, size=size,
+                          sha256=sha256, base_rev=base_rev, mtime=mtime, chunk_size=chunk_size,
+                          chunk_count=chunk_count, instant=int(instant), created_at=now,
+                          touched_at=now).execute()
+            if instant and chunk_count:
+                UploadChunk.insert_many(
+                    [(upload_id, i, _chunk_length(size, chunk_size, i)) for i in range(chunk_count)],
+                    fields=[UploadChunk.upload, UploadChunk.idx, UploadChunk.size]).execute()
+    except BaseException:
+        if reserved:
+            blobs.remove_spool(rt.config, upload_id)
+        raise
+    return _to_json(rt, _get(rt, user, upload_id))
+
+
+def _chunk_length(size, chunk_size, index):
+    return min(chunk_size, size - index * chunk_size)
+
+
+def _expired(rt, upload):
+    return rt.clock() - parse_iso(upload.touched_at) >= rt.config.upload_expiry
+
+
+def _get(rt, user, upload_id):
+    """The caller's live session ``upload_id``: 404 for unknown, another
+    user's, cancelled and expired ones."""
+    upload = Upload.get_or_none((Upload.id == upload_id) & (Upload.user == user.id))
+    if upload is None or _expired(rt, upload):
+        raise errors.not_found(f"No upload session {upload_id!r}.")
+    return upload
+
+
+def _get_open(rt, user, upload_id):
+    upload = _get(rt, user, upload_id)
+    if upload.state == "completed":
+        raise errors.SyncError(409, UPLOAD_COMPLETED, "The upload is already complete.")
+    return upload
+
+
+def _received(upload_id):
+    return [(idx, size) for idx, size in database.execute_sql(
+        "SELECT idx, size FROM upload_chunks WHERE upload_id = ? ORDER BY idx", (upload_id,))]
+
+
+def _to_json(rt, upload):
+    if upload.state == "completed":
+        received = list(range(upload.chunk_count))
+        bytes_received = upload.size
+    else:
+        rows = _received(upload.id)
+        received = [idx for idx, _ in rows]
+        bytes_received = sum(size for _, size in rows)
+    return {
+        "id": upload.id,
+        "path": upload.path,
+        "size": upload.size,
+        "sha256": upload.sha256,
+        "base_rev": upload.base_rev,
+        "mtime": upload.mtime,
+        "chunk_size": upload.chunk_size,
+        "chunk_count": upload.chunk_count,
+        "received": received,
+        "bytes_received": bytes_received,
+        "device_id": upload.device_id,
+        "expires_at": iso(parse_iso(upload.touched_at) + rt.config.upload_expiry),
+        "state": upload.state,
+    }
+
+
+def status(rt, user, upload_id):
+    """The session with the indices of its received chunks."""
+    return _to_json(rt, _get(rt, user, upload_id))
+
+
+def _parse_digest(header):
+    """The SHA-256 a ``Content-Digest`` header (RFC 9530) announces, or None
+    when it names only other algorithms; 400 ``chunk_invalid`` when garbled."""
+    if header is None:
+        return None
+    found = None
+    for member in header.split(","):
+        match = _DIGEST_MEMBER.match(member.strip())
+        if not match:
+            raise errors.bad_request(errors.CHUNK_INVALID,
+                                     "Content-Digest must look like sha-256=:<base64>:.")
+        if match.group(1) == "sha-256":
+            try:
+                found = base64.b64decode(match.group(2), validate=True)
+            except (binascii.Error, ValueError):
+                found = None
+            if found is None or len(found) != 32:
+                raise errors.bad_request(errors.CHUNK_INVALID,
+                                         "The sha-256 of Content-Digest is not 32 bytes in base64.")
+    return found
+
+
+def _parse_index(upload, text):
+    if not _INDEX.match(text) or int(text) >= upload.chunk_count:
+        raise errors.bad_request(
+            errors.CHUNK_INVALID,
+            f"Chunk index {text!r} is not an integer from 0 to {upload.chunk_count - 1}.")
+    return int(text)
+
+
+def _touch(rt, upload_id):
+    Upload.update(touched_at=rt.now()).where(Upload.id == upload_id).execute()
+
+
+def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_header):
+    """Stream chunk ``index`` (read with ``read(n)``) to its offset in the
+    spool file, fsync it, and then record it. A re-sent chunk stops counting
+    before its bytes are overwritten; a chunk of the wrong length or with a
+    wrong ``Content-Digest`` is 400 ``chunk_invalid`` and is not counted."""
+    upload = _get_open(rt, user, upload_id)
+    index = _parse_index(upload, index_text)
+    expected = _chunk_length(upload.size, upload.chunk_size, index)
+    announced = _parse_digest(digest_header)
+    if content_length is not None and content_length != expected:
+        raise errors.bad_request(
+            errors.CHUNK_INVALID,
+            f"Chunk {index} must be {expected} bytes, not {content_length}.")
+    with _gate.chunk(upload_id, index):
+        if index in {idx for idx, _ in _received(upload_id)}:
+            with write():
+                upload = _get_open(rt, user, upload_id)
+                UploadChunk.delete().where((UploadChunk.upload == upload_id)
+                                           & (UploadChunk.idx == index)).execute()
+        if upload.instant:
+            count, digest, more = _discard(read, expected)
+        else:
+            try:
+                count, digest, more = blobs.write_at(
+                    rt.config, upload_id, index * upload.chunk_size, read, expected)
+            except FileNotFoundError:
+                raise errors.not_found(f"No upload session {upload_id!r}.") from None
+        if count != expected or more:
+            raise errors.bad_request(
+                errors.CHUNK_INVALID,
+                f"Chunk {index} must be {expected} bytes; the body had "
+                f"{'more' if more else count}.")
+        if announced is not None and announced != digest:
+            raise errors.bad_request(errors.CHUNK_INVALID,
+                                     f"Chunk {index} does not match its Content-Digest.")
+        with write():
+            _get_open(rt, user, upload_id)
+            UploadChunk.replace(upload=upload_id, idx=index, size=expected).execute()
+            _touch(rt, upload_id)
+            rows = _received(upload_id)
+    return {"index": index, "received": len(rows),
+            "bytes_received": sum(size for _, size in rows)}
+
+
+def _discard(read, length):
+    """Read and hash a chunk of an instant session (its content is held)."""
+    digest = hashlib.sha256()
+    count = 0
+    while count < length:
+        block = read(min(blobs.BLOCK, length - count))
+        if not block:
+            break
+        digest.update(block)
+        count += len(block)
+    return count, digest.digest(), bool(read(1))
+
+
+def _result(upload):
+    result = {"status": upload.result_status, "rev": upload.result_rev}
+    if upload.result_conflict_id is not None:
+        result["conflict_id"] = upload.result_conflict_id
+    return result
+
+
+def complete(rt, user, upload_id):
+    """Verify the whole upload, move it into the blob store, and apply it to
+    the library in one transaction. A completed session replays its answer."""
+    upload = _get(rt, user, upload_id)
+    if upload.state == "completed":
+        return _result(upload)
+    with _gate.closing(upload_id) as writing:
+        upload = _get(rt, user, upload_id)
+        if upload.state == "completed":
+            return _result(upload)
+        have = {idx for idx, _ in _received(upload_id)} - writing
+        missing = [i for i in range(upload.chunk_count) if i not in have]
+        if missing:
+            raise errors.bad_request(errors.CHUNKS_MISSING,
+                                     f"{len(missing)} chunk(s) have not been received.",
+                                     missing=missing)
+        if not upload.instant:
+            _store(rt, upload)
+        with write():
+            upload = _get(rt, user, upload_id)
+            if upload.state == "completed":
+                return _result(upload)
+            database.execute_sql(
+                "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
+                (upload.sha256, upload.size, rt.now()))
+            mtime = upload.mtime if upload.mtime is not None else int(rt.clock())
+            outcome = library.apply_put(rt, user.id, upload.device_id, upload.path,
+                                        upload.sha256, upload.size, mtime, upload.base_rev)
+            Upload.update(state="completed", touched_at=rt.now(),
+                          result_status=outcome["status"], result_rev=outcome.get("rev"),
+                          result_conflict_id=outcome.get("conflict_id")).where(
+                Upload.id == upload_id).execute()
+            UploadChunk.delete().where(UploadChunk.upload == upload_id).execute()
+            upload = Upload.get_by_id(upload_id)
+    return _result(upload)
+
+
+def _store(rt, upload):
+    """Hash the spool file and move it into ``blobs/``. After a crash between
+    that move and the commit, the spool is gone and the blob is checked instead."""
+    spool = blobs.spool_path(rt.config, upload.id)
+    target = blobs.blob_path(rt.config, upload.sha256)
+    if os.path.exists(spool):
+        size, sha256 = blobs.hash_file(spool)
+        if size != upload.size or sha256 != upload.sha256:
+            raise errors.bad_request(
+                errors.DIGEST_MISMATCH,
+                f"The received bytes ({size} bytes, sha256 {sha256}) do not match the "
+                f"session's size and sha256; re-send the chunks that differ.")
+        blobs.store_spool(rt.config, upload.id, upload.sha256)
+    elif not os.path.exists(target) or blobs.hash_file(target) != (upload.size, upload.sha256):
+        raise errors.SyncError(
+            409, "upload_lost",
+            "The received bytes of this upload are gone; cancel it and upload again.")
+
+
+def cancel(rt, user, upload_id):
+    """Cancel a session: its rows and its spool file go."""
+    _get(rt, user, upload_id)
+    with _gate.closing(upload_id):
+        with write():
+            upload = _get(rt, user, upload_id)
+            upload.delete_instance()
+        blobs.remove_spool(rt.config, upload_id)
 
 
 def sweep(rt):
-    """Remove expired sessions with their spool files, and blobs nothing refers to."""
+    """Remove expired sessions with their spool files, spool files without
+    a session (left by a crash), and blobs nothing refers to. Everything is
+    decided and deleted inside one write transaction, so a request cannot
+    start referring to a blob between the check and the delete."""
+    cutoff = iso(rt.clock() - rt.config.upload_expiry)
+    with write():
+        expired = [r[0] for r in database.execute_sql(
+            "SELECT id FROM uploads WHERE touched_at <= ?", (cutoff,))]
+        if expired:
+            Upload.delete().where(Upload.id.in_(expired)).execute()
+        sessions = {r[0] for r in database.execute_sql("SELECT id FROM uploads")}
+        for upload_id in blobs.spool_ids(rt.config):
+            if upload_id not in sessions:
+                blobs.remove_spool(rt.config, upload_id)
+        used = {r[0] for r in database.execute_sql(
+            "SELECT sha256 FROM entries WHERE deleted = 0 AND sha256 IS NOT NULL "
+            "UNION SELECT server_sha256 FROM conflicts WHERE resolved_at IS NULL "
+            "UNION SELECT client_sha256 FROM conflicts WHERE resolved_at IS NULL "
+            "UNION SELECT sha256 FROM uploads WHERE state = 'open'")}
+        rows = {r[0] for r in database.execute_sql("SELECT sha256 FROM blobs")}
+        files = set(blobs.blob_files(rt.config))
+        unused = (rows | files) - used
+        for sha256 in unused:
+            blobs.remove_blob(rt.config, sha256)
+        if unused:
+            database.execute_sql(
+                f"DELETE FROM blobs WHERE sha256 IN ({','.join('?' * len(unused))})",
+                tuple(unused))
+    return {"uploads": len(expired), "blobs": len(unused)}

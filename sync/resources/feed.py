@@ -1,11 +1,23 @@
 """``GET /changes`` and ``POST /ack``."""
 
+from .. import library
+from . import common
+
 
 class Changes:
     def __init__(self, rt):
         self.rt = rt
 
+    def on_get(self, req, resp):
+        device = common.acting_device(req)
+        resp.media = library.changes(self.rt, device.user_id, req.get_param("cursor"),
+                                     req.get_param("limit"))
+
 
 class Ack:
     def __init__(self, rt):
         self.rt = rt
+
+    def on_post(self, req, resp):
+        device = common.acting_device(req)
+        resp.media = library.ack(self.rt, device.id, common.read_json(req))

@@ -1,0 +1,43 @@
+"""``library.apply_put`` and ``library.holds_content``: the interface an
+upload completes through, checked against the feed."""
+
+from sync import library
+from sync.db import database
+
+from .helpers import sha256
+from .libhelpers import hold
+
+
+def _holds(device, data):
+    with database.connection_context():
+        from sync.models import Device
+        return library.holds_content(Device.get_by_id(device["id"]).user_id, sha256(data))
+
+
+def test_apply_put_creates_then_is_unchanged(rt, device):
+    first = hold(device, "a.txt", b"one", rt=rt)
+    assert first == {"status": "applied", "rev": 1}
+    assert hold(device, "a.txt", b"one", rt=rt) == {"status": "unchanged", "rev": 1}
+    assert hold(device, "a.txt", b"two", base_rev=1, rt=rt) == {"status": "applied", "rev": 2}
+
+
+def test_apply_put_stale_base_rev_is_a_conflict(rt, device):
+    hold(device, "a.txt", b"one", rt=rt)
+    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
+    result = hold(device, "a.txt", b"three", base_rev=1, rt=rt)
+    assert result["status"] == "conflict" and result["rev"] == 2
+    assert isinstance(result["conflict_id"], str)
+    assert _holds(device, b"three")
+
+
+def test_apply_put_case_clash_has_no_head(rt, device):
+    hold(device, "Dune.epub", b"one", rt=rt)
+    result = hold(device, "DUNE.epub", b"two", rt=rt)
+    assert result["status"] == "conflict" and result["rev"] is None
+
+
+def test_holds_content(rt, device, bob):
+    assert not _holds(device, b"one")
+    hold(device, "a.txt", b"one", rt=rt)
+    assert _holds(device, b"one")
+    assert not _holds(device, b"two")
