@@ -198,3 +198,68 @@ def test_an_expired_cursor_relists_without_losing_local_files(laptops):
     assert sync(b) == 0
     assert sync(a) == 0
     assert set(tree(a)) == {"x.txt", "y.txt"}
+
+
+def test_status_shows_both_directions_and_changes_nothing(laptops, capsys):
+    a, b = laptops
+    write(a, "shared.txt", b"1")
+    assert sync(a) == 0 and sync(b) == 0
+    write(a, "from-a.txt", b"a")
+    assert sync(a) == 0
+    write(b, "from-b.txt", b"b")
+    os.remove(b / "shared.txt")
+    capsys.readouterr()
+    assert cli.main(["status", str(b)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 to send, 1 to receive, 0 conflict(s)")
+    assert "send     put from-b.txt" in out and "send     delete shared.txt" in out
+    assert "receive  from-a.txt" in out
+    assert cli.main(["status", str(b)]) == 0
+    assert capsys.readouterr().out == out           # nothing was recorded
+    assert set(tree(b)) == {"from-b.txt"}
+    assert sync(b) == 0
+    assert set(tree(b)) == {"from-a.txt", "from-b.txt"}
+
+
+def test_watch_keeps_syncing_changes_made_between_passes(laptops, capsys):
+    a, b = laptops
+    engine = Engine(str(a), options=Options(quiet=True))
+    edits = iter([("one.txt", b"1"), ("two.txt", b"2")])
+
+    def sleep(seconds):
+        assert seconds == 7
+        rel, data = next(edits)
+        write(a, rel, data)
+
+    write(a, "zero.txt", b"0")
+    try:
+        assert cli.watch(engine, 7, passes=3, sleep=sleep) == 0
+    finally:
+        engine.close()
+    assert capsys.readouterr().out.count("sync: 1 up") == 3
+    assert sync(b) == 0
+    assert set(tree(b)) == {"zero.txt", "one.txt", "two.txt"}
+
+
+def test_the_client_runs_as_a_module(server, tmp_path):
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder = tmp_path / "pi-books"
+    write(folder, "Dune.epub", b"spice")
+
+    def run(*args, **env):
+        return subprocess.run([sys.executable, "-m", "sync.client", *args], cwd=root,
+                              env=dict(os.environ, **env), capture_output=True, text=True,
+                              timeout=60)
+
+    result = run("init", str(folder), "--server", server.url, SYNC_TOKEN=server.user_token())
+    assert result.returncode == 0, result.stderr
+    result = run("sync", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "sync: 1 up, 0 down" in result.stdout
+    assert "up: Dune.epub" in result.stdout
+    os.remove(folder / ".sync" / "token")
+    result = run("sync", str(folder))
+    assert result.returncode != 0 and result.stderr.startswith("sync: ")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -152,21 +152,32 @@ def cmd_sync(args, api):
             summary = _one_pass(engine)
             reason = summary.reason()
             return fail(f"not in sync: {reason}") if reason else 0
-        while True:
-            try:
-                summary = _one_pass(engine)
-                reason = summary.reason()
-                if reason:
-                    fail(f"not in sync: {reason}")
-            except (PassError, Unreachable, FolderError) as exc:
-                fail(str(exc))
-            except ApiError as exc:
-                fail(_api_reason(exc))
-                if exc.status == 401:
-                    return 1
-            time.sleep(args.interval)
+        return watch(engine, args.interval)
     finally:
         engine.close()
+
+
+def watch(engine, interval, passes=None, sleep=time.sleep):
+    """Sync every ``interval`` seconds (``passes`` times, or until
+    interrupted); a pass that fails is reported and the next one tries again,
+    except when the server refuses the device's token."""
+    done = 0
+    while passes is None or done < passes:
+        try:
+            summary = _one_pass(engine)
+            reason = summary.reason()
+            if reason:
+                fail(f"not in sync: {reason}")
+        except (PassError, Unreachable, FolderError) as exc:
+            fail(str(exc))
+        except ApiError as exc:
+            fail(_api_reason(exc))
+            if exc.status == 401:
+                return 1
+        done += 1
+        if passes is None or done < passes:
+            sleep(interval)
+    return 0
 
 
 def cmd_status(args, api):
