@@ -627,7 +627,8 @@ def cmd_backup(config, args):
     print(f"backed up {config.data_dir} to {r['dest']}")
     print(f"  database: {_mib(r['db_bytes'])} (online backup API, new database id)")
     print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied, "
-          f"{r['reused']} linked from the earlier backup; {_mib(r['bytes'])} taken from the data directory)")
+          f"{r['reused']} linked from the earlier backup; "
+          f"{_mib(r['bytes'])} taken from the data directory)")
     print(f"  secret.key: {'copied (mode 0600)' if r['secret'] else 'none (SYNC_JWT_SECRET in use?)'}")
     print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
           f"(spool files are not backed up; those devices upload again)")
