@@ -629,7 +629,8 @@ def cmd_backup(config, args):
     print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied, "
           f"{r['reused']} linked from the earlier backup; "
           f"{_mib(r['bytes'])} taken from the data directory)")
-    print(f"  secret.key: {'copied (mode 0600)' if r['secret'] else 'none (SYNC_JWT_SECRET in use?)'}")
+    secret = "copied (mode 0600)" if r["secret"] else "none (SYNC_JWT_SECRET in use?)"
+    print(f"  secret.key: {secret}")
     print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
           f"(spool files are not backed up; those devices upload again)")
     for sha256, why in r["wrong_size"]:
