@@ -109,11 +109,16 @@ def cmd_kit(config, args):
         return panic(f"{args.command} failed: {exc}")
 
 
-def _runtime(config):
+def _runtime(config, serving=False):
+    from .backup import KitError, refuse_migration_beside_a_server
     from .db import SchemaError
     from .wsgi import open_runtime
     try:
+        if not serving:
+            refuse_migration_beside_a_server(config)
         return open_runtime(config)
+    except KitError as exc:
+        raise ConfigError(str(exc)) from None
     except PermissionError as exc:
         raise ConfigError(f"the data directory {config.data_dir} is not writable "
                           f"({exc.strerror}: {exc.filename})") from None
@@ -134,7 +139,7 @@ def cmd_serve(config):
         lock = lock_data_dir(config)  # held until the process ends
     except KitError as exc:
         return panic(str(exc))
-    rt = _runtime(config)
+    rt = _runtime(config, serving=True)
     app = create_app(rt)
     limit_malloc_arenas()
     try:

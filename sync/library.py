@@ -11,6 +11,7 @@ never by clocks.
 """
 
 import json
+import operator
 import os
 import re
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RESOLUTIONS = ("keep_server", "keep_client", "keep_both")
 MAX_CONFLICT_SUFFIX = 10000
+MAX_DEVICE_NAME_BYTES = 100
 MAX_INT = 2 ** 63 - 1
 
 # A cursor handed out while a listing from the beginning is still below the
@@ -35,6 +37,7 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _COLUMNS = ("path", "fold", "rev", "deleted", "size", "sha256", "mtime", "device_id",
             "moved_from", "changed_at")
 _SELECT = ", ".join(_COLUMNS)
+_row_values = operator.itemgetter(*_COLUMNS)
 _CONFLICT_KEY = ("path", "kind", "server_rev", "client_op", "client_sha256", "client_to",
                  "client_device_id")
 
@@ -106,9 +109,7 @@ class _Library:
         self._load_held(shas)
 
     def _load_folds(self, folds):
-        new_folds = [f for f in folds if f not in self.live_by_fold]
-        for f in new_folds:
-            self.live_by_fold[f] = set()
+        new_folds = {f for f in folds if f not in self.live_by_fold}
         for chunk in _chunks(new_folds):
             for row in database.execute_sql(
                     f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND deleted = 0 "
@@ -237,7 +238,7 @@ class _Library:
                 "sha256 = excluded.sha256, mtime = excluded.mtime, "
                 "device_id = excluded.device_id, moved_from = excluded.moved_from, "
                 "changed_at = excluded.changed_at",
-                [(self.user_id,) + tuple(e[c] for c in _COLUMNS) for e in self.dirty.values()])
+                [(self.user_id,) + _row_values(e) for e in self.dirty.values()])
         if self.new_conflicts:
             columns = ["id", "user_id", "created_at", "kind", "path", "server_rev", "server_op",
                        "server_sha256", "server_size", "server_mtime", "server_device_id",
@@ -406,7 +407,7 @@ def changes(rt, user_id, cursor=None, limit=None):
     with database.atomic():  # one snapshot: the horizon and the page agree
         horizon = database.execute_sql(
             "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
-        if cursor is None:
+        if not cursor:  # absent or empty (`?cursor=`): from the beginning
             after, listing = 0, True
         else:
             after, listing = _decode_cursor(rt, cursor)
@@ -609,7 +610,9 @@ def _device_name(device_id):
     row = database.execute_sql("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
     # A name goes into a path segment: no folder separators in it.
     name = (row[0] if row else "unknown device").replace("/", "-").replace("\\", "-")
-    return "".join(ch for ch in name if ch.isprintable()) or "device"
+    name = "".join(ch for ch in name if ch.isprintable()) or "device"
+    # Room for the name and extension within a 255-byte segment.
+    return name.encode("utf-8")[:MAX_DEVICE_NAME_BYTES].decode("utf-8", "ignore")
 
 
 def _conflict_name(library, path, device_name, date):
@@ -625,7 +628,7 @@ def _conflict_name(library, path, device_name, date):
         try:
             candidate = paths.normalize(candidate)
         except errors.SyncError:
-            continue
+            break  # the extension leaves no room; later names are longer still
         library.load([candidate])
         if library.head(candidate) is None:
             return candidate

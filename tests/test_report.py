@@ -332,16 +332,20 @@ def test_report_not_json_is_400(dev, raw):
     assert_error(resp, 400, "body_invalid")
 
 
-def test_report_needs_a_device(api):
-    resp = api.post("/report", {"changes": [{"op": "delete", "path": "a", "base_rev": 1}]},
+def test_report_needs_a_device(rt, api, dev, device):
+    hold(device, "a.txt", ONE, rt=rt)
+    resp = api.post("/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": 1}]},
                     status=400)
     assert_error(resp, 400, "device_required")
+    assert feed(dev)[0]["op"] == "put"
 
 
-def test_report_for_another_users_device_is_403(bob, device):
+def test_report_for_another_users_device_is_403(rt, bob, dev, device):
+    hold(device, "a.txt", ONE, rt=rt)
     resp = bob.as_(bob.token, device_id=device["id"]).post(
-        "/report", {"changes": [{"op": "delete", "path": "a", "base_rev": 1}]}, status=403)
+        "/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": 1}]}, status=403)
     assert_error(resp, 403, "forbidden")
+    assert feed(dev)[0]["op"] == "put"
 
 
 def test_report_with_user_token_and_device_header(rt, api, device):
@@ -359,6 +363,13 @@ def test_libraries_are_isolated(rt, api, dev, device, bob):
         {"path": "a.txt", "status": "unchanged"}]
     assert feed(bob_dev) == []
     assert feed(dev)[0]["op"] == "put"
+
+
+def test_content_of_another_user_is_not_held(rt, api, dev, device, bob):
+    phone = bob.post("/devices", {"name": "Phone"}).json
+    hold(phone, "secret.txt", ONE, rt=rt)
+    assert results(dev, put("guess.txt", ONE)) == [
+        {"path": "guess.txt", "status": "upload_required"}]
 
 
 def test_report_under_the_alias_prefix(rt, dev, device):
