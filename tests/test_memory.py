@@ -41,3 +41,12 @@ def test_parallel_chunks_and_downloads_keep_the_real_server_under_100_mib():
         capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "target < 100 MiB: ok" in proc.stdout
+
+
+def test_the_page_caches_of_all_server_threads_stay_small():
+    """Each thread keeps its connection and its SQLite page cache."""
+    from sync.config import SETTINGS
+    from sync.db import PRAGMAS
+    cache_kib = -dict(PRAGMAS)["cache_size"]
+    threads = next(s.default for s in SETTINGS if s.name == "threads")
+    assert cache_kib * 1024 * (threads + 1) <= 32 * 1024 * 1024
