@@ -14,7 +14,6 @@ ever accepted by a database with another history.
 
 import errno
 import fcntl
-import hashlib
 import os
 import secrets
 import shutil
@@ -29,18 +28,22 @@ SECRET_NAME = "secret.key"
 SNAPSHOT_ATTEMPTS = 5
 BLOCK = 1024 * 1024
 
-# Every place a row names a blob: (table, query giving (sha256, size)).
-REFERENCES = (
-    ("blobs", "SELECT sha256, size FROM blobs"),
-    ("entries", "SELECT sha256, size FROM entries WHERE deleted = 0 AND sha256 IS NOT NULL"),
-    ("conflicts", "SELECT client_sha256, client_size FROM conflicts "
-                  "WHERE resolved_at IS NULL AND client_sha256 IS NOT NULL"),
-    ("conflicts", "SELECT server_sha256, server_size FROM conflicts "
-                  "WHERE resolved_at IS NULL AND server_sha256 IS NOT NULL"),
-    ("uploads", "SELECT sha256, size FROM uploads WHERE instant = 1 AND state = 'open'"),
-)
+# Every place a row names a blob: (table, sha256, size) rows.
+MENTIONS = (
+    "SELECT 'blobs' AS t, sha256 AS sha256, size AS size FROM blobs "
+    "UNION ALL SELECT 'entries', sha256, size FROM entries "
+    "WHERE deleted = 0 AND sha256 IS NOT NULL "
+    "UNION ALL SELECT 'conflicts', client_sha256, client_size FROM conflicts "
+    "WHERE resolved_at IS NULL AND client_sha256 IS NOT NULL "
+    "UNION ALL SELECT 'conflicts', server_sha256, server_size FROM conflicts "
+    "WHERE resolved_at IS NULL AND server_sha256 IS NOT NULL "
+    "UNION ALL SELECT 'uploads', sha256, size FROM uploads WHERE instant = 1 AND state = 'open'")
 # Sessions whose bytes live in a spool file.
 SPOOLED_SESSIONS = "SELECT id FROM uploads WHERE state = 'open' AND instant = 0"
+# Content an open session may already have moved into blobs/ before the
+# completion's transaction commits (or before a crash cut it short): not an
+# orphan, but not required either.
+COMPLETING = "SELECT sha256 FROM uploads WHERE state = 'open' AND instant = 0"
 
 
 class KitError(Exception):
@@ -90,6 +93,27 @@ def server_running(config):
         os.close(fd)
 
 
+def refuse_migration_beside_a_server(config, steps=None):
+    """Raise ``KitError`` when the database needs a migration while a
+    server (an older version, still running) holds the data directory: a
+    command such as ``app.py token`` must not change the schema under it."""
+    steps = migrations.STEPS if steps is None else steps
+    path = config.path(DB_NAME)
+    if not os.path.isfile(path) or not server_running(config):
+        return
+    conn = open_existing(path, readonly=True)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    target = migrations.latest(steps, SCHEMA_VERSION)
+    if 0 < version < target:
+        raise KitError(f"the database is at schema {version} and this version of the "
+                       f"server migrates it to {target}, but a server (an older version) "
+                       f"is running on {config.data_dir}; restart the server first: it "
+                       f"migrates the database on start")
+
+
 # -- shared helpers -----------------------------------------------------------
 
 def open_existing(path, readonly=False):
@@ -107,20 +131,23 @@ def open_existing(path, readonly=False):
 
 
 def referenced(conn):
-    """``{sha256: {"sizes": {size, ...}, "tables": {table, ...}}}`` for every
-    blob a row of ``conn`` names."""
-    refs = {}
-    for table, query in REFERENCES:
-        for sha256, size in conn.execute(query):
-            ref = refs.setdefault(sha256, {"sizes": set(), "tables": set()})
-            ref["tables"].add(table)
-            if size is not None:
-                ref["sizes"].add(size)
-    return refs
+    """``{sha256: size}`` for every blob a row of ``conn`` names; the size is
+    None when the rows disagree on it. SQLite does the grouping, so memory
+    holds one small entry per blob, not one per row."""
+    return {sha256: (low if low == high else None) for sha256, low, high in conn.execute(
+        f"SELECT m.sha256, MIN(m.size), MAX(m.size) FROM ({MENTIONS}) AS m "
+        f"GROUP BY m.sha256")}
 
 
-def expected_size(ref):
-    return min(ref["sizes"]) if len(ref["sizes"]) == 1 else None
+def _tables(conn, sha256):
+    return ", ".join(sorted({table for table, _ in mentions(conn, sha256)}))
+
+
+def mentions(conn, sha256):
+    """``[(table, size), ...]``: the rows that name one blob (for messages)."""
+    return sorted(set(conn.execute(
+        f"SELECT t, size FROM ({MENTIONS}) AS m WHERE m.sha256 = ?",
+        (sha256,))))
 
 
 def _blob_rel(sha256):
@@ -177,13 +204,14 @@ def _copy_secret(src_dir, dst_dir, fsync):
         os.unlink(tmp)
     with open(src, "rb") as fin:
         data = fin.read()
+    # Created 0600 (a umask can only take bits away); no chmod afterwards,
+    # which a FAT backup disk would refuse.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fout:
         fout.write(data)
         fout.flush()
         if fsync:
             os.fsync(fout.fileno())
-    os.chmod(tmp, 0o600)
     os.replace(tmp, dst)
     return True
 
@@ -211,6 +239,23 @@ def _snapshot(src_conn, dst_path):
     return len(spooled)
 
 
+def _snapshot_between_writes(db_path, src_conn, dst_path):
+    """``_snapshot`` while a second connection holds the write lock: a
+    writer that removes blob files before its commit (the clean-up) has
+    finished, and none starts until the copy is taken. (The lock cannot be
+    held on ``src_conn`` itself: the backup API refuses a source connection
+    with a write transaction open.)"""
+    gate = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, isolation_level=None,
+                           timeout=60)
+    try:
+        gate.execute("BEGIN IMMEDIATE")
+        return _snapshot(src_conn, dst_path)
+    finally:
+        if gate.in_transaction:
+            gate.execute("ROLLBACK")
+        gate.close()
+
+
 def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
     """Place every referenced blob not yet at ``dst_dir``, hard-linking it
     from ``reuse_dir`` (an earlier backup on the same filesystem) when that
@@ -218,13 +263,12 @@ def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
     missing. Size mismatches go to ``stats["wrong_size"]``."""
     missing = []
     touched_dirs = set()
-    for sha256, ref in sorted(refs.items()):
+    for sha256, size in sorted(refs.items()):
         if not blobs.is_sha256(sha256):
             stats["wrong_size"].append((sha256, "not a sha256 digest"))
             continue
         src = os.path.join(src_dir, _blob_rel(sha256))
         dst = os.path.join(dst_dir, _blob_rel(sha256))
-        size = expected_size(ref)
         try:
             if os.stat(dst).st_size == size:
                 continue
@@ -242,8 +286,10 @@ def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
         stats[how] += 1
         actual = os.stat(dst).st_size
         stats["bytes"] += actual
-        if ref["sizes"] and actual != size:
-            stats["wrong_size"].append((sha256, f"{actual} bytes, rows say {sorted(ref['sizes'])}"))
+        if size is None:
+            stats["wrong_size"].append((sha256, "the rows disagree on its size"))
+        elif actual != size:
+            stats["wrong_size"].append((sha256, f"{actual} bytes, the rows say {size}"))
         touched_dirs.add(os.path.dirname(dst))
     if fsync:
         for path in sorted(touched_dirs):
@@ -320,7 +366,10 @@ def backup(config, dest, link_dest=None, fsync=True):
         stats = {"linked": 0, "copied": 0, "reused": 0, "bytes": 0, "wrong_size": []}
         tmp_db = os.path.join(dest, DB_NAME + ".partial")
         for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
-            left_out = _snapshot(src, tmp_db)
+            if attempt == 1:
+                left_out = _snapshot(src, tmp_db)
+            else:
+                left_out = _snapshot_between_writes(src_db, src, tmp_db)
             copy = open_existing(tmp_db, readonly=True)
             try:
                 refs = referenced(copy)
@@ -330,9 +379,10 @@ def backup(config, dest, link_dest=None, fsync=True):
             if not missing:
                 break
             # A blob the snapshot names was removed since (the clean-up
-            # collected it once a later write stopped using it): a newer
-            # snapshot no longer names it. One that stays missing is lost
-            # in the data directory itself.
+            # collected it once a later write stopped using it, deleting
+            # the file before its transaction commits): a newer snapshot,
+            # taken between writes, no longer names it. One that stays
+            # missing is lost in the data directory itself.
         else:
             raise KitError(
                 f"{len(missing)} blob(s) named by the database are missing from "
@@ -342,10 +392,11 @@ def backup(config, dest, link_dest=None, fsync=True):
         src.close()
     _drop_unreferenced(refs, dest)
     os.makedirs(os.path.join(dest, "spool"), exist_ok=True)
+    secret = _copy_secret(config.data_dir, dest, fsync)
     if fsync:
         _fsync_file(tmp_db)
+    # The database goes in last: a directory with one is a complete backup.
     os.replace(tmp_db, os.path.join(dest, DB_NAME))
-    secret = _copy_secret(config.data_dir, dest, fsync)
     if fsync:
         _fsync_dir(os.path.join(dest, "blobs"))
         _fsync_dir(dest)
@@ -381,11 +432,11 @@ def restore(config, src, force=False, fsync=True):
         refs = referenced(conn)
     finally:
         conn.close()
-    for sha256, ref in refs.items():
+    for sha256, size in refs.items():
         path = os.path.join(src, _blob_rel(sha256)) if blobs.is_sha256(sha256) else None
         if path is None or not os.path.isfile(path):
             raise KitError(f"the backup in {src} is incomplete: blob {sha256} is missing")
-        if os.path.getsize(path) != expected_size(ref):
+        if os.path.getsize(path) != size:
             raise KitError(f"the backup in {src} is damaged: blob {sha256} has the wrong size")
 
     lock = lock_data_dir(config)
@@ -441,19 +492,6 @@ def _clear(config):
 
 # -- check --------------------------------------------------------------------
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(BLOCK)
-            if not block:
-                break
-            size += len(block)
-            digest.update(block)
-    return size, digest.hexdigest()
-
-
 def check(config, repair=False, out=print):
     """Check the database and every blob it names; list (and with
     ``repair`` remove) files nothing names. Prints what it finds through
@@ -497,27 +535,28 @@ def _check(config, repair, out):
         spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
 
         checked = total = 0
-        for sha256, ref in sorted(refs.items()):
-            tables = ", ".join(sorted(ref["tables"]))
+        for sha256, named_size in sorted(refs.items()):
+            rows = mentions(conn, sha256) if named_size is None else ()
             if not blobs.is_sha256(sha256):
-                problem(f"blob {sha256!r} named in {tables} is not a sha256 digest")
+                problem(f"blob {sha256!r} named in {_tables(conn, sha256)} is not a sha256 digest")
                 continue
             path = blobs.blob_path(config, sha256)
             if not os.path.isfile(path):
-                problem(f"blob {sha256} named in {tables} is missing")
+                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing")
                 continue
-            size, digest = sha256_of(path)
-            if len(ref["sizes"]) > 1:
-                problem(f"blob {sha256}: the rows disagree on its size {sorted(ref['sizes'])}")
-            elif ref["sizes"] and size not in ref["sizes"]:
-                problem(f"blob {sha256} is {size} bytes, {tables} say {min(ref['sizes'])}")
+            size, digest = blobs.hash_file(path)
+            if named_size is None:
+                problem(f"blob {sha256}: the rows disagree on its size: {rows}")
+            elif size != named_size:
+                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}")
             if digest != sha256:
                 problem(f"blob {sha256} is damaged: its content hashes to {digest}")
             checked += 1
             total += size
         out(f"blobs: {checked} of {len(refs)} checked, {total} bytes")
 
-        orphans = _orphan_files(config, refs, spooled)
+        completing = {row[0] for row in conn.execute(COMPLETING)}
+        orphans = _orphan_files(config, refs.keys() | completing, spooled)
         for upload_id in sorted(spooled):
             if not os.path.isfile(blobs.spool_path(config, upload_id)):
                 if repair:
@@ -557,7 +596,7 @@ def with_transaction(conn, statements):
         raise
 
 
-def _orphan_files(config, refs, spooled):
+def _orphan_files(config, named, spooled):
     """Paths under ``blobs/`` and ``spool/`` that no row names."""
     orphans = []
     root = config.path("blobs")
@@ -567,7 +606,7 @@ def _orphan_files(config, refs, spooled):
             orphans.append(folder)
             continue
         for name in sorted(os.listdir(folder)):
-            if not (name in refs and blobs.is_sha256(name) and name[:2] == prefix):
+            if not (name in named and blobs.is_sha256(name) and name[:2] == prefix):
                 orphans.append(os.path.join(folder, name))
     root = config.path("spool")
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
@@ -587,9 +626,11 @@ def cmd_backup(config, args):
     r = backup(config, args.dest, link_dest=args.link_dest, fsync=config.fsync)
     print(f"backed up {config.data_dir} to {r['dest']}")
     print(f"  database: {_mib(r['db_bytes'])} (online backup API, new database id)")
-    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied "
-          f"({_mib(r['bytes'])}), {r['reused']} linked from the earlier backup)")
-    print(f"  secret.key: {'copied (mode 0600)' if r['secret'] else 'none (SYNC_JWT_SECRET in use?)'}")
+    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied, "
+          f"{r['reused']} linked from the earlier backup; "
+          f"{_mib(r['bytes'])} taken from the data directory)")
+    secret = "copied (mode 0600)" if r["secret"] else "none (SYNC_JWT_SECRET in use?)"
+    print(f"  secret.key: {secret}")
     print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
           f"(spool files are not backed up; those devices upload again)")
     for sha256, why in r["wrong_size"]:

@@ -109,11 +109,16 @@ def cmd_kit(config, args):
         return panic(f"{args.command} failed: {exc}")
 
 
-def _runtime(config):
+def _runtime(config, serving=False):
+    from .backup import KitError, refuse_migration_beside_a_server
     from .db import SchemaError
     from .wsgi import open_runtime
     try:
+        if not serving:
+            refuse_migration_beside_a_server(config)
         return open_runtime(config)
+    except KitError as exc:
+        raise ConfigError(str(exc)) from None
     except PermissionError as exc:
         raise ConfigError(f"the data directory {config.data_dir} is not writable "
                           f"({exc.strerror}: {exc.filename})") from None
@@ -128,14 +133,15 @@ def cmd_serve(config):
 
     from . import janitor
     from .backup import KitError, lock_data_dir
-    from .wsgi import create_app
+    from .wsgi import create_app, pin_malloc_threshold
 
     try:
         lock = lock_data_dir(config)  # held until the process ends
     except KitError as exc:
         return panic(str(exc))
-    rt = _runtime(config)
+    rt = _runtime(config, serving=True)
     app = create_app(rt)
+    pin_malloc_threshold()
     try:
         server = waitress.create_server(
             app, host=config.host, port=config.port, threads=config.threads,

@@ -1,13 +1,15 @@
 """Seeding a data directory the way the server writes it, for the tests of
 backup, restore and check: a blob file is fsync-renamed into place before
-the row that names it commits."""
+the row that names it commits, and the library changes through
+``sync.library``."""
 
 import hashlib
 import os
 
-from sync import auth, backup, blobs
+from sync import auth, backup, blobs, janitor
+from sync import library as engine
 from sync.config import Config
-from sync.db import database, next_revs, write
+from sync.db import database, write
 
 
 def store_blob(config, data):
@@ -25,9 +27,17 @@ def store_blob(config, data):
     return sha256
 
 
+def head_rev(user_id, path):
+    row = database.execute_sql(
+        "SELECT rev FROM entries WHERE user_id = ? AND path = ? AND deleted = 0",
+        (user_id, path)).fetchone()
+    return row[0] if row else None
+
+
 def put(rt, user, path, data, device_id=None):
-    """Store ``data`` at ``path`` in ``user``'s library as a new revision.
-    Returns the sha256."""
+    """Store ``data`` at ``path`` in ``user``'s library as a new revision,
+    as a completed upload does: blob file, then in one transaction its row
+    and ``library.apply_put``. Returns the sha256."""
     with database.connection_context():
         user_id = auth.ensure_user(rt, user).id
         sha256 = store_blob(rt.config, data)
@@ -35,37 +45,27 @@ def put(rt, user, path, data, device_id=None):
             database.execute_sql(
                 "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
                 (sha256, len(data), rt.now()))
-            rev = next_revs()
-            database.execute_sql(
-                "INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, mtime, "
-                "device_id, changed_at) VALUES (?, ?, ?, ?, 0, ?, ?, 0, ?, ?) "
-                "ON CONFLICT (user_id, path) DO UPDATE SET rev = excluded.rev, deleted = 0, "
-                "size = excluded.size, sha256 = excluded.sha256, changed_at = excluded.changed_at",
-                (user_id, path, path.casefold(), rev, len(data), sha256, device_id, rt.now()))
+            result = engine.apply_put(rt, user_id, device_id, path, sha256, len(data), 0,
+                                       head_rev(user_id, path))
+    assert result["status"] in ("applied", "unchanged"), result
     return sha256
 
 
 def delete(rt, user, path):
-    """Turn ``path`` into a tombstone."""
-    with database.connection_context(), write():
-        database.execute_sql(
-            "UPDATE entries SET deleted = 1, size = NULL, sha256 = NULL, mtime = NULL, rev = ? "
-            "WHERE path = ? AND user_id = (SELECT id FROM users WHERE name = ?)",
-            (next_revs(), path, user))
+    """Delete ``path`` through a report, leaving a tombstone."""
+    with database.connection_context():
+        user_id = auth.ensure_user(rt, user).id
+        result = engine.report(rt, user_id, None, {"changes": [
+            {"op": "delete", "path": path, "base_rev": head_rev(user_id, path)}]})
+    assert result["results"][0]["status"] == "applied", result
 
 
 def collect_garbage(rt):
-    """Remove blobs no row names any more, row first, then file (as the
-    clean-up does). Returns the sha256s removed."""
-    with database.connection_context():
-        with write():
-            names = backup.referenced(database.connection())
-            unused = [sha for sha, ref in names.items() if ref["tables"] == {"blobs"}]
-            for sha256 in unused:
-                database.execute_sql("DELETE FROM blobs WHERE sha256 = ?", (sha256,))
-    for sha256 in unused:
-        os.unlink(blobs.blob_path(rt.config, sha256))
-    return unused
+    """Run the clean-up (``sync.janitor``); returns the sha256s of the blob
+    files it removed."""
+    before = set(blobs.blob_files(rt.config))
+    janitor.run_once(rt)
+    return sorted(before - set(blobs.blob_files(rt.config)))
 
 
 def library(config):

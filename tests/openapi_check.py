@@ -39,7 +39,7 @@ def _template_regex(template):
             parts.append(f"(?P<{name}>.+)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
         else:
             parts.append(re.escape(piece))
-    return re.compile("^" + "".join(parts) + "$")
+    return re.compile("^" + "".join(parts) + "$", re.DOTALL)  # a path may hold a newline
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,15 +74,6 @@ def _media_type(content_type):
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def _implemented(resp, url, method):
-    """Whether the app that answered ``resp`` has a responder for ``method url``."""
-    app = getattr(getattr(resp, "test_app", None), "app", None)
-    if app is None:
-        return True
-    found = app._router.find(unquote(urlsplit(url).path).rstrip("/") or "/")
-    return found is not None and method.upper() in falcon.routing.map_http_methods(found[0])
-
-
 def check_response(method, url, resp):
     """Fail unless ``resp`` is an answer the API document allows for ``method url``."""
     status = resp.status_int
@@ -95,8 +86,6 @@ def check_response(method, url, resp):
         assert status == 405, (f"{method} {template} is not in the API document, "
                                f"yet answered {status}")
         return
-    if status == 405 and not _implemented(resp, url, method):
-        return  # a route wired ahead of its implementation
     response = operation["responses"].get(str(status))
     assert response is not None, (
         f"{method} {template} answered {status}, which the API document does not list "

@@ -12,12 +12,15 @@ import threading
 import time
 
 import pytest
+import webtest
 
-from sync import backup, blobs, cursors, errors
+from sync import auth, backup, blobs, cursors, errors, janitor
 from sync.db import database, write
-from sync.wsgi import open_runtime
+from sync.wsgi import create_app, open_runtime
 
 from . import kit
+from .helpers import Api, assert_error
+from .helpers import sha256 as digest_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -182,7 +185,7 @@ def test_backup_during_a_stream_of_writes(rt, tmp_path):
         library = kit.library(dest)
         assert ("alice", "seed.txt") in library
         for sha256 in library.values():
-            assert backup.sha256_of(blobs.blob_path(dest, sha256))[1] == sha256
+            assert blobs.hash_file(blobs.blob_path(dest, sha256))[1] == sha256
         assert kit.run_check(dest)[0] == 0
 
 
@@ -339,3 +342,97 @@ def test_the_nightly_backup_script(live, tmp_path):
     [kept] = os.listdir(root)
     assert kept > earlier.name
     assert kit.library(kit.config_for(root / kept)) == kit.library(live.config)
+
+
+CHUNK = 256 * 1024
+
+
+def http_upload(dev, path, data, base_rev, chunks=None):
+    """Upload ``data`` through the API (``chunks``: send only that many).
+    Returns the session and, when completed, complete's answer."""
+    session = dev.post("/upload", {"path": path, "size": len(data), "sha256": digest_of(data),
+                                   "base_rev": base_rev, "mtime": 1, "chunk_size": CHUNK}).json
+    for index in range(session["chunk_count"] if chunks is None else chunks):
+        dev.put(f"/upload/{session['id']}/chunks/{index}",
+                raw=data[index * CHUNK:(index + 1) * CHUNK])
+    if chunks is not None:
+        return session, None
+    return session, dev.post(f"/upload/{session['id']}/complete").json
+
+
+def library_over_http(dev):
+    """{path: sha256} of the live entries, read through the feed page by page."""
+    found, cursor = {}, None
+    for _ in range(100):
+        page = dev.get("/changes?limit=7" + (f"&cursor={cursor}" if cursor else "")).json
+        for change in page["changes"]:
+            if change["op"] == "put":
+                found[change["path"]] = change["sha256"]
+            else:
+                found.pop(change["path"], None)
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            return found
+    raise AssertionError("the feed never ended")
+
+
+def test_backup_during_uploads_then_restore(rt, tmp_path):
+    """Back up while a device uploads through the HTTP API and the clean-up
+    collects replaced content; restore the last backup into a new data
+    directory: every entry downloads with its exact bytes, the device's
+    token still works, and its old cursor is cursor_expired."""
+    api = Api(webtest.TestApp(create_app(rt)), auth.issue_user_token(rt, "alice"))
+    device = api.post("/devices", {"name": "Laptop", "platform": "linux"}).json
+    dev = api.as_(device["token"])
+    pending, _ = http_upload(dev, "half.bin", content(99, 2 * CHUNK), None, chunks=1)
+    sent, done, stop = {}, [], threading.Event()
+
+    def uploader():
+        http = Api(webtest.TestApp(create_app(rt)), device["token"])
+        revs = {}
+        for i in range(60):
+            if stop.is_set():
+                return
+            path = f"books/{i % 5}.epub"
+            data = content(i, CHUNK + 1000 * i)  # two chunks
+            sent.setdefault(path, {})[digest_of(data)] = data
+            _, result = http_upload(http, path, data, revs.get(path))
+            assert result["status"] == "applied", result
+            revs[path] = result["rev"]
+            done.append(i)
+            if i % 3 == 2:
+                janitor.run_once(rt)  # collects the content just replaced
+
+    thread = threading.Thread(target=uploader)
+    thread.start()
+    try:
+        dests, deadline = [], time.monotonic() + 60
+        for n in range(3):
+            while len(done) < 6 * (n + 1) and thread.is_alive():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            dest = kit.config_for(tmp_path / f"backup{n}")
+            assert backup.backup(rt.config, dest.data_dir)["uploads_left_out"] >= 1
+            dests.append(dest)
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not thread.is_alive() and len(done) >= 18
+    old_cursor = dev.get("/changes").json["cursor"]
+    for dest in dests:
+        assert kit.run_check(dest)[0] == 0
+
+    target = kit.config_for(tmp_path / "restored")
+    backup.restore(target, dests[-1].data_dir)
+    restored = open_runtime(target)
+    new = Api(webtest.TestApp(create_app(restored)), device["token"])
+    assert new.get(f"/devices/{device['id']}").json["name"] == "Laptop"
+    assert_error(new.get(f"/changes?cursor={old_cursor}", status=400), 400,
+                 errors.CURSOR_EXPIRED)
+    # The session still receiving chunks was left out: the device starts again.
+    assert_error(new.get(f"/upload/{pending['id']}", status=404), 404, errors.NOT_FOUND)
+    entries = library_over_http(new)
+    assert len(entries) == 5
+    for path, digest in entries.items():
+        body = new.get(f"/download/{path}").body
+        assert digest_of(body) == digest and body == sent[path][digest]

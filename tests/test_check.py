@@ -50,7 +50,8 @@ def test_a_missing_blob_is_a_problem_and_repair_cannot_hide_it(rt, seeded):
     os.unlink(blobs.blob_path(rt.config, seeded["b.txt"]))
     count, lines = kit.run_check(rt.config, repair=True)
     assert count == 1
-    assert problems_of(lines) == [f"PROBLEM blob {seeded['b.txt']} named in blobs, entries is missing"]
+    assert problems_of(lines) == [
+        f"PROBLEM blob {seeded['b.txt']} named in blobs, entries is missing"]
     result = app("check", "--repair", "--data-dir", rt.config.data_dir)
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
@@ -164,3 +165,16 @@ def test_no_database_is_a_clear_error(tmp_path):
     result = app("check", "--data-dir", str(tmp_path / "nothing"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no database" in result.stderr
+
+
+def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
+    sql("INSERT INTO entries (user_id, path, fold, rev, size, sha256, mtime, changed_at) "
+        "VALUES (1, 'copy.txt', 'copy.txt', 99, 1, ?, 0, 'x')", (seeded["a.txt"],))
+    count, lines = kit.run_check(rt.config)
+    assert count == 1
+    assert problems_of(lines)[0].startswith(
+        f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size: "
+        f"[('blobs', 5000), ('entries', 1), ('entries', 5000)]")
+    result = app("backup", str(tmp_path / "b"), "--data-dir", rt.config.data_dir)
+    assert result.returncode == 1, result.stdout
+    assert f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size" in result.stdout

@@ -17,7 +17,8 @@ def oldest(tmp_path):
     init_db(path)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("INSERT INTO users (name, created_at) VALUES ('alice', 'x')")
-    conn.execute("INSERT INTO devices (id, user_id, name, created_at) VALUES ('d1', 1, 'Kobo', 'x')")
+    conn.execute("INSERT INTO devices (id, user_id, name, created_at) "
+                 "VALUES ('d1', 1, 'Kobo', 'x')")
     conn.close()
     return path
 
@@ -132,3 +133,22 @@ def test_a_newer_database_is_refused_untouched(tmp_path):
 def test_sql_refuses_an_unfinished_statement():
     with pytest.raises(ValueError, match="incomplete"):
         sql("ALTER TABLE users ADD COLUMN x TEXT")
+
+
+def test_no_migration_beside_a_running_server(tmp_path):
+    """A command run while an older server holds the data directory must not
+    migrate the schema under it; the server migrates when it restarts."""
+    from sync import backup
+    from sync.config import Config
+
+    config = Config.build(data_dir=str(tmp_path), access_log=False)
+    oldest(tmp_path)
+    backup.refuse_migration_beside_a_server(config, steps=STEPS)  # no server: fine
+    lock = backup.lock_data_dir(config)
+    try:
+        backup.refuse_migration_beside_a_server(config)  # nothing to migrate: fine
+        with pytest.raises(backup.KitError, match="restart the server first"):
+            backup.refuse_migration_beside_a_server(config, steps=STEPS)
+    finally:
+        os.close(lock)
+    assert read(str(tmp_path / "sync.sqlite3"), "PRAGMA user_version") == [(1,)]

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from sync import backup
+from sync.wsgi import open_runtime
 
 from . import kit
 
@@ -41,11 +42,9 @@ def refused(result, *words):
 
 
 def initialised(tmp_path):
-    """A data directory made by a first start (database, secret key)."""
+    """A data directory as a first start leaves it (database, secret key)."""
     data = tmp_path / "data"
-    result = subprocess.run([sys.executable, "app.py", "token", "alice", "--data-dir", str(data)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=20)
-    assert result.returncode == 0, result.stderr
+    open_runtime(kit.config_for(data))
     return data
 
 

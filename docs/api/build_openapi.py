@@ -334,10 +334,14 @@ def link(operation_id, description, parameters=None, body=None):
 
 def device_links():
     id_ = {"device_id": "$response.body#/id"}
+    acting = {"header.X-Device-Id": "$response.body#/id"}
     return {"GetDevice": link("getDevice", "The new device.", id_),
             "UpdateDevice": link("updateDevice", "Rename it.", id_),
             "RegenerateToken": link("regenerateDeviceToken", "Replace its token.", id_),
-            "DeleteDevice": link("deleteDevice", "Delete it.", id_)}
+            "DeleteDevice": link("deleteDevice", "Delete it.", id_),
+            "ListChanges": link("listChanges", "Sync as it (with a user token).", acting),
+            "Report": link("report", "Report its changes (with a user token).", acting),
+            "CreateUpload": link("createUpload", "Upload as it (with a user token).", acting)}
 
 
 def upload_links():
@@ -687,7 +691,8 @@ authenticated call marks that device as seen.
 **Errors** are `{"title", "description", "code"}`; clients branch on `code`.
 JSON bodies over 2 MiB are refused with 413. A route that exists answers an
 unlisted method with 405 `method_not_allowed`; an unknown route is 404
-`not_found`. A trailing slash names the same route.
+`not_found`. A trailing slash names the same route. `OPTIONS` on a route
+answers 200 with an `Allow` header (with a token where the route needs one).
 """
 
 
