@@ -134,6 +134,8 @@ DEVICE = {"id": "d1", "name": "Kobo", "platform": None, "created_at": "2026-11-2
 def test_checker_accepts_a_documented_answer():
     openapi_check.check_response("GET", "/api/v1/sync/devices/d1/?x=1", FakeResponse(200, DEVICE))
     openapi_check.check_response("GET", "/api/sync/devices", FakeResponse(200, {"devices": []}))
+    openapi_check.check_response("POST", "/api/v1/sync/upload/u1/complete", FakeResponse(
+        400, {"title": "t", "description": "d", "code": "chunks_missing", "missing": [0, 2]}))
 
 
 @pytest.mark.parametrize("method,url,resp,message", [
@@ -149,6 +151,12 @@ def test_checker_accepts_a_documented_answer():
     ("GET", "/api/v1/sync/devices", FakeResponse(401, {"title": "t", "description": "d",
                                                        "code": "unauthorized"}),
      "WWW-Authenticate"),
+    ("GET", "/api/v1/sync/devices/d1", FakeResponse(404, {"title": "t", "description": "d",
+                                                          "code": "gone"}),
+     "does not match"),
+    ("POST", "/api/v1/sync/upload/u1/complete",
+     FakeResponse(400, {"title": "t", "description": "d", "code": "chunks_missing"}),
+     "does not match"),
     ("PATCH", "/api/v1/sync/devices", FakeResponse(200, {}), "not in the API document"),
     ("GET", "/api/v1/sync/nothing", FakeResponse(200, {}), "not in the API document"),
 ])
