@@ -6,8 +6,9 @@ measured in the same run. Run by hand (it writes a few GiB):
 1. The disk ceiling: ``dd if=/dev/zero bs=8M count=N conv=fsync``.
 2. Upload: ``python app.py`` on 127.0.0.1, one connection, 8 MiB chunks,
    then complete (hash, fsync, rename).
-3. The download ceiling: a bare waitress app sending the same file through
-   ``wsgi.file_wrapper``; then the server's ``GET /download``.
+3. A bare waitress app: the same chunk requests with their bodies read and
+   dropped (the HTTP receive ceiling), and the file sent through
+   ``wsgi.file_wrapper`` (the download ceiling); then the server's ``GET /download``.
 4. 1 MiB ``Range`` reads at random offsets over one connection, for a few seconds.
 5. The server's peak resident memory (``VmHWM`` of /proc/<pid>/status).
 
@@ -48,11 +49,21 @@ BARE_APP = r'''
 import os, sys, waitress
 path = sys.argv[1]
 def app(environ, start_response):
+    if environ["REQUEST_METHOD"] == "PUT":  # read the body and drop it
+        body, left = environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)
+        while left > 0:
+            block = body.read(min(left, 1024 * 1024))
+            if not block:
+                break
+            left -= len(block)
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
     size = os.path.getsize(path)
     start_response("200 OK", [("Content-Length", str(size)),
                               ("Content-Type", "application/octet-stream")])
     return environ["wsgi.file_wrapper"](open(path, "rb", buffering=0), 1024 * 1024)
-server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4,
+                                max_request_body_size=1 << 30, **eval(sys.argv[2]))
 print("listening on http://127.0.0.1:%s" % server.effective_port, flush=True)
 server.run()
 '''
@@ -193,10 +204,19 @@ def run(args, size, scratch, procs):
     assert json.loads(body)["status"] == "applied", body
     conn.close()
 
-    # 3. download: bare waitress, then the server
+    # 3. bare waitress: the HTTP ceiling of the upload (the same requests,
+    # bodies read and dropped), then of the download
     blob = os.path.join(data_dir, "blobs", sha256[:2], sha256)
-    bare, bare_port = start([sys.executable, "-c", BARE_APP, blob])
+    adjust = repr({"recv_bytes": args.recv_bytes} if args.recv_bytes else {})
+    bare, bare_port = start([sys.executable, "-c", BARE_APP, blob, adjust])
     procs.append(bare)
+    conn = http.client.HTTPConnection("127.0.0.1", bare_port, timeout=120)
+    started = time.perf_counter()
+    with open(source, "rb") as f:
+        for index in range(count):
+            request(conn, "PUT", "/", f.read(CHUNK))
+    bare_up_s = time.perf_counter() - started
+    conn.close()
     download(bare_port, "/", {}, size)  # warm the page cache for both
     bare_s = min(download(bare_port, "/", {}, size) for _ in range(2))
     stop(bare)
@@ -229,6 +249,8 @@ def run(args, size, scratch, procs):
     print(f"upload server               {up_rate:8.1f} MB/s  ({up_rate / dd_rate:.2f}x dd; "
           f"chunks {mb / chunks_s:.1f} MB/s, complete {upload_s - chunks_s:.2f} s)  "
           f"target >= 0.6x")
+    print(f"upload bare waitress        {mb / bare_up_s:8.1f} MB/s  (HTTP receive only, "
+          f"bodies dropped; the server is {up_rate * bare_up_s / mb:.2f}x this)")
     print(f"download bare waitress      {bare_rate:8.1f} MB/s")
     print(f"download server             {down_rate:8.1f} MB/s  ({down_rate / bare_rate:.2f}x bare)"
           f"  target >= 0.8x")

@@ -20,12 +20,22 @@ CLIENTS = 8
 def server(rt):
     """The real app served by waitress on a free loopback port; its base URL."""
     srv = waitress.create_server(create_app(rt), host="127.0.0.1", port=0, threads=CLIENTS)
-    thread = threading.Thread(target=srv.run, name="waitress", daemon=True)
+    stop = threading.Event()
+
+    def serve():
+        # Closing the socket under a running loop makes it fail in select();
+        # the loop runs in short rounds and the server closes in its own thread.
+        while not stop.is_set():
+            srv.asyncore.loop(timeout=0.05, map=srv._map, count=1)
+        srv.task_dispatcher.shutdown()
+        srv.close()
+
+    thread = threading.Thread(target=serve, name="waitress", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{srv.effective_port}/api/v1/sync"
     finally:
-        srv.close()
+        stop.set()
         thread.join(timeout=10)
 
 

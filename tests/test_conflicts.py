@@ -262,3 +262,24 @@ def test_conflict_keeps_its_content_held_until_resolved(rt, api, dev, device):
     assert report(dev, {"op": "delete", "path": "copy.txt", "base_rev": 3})[0]["status"] == "applied"
     resolve(api, cid, "keep_server")
     assert report(dev, put)[0]["status"] == "upload_required"
+
+
+def test_keep_both_shortens_a_name_to_fit_a_segment(rt, api, device):
+    kobo = api.post("/devices", {"name": "é" * 100}).json
+    path = "books/" + "x" * 245 + ".epub"
+    hold(device, path, ONE, rt=rt)
+    hold(device, path, TWO, base_rev=1, rt=rt)
+    cid = hold(kobo, path, THREE, base_rev=1, rt=rt)["conflict_id"]
+    [change] = resolve(api, cid, "keep_both").json["results"]
+    segment = change["path"].split("/")[-1]
+    assert len(segment.encode("utf-8")) <= 255
+    assert segment.startswith("x") and segment.endswith(
+        f" (conflict {'é' * 50} 2026-11-27).epub")
+
+
+def test_keep_both_without_room_for_a_name_is_400(rt, api, dev, device):
+    path = "a." + "e" * 250
+    cid = modify_modify(rt, device, path)
+    before = feed(dev)
+    assert_error(resolve(api, cid, "keep_both", status=400), 400, "resolution_invalid")
+    assert feed(dev) == before and len(api.get("/conflicts").json["conflicts"]) == 1

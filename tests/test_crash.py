@@ -116,10 +116,13 @@ def test_a_completed_upload_survives_a_kill(server, session):
     server.kill()
     server.start()
     assert session.get(server.base + "/download/f.bin", timeout=10).content == data
+    ranged = session.get(server.base + "/download/f.bin", headers={"Range": "bytes=1000-199999"},
+                         timeout=10)
+    assert ranged.status_code == 206 and ranged.content == data[1000:200000]
     changes = session.get(server.base + "/changes", timeout=10).json()["changes"]
     assert [(c["path"], c["sha256"], c["rev"]) for c in changes] == [
         ("f.bin", sha256(data), done.json()["rev"])]
-    # The real server's raw request target shows an encoded slash.
+    # Through waitress the raw request target shows an encoded slash.
     assert session.get(server.base + "/download/x%2Ff.bin", timeout=10).json()["code"] \
         == "path_invalid"
 

@@ -1,0 +1,476 @@
+"""One sync pass over a folder: read the server's open conflicts and its
+feed, scan the folder, decide (``plan``), refuse mass deletions, report
+local changes, upload what the server asks for, apply the server's changes
+to the folder, and acknowledge the feed.
+
+Every local write re-checks the file just before it happens: a download is
+renamed into place, and a file deleted or renamed, only if the file on
+disk is still the one the pass planned with; otherwise the local version
+stays and is reported on the next pass.
+"""
+
+import dataclasses
+import os
+import sys
+
+import requests
+
+from . import transfer
+from .api import Api, ApiError, Unreachable
+from .plan import make_plan
+from .scan import FileChanging, Hasher, LocalFile, file_sha256, scan
+from .state import TMP_DIR, Conflict, Remote, State, load_config, sync_dir
+
+REPORT_BATCH = 1000
+FEED_PAGE = 1000
+
+
+class PassError(Exception):
+    """The pass stopped before changing anything; the message says why."""
+
+
+@dataclasses.dataclass
+class Options:
+    quiet: bool = False
+    allow_mass_delete: bool = False
+    show_progress: bool = False
+    chunk_size: int = None       # None: the server's default
+    workers: int = transfer.UPLOAD_WORKERS
+
+
+@dataclasses.dataclass
+class Summary:
+    up: int = 0
+    down: int = 0
+    deleted_here: int = 0
+    deleted_there: int = 0
+    moved: int = 0
+    new_conflicts: int = 0
+    open_conflicts: int = 0
+    problems: list = dataclasses.field(default_factory=list)
+
+    @property
+    def in_sync(self):
+        return not self.problems and not self.open_conflicts
+
+    def line(self):
+        return (f"{self.up} up, {self.down} down, {self.deleted_here} deleted here, "
+                f"{self.deleted_there} deleted on the server, {self.moved} moved, "
+                f"{self.new_conflicts} new conflicts")
+
+    def reason(self):
+        """One line saying why the folder is not in sync, or None."""
+        parts = []
+        if self.open_conflicts:
+            parts.append(f"{self.open_conflicts} conflict(s) open (see the conflicts command)")
+        if self.problems:
+            parts.append(f"{len(self.problems)} problem(s): {self.problems[0]}")
+        return "; ".join(parts) or None
+
+
+class Engine:
+    """Syncs one folder. ``api`` defaults to the folder's server and token."""
+
+    def __init__(self, folder, api=None, options=None, out=None, err=None):
+        self.folder = os.path.abspath(folder)
+        self.config = load_config(self.folder)
+        self.api = api or Api(self.config["server"], self.config["token"])
+        self.options = options or Options()
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.state = State.open(self.folder)
+        self.hasher = Hasher(self.folder, self.state)
+        self.tmp_dir = os.path.join(sync_dir(self.folder), TMP_DIR)
+
+    def close(self):
+        self.state.close()
+
+    def say(self, text):
+        if not self.options.quiet:
+            print(text, file=self.out, flush=True)
+
+    def warn(self, text):
+        print(f"warning: {text}", file=self.err, flush=True)
+
+    # The server's view
+    def read_feed(self, cursor):
+        """Every change after ``cursor``: (changes, next cursor, relisted?);
+        an expired cursor means listing the whole library again."""
+        relisted = False
+        latest = {}
+        while True:
+            try:
+                page = self.api.changes(cursor, FEED_PAGE)
+            except ApiError as exc:
+                if exc.code != "cursor_expired" or relisted:
+                    raise
+                self.warn("the server no longer knows this folder's place in its history "
+                          "(restored or reinstalled?): listing the whole library again")
+                cursor, relisted, latest = None, True, {}
+                continue
+            for change in page["changes"]:
+                latest[change["path"]] = change
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                return sorted(latest.values(), key=lambda c: c["rev"]), cursor, relisted
+
+    def _rebase_after_relist(self):
+        """After a relist nothing of the old history can be trusted: a base
+        whose content the server no longer holds is forgotten, so the local
+        file is reported as new (uploaded, or a conflict) instead of being
+        deleted or overwritten by a possibly older server."""
+        remote = self.state.remote()
+        with self.state.transaction():
+            for path, s in self.state.synced().items():
+                r = remote.get(path)
+                if r is not None and r.sha256 == s.sha256:
+                    self.state.set_synced(path, r.rev, s.sha256, s.size, s.mtime_ns)
+                else:
+                    self.state.drop_synced(path)
+
+    # Conflicts
+    def _mine(self, conflicts):
+        me = self.config["device_id"]
+        return {c["id"]: c for c in conflicts if (c.get("client") or {}).get("device_id") == me}
+
+    def _record_conflicts(self, mine):
+        with self.state.transaction():
+            for cid, c in mine.items():
+                client = c.get("client") or {}
+                self.state.add_conflict(Conflict(cid, c["path"], c.get("kind"), client.get("to"),
+                                                 client.get("op"), client.get("sha256")))
+
+    def _settle_resolved(self, open_ids, local):
+        """Conflicts of this device resolved since the last pass (here or on
+        another device): if the folder still holds the version that was
+        reported, take whatever the server now has; if it was edited since,
+        keep the old base so the edit is reported (and conflicts) again."""
+        for cid, c in self.state.conflicts().items():
+            if cid in open_ids:
+                continue
+            paths = [c.path] + ([c.to] if c.to else [])
+            if self._still_as_reported(c, local):
+                try:
+                    hashes = {p: self.hasher.sha256(local[p]) for p in paths if p in local}
+                except (OSError, FileChanging):
+                    continue  # settled on a later pass, once the file is readable
+                with self.state.transaction():
+                    for path in paths:
+                        f = local.get(path)
+                        if f is None:
+                            self.state.drop_synced(path)
+                        else:
+                            self.state.set_synced(path, 0, hashes[path], f.size, f.mtime_ns)
+            self.state.drop_conflict(cid)
+
+    def _still_as_reported(self, c, local):
+        f = local.get(c.path)
+        try:
+            if c.client_op == "delete":
+                return f is None
+            if c.client_op == "move":
+                return f is None and c.to in local
+            return f is not None and self.hasher.sha256(f) == c.client_sha256
+        except (OSError, FileChanging):
+            return False
+
+    # The pass
+    def prepare(self, save):
+        """Read the server and the folder; the ``(plan, scan, conflicts)`` of
+        a pass. ``save`` records the feed and settles resolved conflicts
+        (``status`` looks without saving)."""
+        conflicts = self.api.conflicts()
+        mine = self._mine(conflicts)
+        cursor = self.state.get("cursor")
+        changes, next_cursor, relisted = self.read_feed(cursor)
+        if save:
+            self.state.apply_feed(changes, next_cursor, relisted)
+            if relisted:
+                self._rebase_after_relist()
+            remote = self.state.remote()
+        else:
+            remote = {} if relisted else self.state.remote()
+            for change in changes:
+                if change["op"] == "delete":
+                    remote.pop(change["path"], None)
+                else:
+                    remote[change["path"]] = Remote(change["path"], change["rev"],
+                                                    change["sha256"], change["size"],
+                                                    change.get("mtime"), change.get("moved_from"))
+        self.next_cursor = next_cursor
+        found = scan(self.folder)
+        self.state.forget_hashes(set(found.files))
+        if save:
+            self._settle_resolved(set(mine), found.files)
+            self._record_conflicts(mine)
+        frozen = set()
+        for c in mine.values():
+            frozen.add(c["path"])
+            if (c.get("client") or {}).get("to"):
+                frozen.add(c["client"]["to"])
+        plan = make_plan(found.files, self.state.synced(), remote, self.hasher.sha256,
+                         skip=lambda p: p in frozen or found.is_unknown(p),
+                         case_insensitive=_case_insensitive(self.folder))
+        return plan, found, conflicts
+
+    def run(self):
+        """One full pass; the ``Summary``. ``PassError`` when the pass
+        refused to start, ``Unreachable``/``ApiError`` when the server failed."""
+        _clean_tmp(self.tmp_dir)
+        plan, found, _ = self.prepare(save=True)
+        summary = Summary()
+        for warning in found.warnings:
+            self.warn(warning)
+        summary.problems.extend(w for w in found.warnings if w.startswith("cannot"))
+        summary.problems.extend(plan.problems)
+        if not self.options.allow_mass_delete:
+            refusal = plan.mass_delete(len(self.state.synced()))
+            if refusal:
+                raise PassError(refusal)
+        self._adopt(plan.adopts)
+        self._report(plan.reports, summary)
+        self._apply_moves(plan.moves, summary)
+        self._apply_downloads(plan.downloads, summary)
+        self._apply_deletes(plan.deletes, summary)
+        mine = self._mine(self.api.conflicts())
+        self._record_conflicts(mine)
+        summary.open_conflicts = len(mine)
+        self.api.ack(self.next_cursor)
+        return summary
+
+    # Recording without transfers
+    def _adopt(self, adopts):
+        with self.state.transaction():
+            for a in adopts:
+                if a.local is None:
+                    self.state.drop_synced(a.path)
+                else:
+                    self.state.set_synced(a.path, a.rev, a.sha256, a.local.size,
+                                          a.local.mtime_ns)
+
+    def _synced_put(self, local, sha256, rev, mtime=None):
+        with self.state.transaction():
+            self.state.set_synced(local.path, rev, sha256, local.size, local.mtime_ns)
+            self.state.set_remote(local.path, rev, sha256, local.size,
+                                  mtime if mtime is not None else local.mtime_ns // 10**9)
+
+    def _known_rev(self, path, sha256):
+        """The rev of the server's head at ``path`` if it holds ``sha256``;
+        else 0, which the next feed read replaces."""
+        r = self.state.remote().get(path)
+        return r.rev if r is not None and r.sha256 == sha256 else 0
+
+    def _forget(self, path):
+        with self.state.transaction():
+            self.state.drop_synced(path)
+            self.state.drop_remote(path)
+
+    # Local changes to the server
+    def _report(self, reports, summary):
+        uploads = []
+        for start in range(0, len(reports), REPORT_BATCH):
+            batch = reports[start:start + REPORT_BATCH]
+            results = self.api.report([r.item for r in batch])
+            for report, result in zip(batch, results):
+                self._reported(report, result, summary, uploads)
+        for report in uploads:
+            self._upload(report, summary)
+
+    def _reported(self, report, result, summary, uploads):
+        item, status = report.item, result.get("status")
+        op, path = item["op"], item["path"]
+        if status == "upload_required" and op == "put":
+            uploads.append(report)
+        elif status in ("applied", "unchanged"):
+            rev = result.get("rev")
+            if op == "delete":
+                self._forget(path)
+                if status == "applied":
+                    summary.deleted_there += 1
+                    self.say(f"deleted on the server: {path}")
+                return
+            if op == "move":
+                self._forget(path)
+            if rev is None:
+                rev = self._known_rev(item.get("to", path), report.sha256)
+            self._synced_put(report.local, report.sha256, rev)
+            if status == "applied":
+                if op == "move":
+                    summary.moved += 1
+                    self.say(f"moved on the server: {path} -> {item['to']}")
+                else:
+                    summary.up += 1
+                    self.say(f"up: {path}")
+        elif status == "conflict":
+            self._conflicted(result.get("conflict_id"), item, report.sha256, summary)
+        else:
+            error = result.get("error") or status
+            summary.problems.append(f"the server rejected {op} {path}: {error}")
+
+    def _conflicted(self, conflict_id, item, sha256, summary):
+        summary.new_conflicts += 1
+        self.say(f"conflict: {item['path']} changed here and on the server; kept as it is here")
+        if conflict_id:
+            self.state.add_conflict(Conflict(conflict_id, item["path"], None, item.get("to"),
+                                             item["op"], sha256))
+
+    def _upload(self, report, summary):
+        item, local = report.item, report.local
+        try:
+            result = transfer.upload(self.api, self.state, self.folder, local, report.sha256,
+                                     item["base_rev"], item["mtime"],
+                                     chunk_size=self.options.chunk_size,
+                                     workers=self.options.workers,
+                                     show_progress=self.options.show_progress)
+        except FileChanging:
+            summary.problems.append(f"{local.path} changed during its upload; "
+                                    "sent again on the next pass")
+            return
+        except (ApiError, Unreachable, OSError, requests.RequestException) as exc:
+            summary.problems.append(f"upload of {local.path} failed: {_why(exc)}")
+            return
+        status = result.get("status")
+        if status == "conflict":
+            self._conflicted(result.get("conflict_id"), item, report.sha256, summary)
+            return
+        self._synced_put(local, report.sha256, result.get("rev") or 0, item["mtime"])
+        if status == "applied":
+            summary.up += 1
+            self.say(f"up: {local.path}")
+
+    # Server changes to the folder
+    def _full(self, rel):
+        return os.path.join(self.folder, *rel.split("/"))
+
+    def _unchanged_on_disk(self, rel, expect):
+        """Is the file at ``rel`` still what the pass planned with (``expect``
+        a synced row, or None for "nothing there")?"""
+        try:
+            st = os.stat(self._full(rel), follow_symlinks=False)
+        except FileNotFoundError:
+            return expect is None
+        if expect is None:
+            return False
+        if (st.st_size, st.st_mtime_ns) == (expect.size, expect.mtime_ns):
+            return True
+        try:
+            return st.st_size == expect.size and file_sha256(self._full(rel)) == expect.sha256
+        except OSError:
+            return False
+
+    def _placed(self, path, rel, remote):
+        """Give the placed file the server's mtime and record it as synced."""
+        full = self._full(rel)
+        if remote.mtime is not None:
+            try:
+                os.utime(full, (remote.mtime, remote.mtime))
+            except OSError:
+                pass
+        st = os.stat(full)
+        local = LocalFile(path, rel, st.st_size, st.st_mtime_ns)
+        with self.state.transaction():
+            self.state.set_synced(path, remote.rev, remote.sha256, st.st_size, st.st_mtime_ns)
+            self.state.remember_hash(path, st.st_size, st.st_mtime_ns, remote.sha256)
+        return local
+
+    def _apply_moves(self, moves, summary):
+        for move in moves:
+            source, target = move.source.rel, move.path
+            if not self._unchanged_on_disk(source, move.expect) or \
+                    not self._unchanged_on_disk(target, None):
+                summary.problems.append(f"{source} or {target} changed here during the pass; "
+                                        "kept, reported on the next pass")
+                continue
+            try:
+                os.makedirs(os.path.dirname(self._full(target)), exist_ok=True)
+                os.rename(self._full(source), self._full(target))
+            except OSError as exc:
+                summary.problems.append(f"cannot move {source} to {target} here: {_why(exc)}")
+                continue
+            self._prune_dirs(source)
+            self.state.drop_synced(move.source.path)
+            self._placed(target, target, move.remote)
+            summary.moved += 1
+            self.say(f"moved here: {source} -> {target}")
+
+    def _apply_downloads(self, downloads, summary):
+        for down in downloads:
+            r = down.remote
+            try:
+                tmp = transfer.download(self.api, self.tmp_dir, down.path, r.sha256, r.size,
+                                        show_progress=self.options.show_progress)
+            except (ApiError, Unreachable, OSError, requests.RequestException,
+                    transfer.TransferError) as exc:
+                summary.problems.append(f"download of {down.path} failed: {_why(exc)}")
+                continue
+            try:
+                if not self._unchanged_on_disk(down.rel, down.expect):
+                    summary.problems.append(f"{down.rel} changed here during the pass; "
+                                            "kept, reported on the next pass")
+                    continue
+                os.makedirs(os.path.dirname(self._full(down.rel)), exist_ok=True)
+                os.replace(tmp, self._full(down.rel))
+            except OSError as exc:
+                summary.problems.append(f"cannot write {down.path} here: {_why(exc)}")
+                continue
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+            self._placed(down.path, down.rel, r)
+            summary.down += 1
+            self.say(f"down: {down.path}")
+
+    def _apply_deletes(self, deletes, summary):
+        for delete in deletes:
+            if not self._unchanged_on_disk(delete.local.rel, delete.expect):
+                summary.problems.append(f"{delete.local.rel} changed here during the pass; "
+                                        "kept, reported on the next pass")
+                continue
+            try:
+                os.remove(self._full(delete.local.rel))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                summary.problems.append(f"cannot delete {delete.local.rel}: {_why(exc)}")
+                continue
+            self._prune_dirs(delete.local.rel)
+            self.state.drop_synced(delete.path)
+            summary.deleted_here += 1
+            self.say(f"deleted here: {delete.path}")
+
+    def _prune_dirs(self, rel):
+        """Remove the folders a delete or move left empty (never the root)."""
+        parts = rel.split("/")[:-1]
+        while parts:
+            try:
+                os.rmdir(self._full("/".join(parts)))
+            except OSError:
+                return
+            parts.pop()
+
+
+def _why(exc):
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _clean_tmp(tmp_dir):
+    """Downloads a killed pass left half-written."""
+    try:
+        names = os.listdir(tmp_dir)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.endswith(".part"):
+            try:
+                os.remove(os.path.join(tmp_dir, name))
+            except OSError:
+                pass
+
+
+def _case_insensitive(folder):
+    """Does the folder's file system ignore case (macOS, Windows)?"""
+    probe = os.path.join(sync_dir(folder), "state.sqlite3")
+    return os.path.exists(os.path.join(sync_dir(folder), "STATE.SQLITE3")) and \
+        os.path.exists(probe)

@@ -1,0 +1,138 @@
+"""Walking the local folder: every regular file under it except ``.sync/``,
+keyed by its library path (NFC, so macOS's decomposed NFD names map to the
+server's paths), with size and mtime; and hashing with the state database
+as a cache (a file is re-hashed only when its size or mtime moved).
+
+Symlinks and special files are skipped with a warning; names the library
+cannot hold are reported, never silently dropped; a directory that cannot
+be read is reported and everything under it is left alone for this pass
+(so an unreadable folder never reads as "its files were deleted").
+"""
+
+import hashlib
+import os
+import stat
+import unicodedata
+from collections import namedtuple
+
+from .. import errors as server_errors
+from .. import paths
+from .state import SYNC_DIR
+
+HASH_BLOCK = 1024 * 1024
+
+LocalFile = namedtuple("LocalFile", "path rel size mtime_ns")
+
+
+class ScanResult:
+    """``files`` (library path -> LocalFile), ``warnings`` (one line each) and
+    ``unreadable`` (library path prefixes whose contents are unknown)."""
+
+    def __init__(self):
+        self.files = {}
+        self.warnings = []
+        self.unreadable = []
+
+    def is_unknown(self, path):
+        return any(path == p or path.startswith(p + "/") for p in self.unreadable)
+
+
+def library_path(rel):
+    """The library path of the local relative path ``rel`` (``/``-separated),
+    or ``None`` when the library cannot hold that name."""
+    try:
+        return paths.normalize(unicodedata.normalize("NFC", rel))
+    except (server_errors.SyncError, UnicodeError):
+        return None
+
+
+def _shown(rel):
+    return rel.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def scan(folder):
+    """Every regular file under ``folder`` (see the module docstring)."""
+    result = ScanResult()
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        full_dir = os.path.join(folder, rel_dir) if rel_dir else folder
+        try:
+            entries = list(os.scandir(full_dir))
+        except OSError as exc:
+            result.warnings.append(f"cannot read folder {_shown(rel_dir) or '.'}: "
+                                   f"{exc.strerror or exc}; left alone")
+            result.unreadable.append(library_path(rel_dir) or rel_dir)
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if not rel_dir and entry.name == SYNC_DIR:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                result.warnings.append(f"cannot read {_shown(rel)}: {exc.strerror or exc}")
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                result.warnings.append(f"skipped symlink {_shown(rel)}")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if library_path(rel) is None:
+                    result.warnings.append(f"skipped folder {_shown(rel)}: the library cannot "
+                                           "hold that name")
+                    continue
+                stack.append(rel)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                result.warnings.append(f"skipped special file {_shown(rel)}")
+                continue
+            path = library_path(rel)
+            if path is None:
+                result.warnings.append(f"skipped {_shown(rel)}: the library cannot hold that name")
+                continue
+            if path in result.files:
+                result.warnings.append(
+                    f"skipped {_shown(rel)}: same name as {_shown(result.files[path].rel)} "
+                    "once Unicode-normalized")
+                continue
+            result.files[path] = LocalFile(path, rel, st.st_size, st.st_mtime_ns)
+    return result
+
+
+def file_sha256(full_path):
+    digest = hashlib.sha256()
+    with open(full_path, "rb") as f:
+        while True:
+            block = f.read(HASH_BLOCK)
+            if not block:
+                break
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Hasher:
+    """sha256 of local files, cached in the state database by (size, mtime)."""
+
+    def __init__(self, folder, state):
+        self.folder = folder
+        self.state = state
+        self.hashed = 0
+
+    def sha256(self, local):
+        cached = self.state.cached_hash(local.path, local.size, local.mtime_ns)
+        if cached:
+            return cached
+        full = os.path.join(self.folder, local.rel)
+        before = os.stat(full)
+        sha = file_sha256(full)
+        after = os.stat(full)
+        self.hashed += 1
+        if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns) \
+                == (local.size, local.mtime_ns):
+            self.state.remember_hash(local.path, local.size, local.mtime_ns, sha)
+            return sha
+        raise FileChanging(local.path)
+
+
+class FileChanging(Exception):
+    """The file changed while it was being read; it is tried again next pass."""

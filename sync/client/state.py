@@ -1,0 +1,262 @@
+"""A sync folder's own state in ``FOLDER/.sync/`` (mode 0700, files 0600):
+``config.json`` (server address, device id and name), ``token`` (the device
+token) and ``state.sqlite3``, which holds three views of the library:
+
+- ``synced``: per path, the revision, sha256, size and local mtime at which
+  the local file last matched the server (the common base of both sides);
+- ``remote``: the server's head of every live path, as read from the feed,
+  with the feed cursor;
+- ``hashes``: a cache of local hashes, so a file is re-hashed only when its
+  size or mtime moved;
+
+plus the upload sessions in progress (so an interrupted upload resumes) and
+the open conflicts of this device (their paths are left alone).
+"""
+
+import json
+import os
+import sqlite3
+from collections import namedtuple
+
+SYNC_DIR = ".sync"
+CONFIG = "config.json"
+TOKEN = "token"
+DATABASE = "state.sqlite3"
+TMP_DIR = "tmp"
+
+Synced = namedtuple("Synced", "path rev sha256 size mtime_ns")
+Remote = namedtuple("Remote", "path rev sha256 size mtime moved_from")
+Upload = namedtuple("Upload", "path upload_id sha256 size base_rev")
+Conflict = namedtuple("Conflict", "id path kind to client_op client_sha256")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS synced (
+    path TEXT PRIMARY KEY, rev INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS remote (
+    path TEXT PRIMARY KEY, rev INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL, mtime INTEGER, moved_from TEXT);
+CREATE TABLE IF NOT EXISTS hashes (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (
+    path TEXT PRIMARY KEY, upload_id TEXT NOT NULL, sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL, base_rev INTEGER);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL, kind TEXT, to_path TEXT,
+    client_op TEXT, client_sha256 TEXT);
+"""
+
+
+class FolderError(Exception):
+    """The folder is not a usable sync folder (the message says why)."""
+
+
+def sync_dir(folder):
+    return os.path.join(folder, SYNC_DIR)
+
+
+def _write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(path, 0o600)
+
+
+def init_folder(folder, server, device, token):
+    """Create ``FOLDER/.sync/`` for a freshly registered ``device``."""
+    os.makedirs(folder, exist_ok=True)
+    base = sync_dir(folder)
+    if os.path.exists(base):
+        raise FolderError(f"{base} already exists: this folder is already a sync folder")
+    os.mkdir(base, 0o700)
+    os.chmod(base, 0o700)
+    config = {"server": server, "device_id": device["id"], "device_name": device["name"]}
+    _write_private(os.path.join(base, TOKEN), token + "\n")
+    _write_private(os.path.join(base, CONFIG), json.dumps(config, indent=2) + "\n")
+    State.open(folder).close()
+
+
+def load_config(folder):
+    """The folder's config dict with its ``token``; ``FolderError`` when the
+    folder has no ``.sync/`` (the client never runs on such a folder: an
+    unmounted or emptied folder must not read as 'delete everything')."""
+    base = sync_dir(folder)
+    if not os.path.isdir(folder):
+        raise FolderError(f"{folder} is not a directory")
+    if not os.path.isdir(base):
+        raise FolderError(f"{base} is missing: not a sync folder (run init first); "
+                          "refusing to run")
+    try:
+        with open(os.path.join(base, CONFIG), encoding="utf-8") as f:
+            config = json.load(f)
+        with open(os.path.join(base, TOKEN), encoding="utf-8") as f:
+            config["token"] = f.read().strip()
+    except (OSError, ValueError) as exc:
+        raise FolderError(f"{base} is damaged ({exc}); run init again in a new folder") from None
+    return config
+
+
+class State:
+    """The folder's SQLite state database (one connection, one thread)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    @classmethod
+    def open(cls, folder):
+        path = os.path.join(sync_dir(folder), DATABASE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=wal")
+        conn.execute("PRAGMA synchronous=normal")
+        conn.executescript(SCHEMA)
+        return cls(conn)
+
+    def close(self):
+        self.conn.close()
+
+    def transaction(self):
+        return _Transaction(self.conn)
+
+    # meta
+    def get(self, key, default=None):
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def put(self, key, value):
+        if value is None:
+            self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                              (key, value))
+
+    # synced
+    def synced(self):
+        return {r[0]: Synced(*r) for r in self.conn.execute(
+            "SELECT path, rev, sha256, size, mtime_ns FROM synced")}
+
+    def set_synced(self, path, rev, sha256, size, mtime_ns):
+        self.conn.execute("INSERT OR REPLACE INTO synced VALUES (?, ?, ?, ?, ?)",
+                          (path, rev, sha256, size, mtime_ns))
+
+    def drop_synced(self, path):
+        self.conn.execute("DELETE FROM synced WHERE path = ?", (path,))
+
+    # remote
+    def remote(self):
+        return {r[0]: Remote(*r) for r in self.conn.execute(
+            "SELECT path, rev, sha256, size, mtime, moved_from FROM remote")}
+
+    def set_remote(self, path, rev, sha256, size, mtime, moved_from=None):
+        self.conn.execute("INSERT OR REPLACE INTO remote VALUES (?, ?, ?, ?, ?, ?)",
+                          (path, rev, sha256, size, mtime, moved_from))
+
+    def drop_remote(self, path):
+        self.conn.execute("DELETE FROM remote WHERE path = ?", (path,))
+
+    def apply_feed(self, changes, cursor, relisted):
+        """Record a whole feed read in one transaction: the heads it carries
+        and the cursor after them. A relist replaces every remote head."""
+        with self.transaction():
+            if relisted:
+                self.conn.execute("DELETE FROM remote")
+            for change in changes:
+                if change["op"] == "delete":
+                    self.drop_remote(change["path"])
+                else:
+                    self.set_remote(change["path"], change["rev"], change["sha256"],
+                                    change["size"], change.get("mtime"),
+                                    change.get("moved_from"))
+            self.put("cursor", cursor)
+
+    # hashes
+    def cached_hash(self, path, size, mtime_ns):
+        row = self.conn.execute(
+            "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
+            (path, size, mtime_ns)).fetchone()
+        return row[0] if row else None
+
+    def remember_hash(self, path, size, mtime_ns, sha256):
+        self.conn.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
+                          (path, size, mtime_ns, sha256))
+
+    def forget_hashes(self, keep):
+        """Drop cached hashes of paths not in ``keep`` (files gone from disk)."""
+        stale = [r[0] for r in self.conn.execute("SELECT path FROM hashes") if r[0] not in keep]
+        with self.transaction():
+            for path in stale:
+                self.conn.execute("DELETE FROM hashes WHERE path = ?", (path,))
+
+    # uploads
+    def upload(self, path):
+        row = self.conn.execute(
+            "SELECT path, upload_id, sha256, size, base_rev FROM uploads WHERE path = ?",
+            (path,)).fetchone()
+        return Upload(*row) if row else None
+
+    def uploads(self):
+        return [Upload(*r) for r in self.conn.execute(
+            "SELECT path, upload_id, sha256, size, base_rev FROM uploads")]
+
+    def set_upload(self, path, upload_id, sha256, size, base_rev):
+        self.conn.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
+                          (path, upload_id, sha256, size, base_rev))
+
+    def drop_upload(self, path):
+        self.conn.execute("DELETE FROM uploads WHERE path = ?", (path,))
+
+    # conflicts
+    def conflicts(self):
+        return {r[0]: Conflict(*r) for r in self.conn.execute(
+            "SELECT id, path, kind, to_path, client_op, client_sha256 FROM conflicts")}
+
+    def add_conflict(self, conflict):
+        self.conn.execute("INSERT OR REPLACE INTO conflicts VALUES (?, ?, ?, ?, ?, ?)",
+                          tuple(conflict))
+
+    def drop_conflict(self, conflict_id):
+        self.conn.execute("DELETE FROM conflicts WHERE id = ?", (conflict_id,))
+
+
+class _Transaction:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class FolderLock:
+    """An exclusive lock on the folder for one pass: two clients syncing one
+    folder at once would each act on a stale view of the other's work."""
+
+    def __init__(self, folder):
+        self.path = os.path.join(sync_dir(folder), "lock")
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; run one client at a time
+            return self
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise FolderError("another sync of this folder is running") from None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
