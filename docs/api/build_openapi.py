@@ -533,8 +533,10 @@ def sync_operations():
                               "device_required"]),
                 "403": DEVICE_FORBIDDEN,
             }, params=[
-                {"name": "cursor", "in": "query", "required": False, "schema": ref("Cursor"),
-                 "description": "Where the previous page ended; none: from the beginning."},
+                {"name": "cursor", "in": "query", "required": False,
+                 "schema": {"type": "string", "maxLength": 64},
+                 "description": "Where the previous page ended (a `cursor` of this feed); "
+                                "absent or empty: from the beginning."},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                  "description": "Most changes on a page (1 to 1000)."},
@@ -548,6 +550,7 @@ def sync_operations():
                              ["cursor_invalid", "cursor_expired", "body_invalid",
                               "device_required"]),
                 "403": DEVICE_FORBIDDEN,
+                "404": error("The device was deleted while the request ran.", ["not_found"]),
                 "413": TOO_LARGE,
             }, params=[X_DEVICE_ID], body=json_body("AckRequest"), tags=["sync"]),
         },
