@@ -107,12 +107,24 @@ def test_every_authenticated_operation_answers_401_without_a_token(anon, templat
 
 
 def test_documented_bounds_match_the_code():
-    from sync import devices, paths
+    from sync import devices, library, paths, uploads
     from sync.resources import common
     schemas = document()["components"]["schemas"]
+    operations = {document()["paths"][t][m]["operationId"]: document()["paths"][t][m]
+                  for t, m in documented_operations()}
     assert schemas["DeviceCreate"]["properties"]["name"]["maxLength"] == devices.MAX_DEVICE_NAME
     assert schemas["LibraryPath"]["maxLength"] == paths.MAX_PATH_BYTES
     assert _load_builder().MAX_JSON_BODY == common.MAX_JSON_BODY
+    assert _load_builder().MAX_INT == library.MAX_INT
+    changes = schemas["ReportRequest"]["properties"]["changes"]
+    assert (changes["minItems"], changes["maxItems"]) == (1, library.MAX_REPORT_ITEMS)
+    limit = next(p for p in operations["listChanges"]["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, library.MAX_LIMIT)
+    chunk = schemas["UploadCreate"]["properties"]["chunk_size"]
+    assert (chunk["minimum"], chunk["maximum"], chunk["default"]) == (
+        uploads.MIN_CHUNK_SIZE, uploads.MAX_CHUNK_SIZE, uploads.DEFAULT_CHUNK_SIZE)
+    resolutions = schemas["ResolveRequest"]["properties"]["resolution"]["enum"]
+    assert tuple(resolutions) == library.RESOLUTIONS
 
 
 # The checker itself.
