@@ -107,7 +107,7 @@ def check_response(method, url, resp):
         return
     body = json.loads(resp.body)
     errors = sorted(validator(template, method.lower(), str(status), media_type)
-                    .iter_errors(body), key=lambda e: list(e.absolute_path))
+                    .iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
     assert not errors, (
         f"{method} {template} {status}: the body does not match the API document:\n"
         + "\n".join(f"  at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
