@@ -39,7 +39,7 @@ def _template_regex(template):
             parts.append(f"(?P<{name}>.+)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
         else:
             parts.append(re.escape(piece))
-    return re.compile("^" + "".join(parts) + "$", re.DOTALL)  # a path may hold a newline
+    return re.compile("".join(parts), re.DOTALL)  # a path may hold a newline
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,7 +56,7 @@ def find_template(url):
     if len(path) > 1:
         path = path.rstrip("/")  # the app strips a trailing slash
     for regex, template in _templates():
-        if regex.match(path):
+        if regex.fullmatch(path):  # not "$", which also matches before a final newline
             return template
     return None
 

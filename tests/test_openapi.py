@@ -182,3 +182,6 @@ def test_checker_matches_multi_segment_download_paths():
         "/api/v1/sync/download/{path}"
     assert openapi_check.find_template("/api/sync/upload/u1/chunks/3") == \
         "/api/sync/upload/{upload_id}/chunks/{index}"
+    assert openapi_check.find_template("/api/v1/sync/download/a%0Ab") == \
+        "/api/v1/sync/download/{path}"
+    assert openapi_check.find_template("/api/v1/sync/devices%0A") is None
