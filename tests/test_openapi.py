@@ -185,3 +185,17 @@ def test_checker_matches_multi_segment_download_paths():
     assert openapi_check.find_template("/api/v1/sync/download/a%0Ab") == \
         "/api/v1/sync/download/{path}"
     assert openapi_check.find_template("/api/v1/sync/devices%0A") is None
+
+
+def test_error_schema_names_every_documented_code():
+    """The Error schema's list of codes is the union of the operations' codes
+    (plus ``method_not_allowed``, the answer to an unlisted method)."""
+    description = document()["components"]["schemas"]["Error"]["description"]
+    listed = set(re.findall(r"`(\w+)`", description.split("contract:", 1)[1]))
+    used = {"method_not_allowed"}
+    for template, method in documented_operations():
+        for response in document()["paths"][template][method]["responses"].values():
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            for part in schema.get("allOf", []):
+                used.update(part.get("properties", {}).get("code", {}).get("enum", []))
+    assert listed == used
