@@ -263,3 +263,23 @@ def test_the_client_runs_as_a_module(server, tmp_path):
     result = run("sync", str(folder))
     assert result.returncode != 0 and result.stderr.startswith("sync: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_names_this_folder_cannot_hold_are_reported(laptops, capsys):
+    import hashlib
+    a, b = laptops
+    api = folder_api(a)
+    for path, data in (("x", b"a file"), ("x/y", b"a file under a file")):
+        session = api.create_upload(path, len(data), hashlib.sha256(data).hexdigest(), None)
+        api.put_chunk(session["id"], 0, data)
+        assert api.complete_upload(session["id"])["status"] == "applied"
+    capsys.readouterr()
+    assert sync(b) != 0
+    err = capsys.readouterr().err
+    assert "cannot hold that name" in err
+    # Whichever arrived first is here; the other one is reported.
+    if os.path.isdir(b / "x"):
+        assert "cannot write x here" in err and read(b, "x/y") == b"a file under a file"
+    else:
+        assert "cannot write x/y here" in err and read(b, "x") == b"a file"
+    assert sync(b) != 0      # reported again on every pass, never dropped
