@@ -94,7 +94,9 @@ def issue_device_token(rt, device):
 def login(rt, username, password):
     """A user token for a correct name and password, else 401 (same answer,
     same work, for an unknown name and a wrong password)."""
-    user = User.get_or_none(User.name == username)
+    # A name no user can have (a lone surrogate cannot even be sent to
+    # SQLite) is answered like an unknown one.
+    user = User.get_or_none(User.name == username) if valid_user_name(username) else None
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
     ok = verify_password(password, stored) and user is not None and user.password_hash
     if not ok:

@@ -1,4 +1,5 @@
-"""The command line: ``python app.py [serve]``, ``user add``, ``token``.
+"""The command line: ``python app.py [serve]``, ``user add``, ``token``,
+``backup``, ``restore``, ``check``.
 
 Every subcommand takes the settings flags (``--data-dir`` and the rest)
 and honours the ``SYNC_*`` environment variables.
@@ -7,6 +8,7 @@ and honours the ``SYNC_*`` environment variables.
 import argparse
 import getpass
 import logging
+import os
 import sys
 
 from . import config as config_mod
@@ -38,6 +40,24 @@ def build_parser():
     token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
                        help="lifetime in seconds (default: the token_ttl setting)")
     _settings(token)
+
+    backup = sub.add_parser("backup", help="copy the data directory while the server runs")
+    backup.add_argument("dest", help="a new or empty directory to write the backup into")
+    backup.add_argument("--link-dest", metavar="DIR", default=None,
+                        help="an earlier backup on the same disk as DEST: hard-link the "
+                             "blobs it holds instead of copying them again")
+    _settings(backup)
+
+    restore = sub.add_parser("restore", help="restore a backup (the server must be stopped)")
+    restore.add_argument("src", help="a directory written by `backup`")
+    restore.add_argument("--force", action="store_true",
+                         help="replace what a non-empty data directory holds")
+    _settings(restore)
+
+    check = sub.add_parser("check", help="verify the database and every blob")
+    check.add_argument("--repair", action="store_true",
+                       help="remove files nothing refers to (the server must be stopped)")
+    _settings(check)
     return parser
 
 
@@ -65,16 +85,40 @@ def main(argv=None):
             return cmd_user_add(config, args)
         if args.command == "token":
             return cmd_token(config, args)
+        if args.command in KIT_COMMANDS:
+            return cmd_kit(config, args)
         return cmd_serve(config)
     except ConfigError as exc:
         return panic(str(exc))
 
 
-def _runtime(config):
+KIT_COMMANDS = ("backup", "restore", "check")
+
+
+def cmd_kit(config, args):
+    """backup, restore and check: their bodies live in ``sync.backup``."""
+    import sqlite3
+
+    from . import backup
+
+    try:
+        return getattr(backup, "cmd_" + args.command)(config, args)
+    except backup.KitError as exc:
+        return panic(str(exc))
+    except (OSError, sqlite3.Error) as exc:
+        return panic(f"{args.command} failed: {exc}")
+
+
+def _runtime(config, serving=False):
+    from .backup import KitError, refuse_migration_beside_a_server
     from .db import SchemaError
     from .wsgi import open_runtime
     try:
+        if not serving:
+            refuse_migration_beside_a_server(config)
         return open_runtime(config)
+    except KitError as exc:
+        raise ConfigError(str(exc)) from None
     except PermissionError as exc:
         raise ConfigError(f"the data directory {config.data_dir} is not writable "
                           f"({exc.strerror}: {exc.filename})") from None
@@ -88,10 +132,16 @@ def cmd_serve(config):
     import waitress
 
     from . import janitor
-    from .wsgi import create_app
+    from .backup import KitError, lock_data_dir
+    from .wsgi import create_app, pin_malloc_threshold
 
-    rt = _runtime(config)
+    try:
+        lock = lock_data_dir(config)  # held until the process ends
+    except KitError as exc:
+        return panic(str(exc))
+    rt = _runtime(config, serving=True)
     app = create_app(rt)
+    pin_malloc_threshold()
     try:
         server = waitress.create_server(
             app, host=config.host, port=config.port, threads=config.threads,
@@ -106,6 +156,7 @@ def cmd_serve(config):
         server.run()
     except KeyboardInterrupt:
         pass
+    os.close(lock)
     return 0
 
 

@@ -12,6 +12,8 @@ import secrets
 
 import peewee
 
+from . import migrations
+
 SCHEMA_VERSION = 1
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schema.sql")
@@ -37,24 +39,32 @@ def schema_sql():
         return f.read()
 
 
-def init_db(path):
-    """Bind ``database`` to ``path``, creating or checking the schema.
+def init_db(path, steps=None, fsync=True):
+    """Bind ``database`` to ``path``, creating the schema or migrating an
+    older one (``sync.migrations``; ``steps`` replaces its ``STEPS``).
 
     Returns the database id (a random string fixed at creation).
     """
+    steps = migrations.STEPS if steps is None else steps
+    known = migrations.latest(steps, SCHEMA_VERSION)
     database.init(path, pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_S)
     with database.connection_context():
         version = database.execute_sql("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+        if version > known:
             raise SchemaError(
                 f"{path} was written by a newer version of the server (schema "
-                f"{version}; this one knows {SCHEMA_VERSION}). Upgrade the server.")
+                f"{version}; this one knows {known}). Upgrade the server, or "
+                f"restore a backup made by this version.")
         if version == 0:
             # One script, one transaction: a crash leaves version 0 and an
             # idempotent script to run again.
             database.connection().executescript(
                 "BEGIN IMMEDIATE;\n" + schema_sql()
                 + f"\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;\n")
+        try:
+            migrations.upgrade(database.connection(), path, steps, fsync=fsync)
+        except migrations.MigrationError as exc:
+            raise SchemaError(str(exc)) from None
         with write():
             database.execute_sql(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('db_id', ?)",

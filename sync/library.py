@@ -10,6 +10,8 @@ write transaction. Conflicts are decided by ``base_rev`` and content hash,
 never by clocks.
 """
 
+import json
+import operator
 import os
 import re
 from datetime import datetime, timezone
@@ -22,6 +24,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RESOLUTIONS = ("keep_server", "keep_client", "keep_both")
 MAX_CONFLICT_SUFFIX = 10000
+MAX_DEVICE_NAME_BYTES = 100
 MAX_INT = 2 ** 63 - 1
 
 # A cursor handed out while a listing from the beginning is still below the
@@ -30,10 +33,11 @@ MAX_INT = 2 ** 63 - 1
 LISTING_OFFSET = 10 ** 17
 
 _SQL_CHUNK = 500
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _COLUMNS = ("path", "fold", "rev", "deleted", "size", "sha256", "mtime", "device_id",
             "moved_from", "changed_at")
 _SELECT = ", ".join(_COLUMNS)
+_row_values = operator.itemgetter(*_COLUMNS)
 _CONFLICT_KEY = ("path", "kind", "server_rev", "client_op", "client_sha256", "client_to",
                  "client_device_id")
 
@@ -105,9 +109,7 @@ class _Library:
         self._load_held(shas)
 
     def _load_folds(self, folds):
-        new_folds = [f for f in folds if f not in self.live_by_fold]
-        for f in new_folds:
-            self.live_by_fold[f] = set()
+        new_folds = {f for f in folds if f not in self.live_by_fold}
         for chunk in _chunks(new_folds):
             for row in database.execute_sql(
                     f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND deleted = 0 "
@@ -134,15 +136,17 @@ class _Library:
     def _load_held(self, shas):
         new = [s for s in set(shas) if s not in self.checked_shas]
         self.checked_shas.update(new)
+        # One probe per sha256 (LIMIT 1): many paths may share one content.
         for chunk in _chunks(new):
-            marks = _marks(len(chunk))
             for sha, size in database.execute_sql(
-                    f"SELECT sha256, size FROM entries WHERE user_id = ? AND deleted = 0 "
-                    f"AND sha256 IN ({marks}) "
-                    f"UNION SELECT client_sha256, client_size FROM conflicts WHERE user_id = ? "
-                    f"AND resolved_at IS NULL AND client_sha256 IN ({marks})",
-                    [self.user_id] + chunk + [self.user_id] + chunk):
-                self.held[sha] = size
+                    "SELECT j.value, COALESCE("
+                    "(SELECT size FROM entries WHERE user_id = ?1 AND sha256 = j.value "
+                    "AND deleted = 0 LIMIT 1), "
+                    "(SELECT client_size FROM conflicts WHERE user_id = ?1 "
+                    "AND client_sha256 = j.value AND resolved_at IS NULL LIMIT 1)) "
+                    "FROM json_each(?2) j", (self.user_id, json.dumps(chunk))):
+                if size is not None:
+                    self.held[sha] = size
 
     # -- changing -----------------------------------------------------------
 
@@ -151,8 +155,10 @@ class _Library:
 
     def clash(self, path, ignore=()):
         """A live entry whose path differs from ``path`` only by case."""
-        fold = paths.fold(path)
-        others = sorted(self.live_by_fold.get(fold, set()) - {path} - set(ignore))
+        live = self.live_by_fold.get(paths.fold(path))
+        if not live:
+            return None
+        others = sorted(p for p in live if p != path and p not in ignore)
         return self.entries[others[0]] if others else None
 
     def _next_rev(self):
@@ -232,7 +238,7 @@ class _Library:
                 "sha256 = excluded.sha256, mtime = excluded.mtime, "
                 "device_id = excluded.device_id, moved_from = excluded.moved_from, "
                 "changed_at = excluded.changed_at",
-                [(self.user_id,) + tuple(e[c] for c in _COLUMNS) for e in self.dirty.values()])
+                [(self.user_id,) + _row_values(e) for e in self.dirty.values()])
         if self.new_conflicts:
             columns = ["id", "user_id", "created_at", "kind", "path", "server_rev", "server_op",
                        "server_sha256", "server_size", "server_mtime", "server_device_id",
@@ -363,8 +369,13 @@ def purge_tombstones(rt):
 # -- the changes feed and acks -------------------------------------------------
 
 # The page query: a seek on the (user_id, rev) index, then a forward read.
-FEED_SQL = (f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND rev > ? "
-            f"ORDER BY rev LIMIT ?")
+# SQLite renders each change as JSON: the feed is the hot path of every sync.
+_CHANGE_FIELDS = ("'path', path, 'op', CASE WHEN deleted THEN 'delete' ELSE 'put' END, "
+                  "'rev', rev, 'size', size, 'sha256', sha256, 'mtime', mtime, "
+                  "'device_id', device_id")
+FEED_SQL = (f"SELECT rev, CASE WHEN moved_from IS NULL THEN json_object({_CHANGE_FIELDS}) "
+            f"ELSE json_object({_CHANGE_FIELDS}, 'moved_from', moved_from) END "
+            f"FROM entries WHERE user_id = ? AND rev > ? ORDER BY rev LIMIT ?")
 
 
 def _parse_limit(limit):
@@ -389,13 +400,14 @@ def _decode_cursor(rt, cursor):
 
 
 def changes(rt, user_id, cursor=None, limit=None):
-    """A page of the feed: the user's entries changed after ``cursor`` in rev
-    order, each at its latest state; ``cursor`` None lists from the beginning."""
+    """A page of the feed as JSON text: the user's entries changed after
+    ``cursor`` in rev order, each at its latest state (``cursor`` None lists
+    from the beginning), the next cursor and ``has_more``."""
     limit = _parse_limit(limit)
     with database.atomic():  # one snapshot: the horizon and the page agree
         horizon = database.execute_sql(
             "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
-        if cursor is None:
+        if not cursor:  # absent or empty (`?cursor=`): from the beginning
             after, listing = 0, True
         else:
             after, listing = _decode_cursor(rt, cursor)
@@ -406,8 +418,8 @@ def changes(rt, user_id, cursor=None, limit=None):
                     "again from the beginning.")
         rows = database.execute_sql(FEED_SQL, (user_id, after, limit + 1)).fetchall()
     has_more = len(rows) > limit
-    page = [change_json(dict(zip(_COLUMNS, row))) for row in rows[:limit]]
-    last = page[-1]["rev"] if page else after
+    rows = rows[:limit]
+    last = rows[-1][0] if rows else after
     if has_more and listing and last < horizon:
         next_rev = LISTING_OFFSET + last
     elif has_more:
@@ -416,7 +428,9 @@ def changes(rt, user_id, cursor=None, limit=None):
         # Nothing of the user's lies after `last`, and revisions up to the
         # horizon are never handed out again.
         next_rev = max(last, horizon)
-    return {"changes": page, "cursor": cursors.encode(rt.db_id, next_rev), "has_more": has_more}
+    return ('{"changes": [' + ", ".join(row[1] for row in rows) + '], "cursor": '
+            + json.dumps(cursors.encode(rt.db_id, next_rev)) + ', "has_more": '
+            + ("true" if has_more else "false") + "}")
 
 
 def ack(rt, device_id, body):
@@ -429,6 +443,8 @@ def ack(rt, device_id, body):
         rev, _ = _decode_cursor(rt, cursor)
         row = database.execute_sql(
             "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
+        if row is None:  # deleted since the request was authenticated
+            raise errors.not_found("This device no longer exists.")
         acked_rev, acked_at = row
         if acked_rev is None or rev > acked_rev:
             acked_rev, acked_at = rev, rt.now()
@@ -476,7 +492,7 @@ def _parse_item(item):
     base_rev = _check_int(item, "base_rev", minimum=0, nullable=True)
     if op == "put":
         sha = item.get("sha256")
-        if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise _Rejected("'sha256' must be 64 hexadecimal digits.")
         return op, path, (sha.lower(), _check_int(item, "size", minimum=0),
                           _check_int(item, "mtime"), base_rev)
@@ -486,6 +502,18 @@ def _parse_item(item):
     if target == path:
         raise _Rejected("'to' is the same path as 'path'.")
     return op, path, (target, base_rev)
+
+
+def _echo_path(item):
+    """The ``path`` of a rejected item as sent, when it can be sent back."""
+    path = item.get("path") if isinstance(item, dict) else None
+    if not isinstance(path, str):
+        return None
+    try:
+        path.encode("utf-8")  # a lone surrogate from JSON cannot be
+    except UnicodeError:
+        return None
+    return path
 
 
 def _parse_report(body):
@@ -506,8 +534,7 @@ def report(rt, user_id, device_id, body):
         try:
             parsed.append(_parse_item(item))
         except _Rejected as exc:
-            path = item.get("path") if isinstance(item, dict) else None
-            parsed.append(("rejected", path if isinstance(path, str) else None, str(exc)))
+            parsed.append(("rejected", _echo_path(item), str(exc)))
     touched, shas = [], []
     for op, path, args in parsed:
         if op != "rejected":
@@ -583,7 +610,9 @@ def _device_name(device_id):
     row = database.execute_sql("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
     # A name goes into a path segment: no folder separators in it.
     name = (row[0] if row else "unknown device").replace("/", "-").replace("\\", "-")
-    return "".join(ch for ch in name if ch.isprintable()) or "device"
+    name = "".join(ch for ch in name if ch.isprintable()) or "device"
+    # Room for the name and extension within a 255-byte segment.
+    return name.encode("utf-8")[:MAX_DEVICE_NAME_BYTES].decode("utf-8", "ignore")
 
 
 def _conflict_name(library, path, device_name, date):
@@ -599,7 +628,7 @@ def _conflict_name(library, path, device_name, date):
         try:
             candidate = paths.normalize(candidate)
         except errors.SyncError:
-            continue
+            break  # the extension leaves no room; later names are longer still
         library.load([candidate])
         if library.head(candidate) is None:
             return candidate

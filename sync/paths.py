@@ -6,12 +6,16 @@ compared; none is ever joined into a filesystem path (blobs are named by
 their sha256).
 """
 
+import re
 import unicodedata
 
 from . import errors
 
 MAX_PATH_BYTES = 4096
 MAX_SEGMENT_BYTES = 255
+# Unicode category Cc is exactly these 65 code points; a regex checks a
+# path in one pass (a report validates up to 1,000 paths per request).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _invalid(path, why):
@@ -24,7 +28,7 @@ def normalize(path):
         raise errors.bad_request(errors.PATH_INVALID, "A path must be a string.")
     if not path:
         raise _invalid(path, "it is empty")
-    if any(unicodedata.category(ch) == "Cc" for ch in path):
+    if _CONTROL.search(path):
         raise _invalid(path, "it contains a control character")
     if "\\" in path:
         raise _invalid(path, "it contains a backslash; use / between folders")

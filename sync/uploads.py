@@ -32,6 +32,8 @@ DEFAULT_CHUNK_SIZE = 8 * MIB
 MIN_CHUNK_SIZE = 256 * KIB
 MAX_CHUNK_SIZE = 64 * MIB
 
+MAX_INT = 2 ** 63 - 1  # SQLite's INTEGER
+
 FILE_TOO_LARGE = "file_too_large"
 UPLOAD_BUSY = "upload_busy"
 UPLOAD_COMPLETED = "upload_completed"
@@ -116,10 +118,10 @@ def _check_body(rt, body):
     if not blobs.is_sha256(sha256):
         raise _invalid("'sha256' must be 64 lowercase hexadecimal digits.")
     base_rev = body["base_rev"]
-    if base_rev is not None and (not _is_int(base_rev) or base_rev < 0):
+    if base_rev is not None and (not _is_int(base_rev) or not 0 <= base_rev <= MAX_INT):
         raise _invalid("'base_rev' must be a revision (an integer) or null.")
     mtime = body.get("mtime")
-    if mtime is not None and not _is_int(mtime):
+    if mtime is not None and (not _is_int(mtime) or not -MAX_INT <= mtime <= MAX_INT):
         raise _invalid("'mtime' must be an integer (seconds since the epoch) or null.")
     limit = _chunk_limit(rt.config)
     chunk_size = body.get("chunk_size")
@@ -265,9 +267,9 @@ def _parse_digest(header):
 
 def _parse_index(upload, text):
     if not _INDEX.match(text) or int(text) >= upload.chunk_count:
-        raise errors.bad_request(
-            errors.CHUNK_INVALID,
-            f"Chunk index {text!r} is not an integer from 0 to {upload.chunk_count - 1}.")
+        valid = (f"an integer from 0 to {upload.chunk_count - 1}" if upload.chunk_count
+                 else "valid: this session has no chunks")
+        raise errors.bad_request(errors.CHUNK_INVALID, f"Chunk index {text!r} is not {valid}.")
     return int(text)
 
 
@@ -277,7 +279,7 @@ def _touch(rt, upload_id):
 
 def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_header):
     """Stream chunk ``index`` (read with ``read(n)``) to its offset in the
-    spool file, fsync it, and then record it. A re-sent chunk stops counting
+    spool file, make it durable, and only then record it. A re-sent chunk stops counting
     before its bytes are overwritten; a chunk of the wrong length or with a
     wrong ``Content-Digest`` is 400 ``chunk_invalid`` and is not counted."""
     upload = _get_open(rt, user, upload_id)
@@ -294,20 +296,24 @@ def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_head
                 upload = _get_open(rt, user, upload_id)
                 UploadChunk.delete().where((UploadChunk.upload == upload_id)
                                            & (UploadChunk.idx == index)).execute()
+        # Hashed only to check an announced digest: complete hashes the whole file.
+        digest = hashlib.sha256() if announced is not None else None
         if upload.instant:
-            count, digest, more = _discard(read, expected)
+            count, more = _discard(read, expected, digest)
         else:
             try:
-                count, digest, more = blobs.write_at(
-                    rt.config, upload_id, index * upload.chunk_size, read, expected)
+                count, more = blobs.write_at(rt.config, upload_id, index * upload.chunk_size,
+                                             read, expected, digest)
             except FileNotFoundError:
+                # Cancelled or completed meanwhile: answer as for that state.
+                _get_open(rt, user, upload_id)
                 raise errors.not_found(f"No upload session {upload_id!r}.") from None
         if count != expected or more:
             raise errors.bad_request(
                 errors.CHUNK_INVALID,
                 f"Chunk {index} must be {expected} bytes; the body had "
                 f"{'more' if more else count}.")
-        if announced is not None and announced != digest:
+        if digest is not None and announced != digest.digest():
             raise errors.bad_request(errors.CHUNK_INVALID,
                                      f"Chunk {index} does not match its Content-Digest.")
         with write():
@@ -319,17 +325,17 @@ def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_head
             "bytes_received": sum(size for _, size in rows)}
 
 
-def _discard(read, length):
-    """Read and hash a chunk of an instant session (its content is held)."""
-    digest = hashlib.sha256()
+def _discard(read, length, digest):
+    """Read a chunk of an instant session (its content is already held)."""
     count = 0
     while count < length:
         block = read(min(blobs.BLOCK, length - count))
         if not block:
             break
-        digest.update(block)
+        if digest is not None:
+            digest.update(block)
         count += len(block)
-    return count, digest.digest(), bool(read(1))
+    return count, bool(read(1))
 
 
 def _result(upload):
@@ -430,8 +436,6 @@ def sweep(rt):
         unused = (rows | files) - used
         for sha256 in unused:
             blobs.remove_blob(rt.config, sha256)
-        if unused:
-            database.execute_sql(
-                f"DELETE FROM blobs WHERE sha256 IN ({','.join('?' * len(unused))})",
-                tuple(unused))
+        database.connection().executemany(
+            "DELETE FROM blobs WHERE sha256 = ?", [(sha256,) for sha256 in unused])
     return {"uploads": len(expired), "blobs": len(unused)}

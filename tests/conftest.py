@@ -8,7 +8,11 @@ from sync import auth
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
-from .helpers import Api
+from . import openapi_check
+from .helpers import RESPONSE_CHECKS, Api
+
+if openapi_check.check_response not in RESPONSE_CHECKS:
+    RESPONSE_CHECKS.append(openapi_check.check_response)
 
 START = 1795737600  # 2026-11-27T00:00:00Z
 

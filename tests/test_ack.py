@@ -70,15 +70,23 @@ def test_missing_or_mistyped_cursor_is_body_invalid(api, dev, device, body):
     assert api.get(f"/devices/{device['id']}").json["acked_cursor"] is None
 
 
-def test_ack_needs_a_device(rt, api):
+def test_ack_needs_a_device(rt, api, device):
     cursor = cursors.encode(rt.db_id, 0)
     assert_error(api.post("/ack", {"cursor": cursor}, status=400), 400, "device_required")
+    assert api.get(f"/devices/{device['id']}").json["acked_cursor"] is None
 
 
-def test_ack_for_another_users_device_is_403(rt, bob, device):
+def test_ack_for_another_users_device_is_403(rt, api, bob, device):
     resp = bob.as_(bob.token, device_id=device["id"]).post(
         "/ack", {"cursor": cursors.encode(rt.db_id, 0)}, status=403)
     assert_error(resp, 403, "forbidden")
+    assert api.get(f"/devices/{device['id']}").json["acked_cursor"] is None
+
+
+def test_ack_of_a_malformed_body_is_400(api, dev, device):
+    resp = dev.post("/ack", raw=b"{nope", content_type="application/json", status=400)
+    assert_error(resp, 400, "body_invalid")
+    assert api.get(f"/devices/{device['id']}").json["acked_cursor"] is None
 
 
 # -- tombstones ----------------------------------------------------------------

@@ -3,6 +3,7 @@ upload completes through, checked against the feed."""
 
 from sync import library
 from sync.db import database
+from sync.models import Device
 
 from .helpers import sha256
 from .libhelpers import hold
@@ -10,7 +11,6 @@ from .libhelpers import hold
 
 def _holds(device, data):
     with database.connection_context():
-        from sync.models import Device
         return library.holds_content(Device.get_by_id(device["id"]).user_id, sha256(data))
 
 
@@ -36,8 +36,14 @@ def test_apply_put_case_clash_has_no_head(rt, device):
     assert result["status"] == "conflict" and result["rev"] is None
 
 
-def test_holds_content(rt, device, bob):
+def test_holds_content(rt, device):
     assert not _holds(device, b"one")
     hold(device, "a.txt", b"one", rt=rt)
     assert _holds(device, b"one")
     assert not _holds(device, b"two")
+
+
+def test_holds_content_is_per_user(rt, bob, device):
+    phone = bob.post("/devices", {"name": "Phone"}).json
+    hold(phone, "a.txt", b"one", rt=rt)
+    assert _holds(phone, b"one") and not _holds(device, b"one")

@@ -181,3 +181,11 @@ def test_a_deleted_path_is_404(dev, stored):
                                                "base_rev": rev}]}).json["results"][0]
     assert result["status"] == "applied"
     assert_error(dev.get("/download/books/Dune.txt", status=404), 404, "not_found")
+
+
+@pytest.mark.parametrize("mtime", [10 ** 15, -(2 ** 63 - 1)])
+def test_an_mtime_no_http_date_can_carry_falls_back_to_the_change_time(dev, mtime):
+    upload(dev, "far.txt", b"far", mtime=mtime)
+    resp = dev.get("/download/far.txt")
+    assert resp.headers["Last-Modified"] == "Fri, 27 Nov 2026 00:00:00 GMT"
+    assert dev.get("/download/far.txt", headers={"Range": "bytes=0-0", "If-Range": "x"}).body == b"far"

@@ -32,6 +32,11 @@ def test_empty_feed(rt, dev):
     assert dev.get(f"/changes?cursor={page['cursor']}").json["changes"] == []
 
 
+def test_empty_cursor_lists_from_the_beginning(rt, dev, device):
+    hold(device, "a", b"1", rt=rt)
+    assert [c["path"] for c in dev.get("/changes?cursor=").json["changes"]] == ["a"]
+
+
 def test_pages_in_rev_order_with_has_more(rt, dev, device):
     for i in range(5):
         hold(device, f"f{i}", str(i).encode(), rt=rt)

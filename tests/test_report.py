@@ -267,6 +267,10 @@ BAD_ITEMS = [
       "base_rev": None}, "string"),
     ({"op": "put", "path": "x", "sha256": "xyz", "size": 1, "mtime": 1, "base_rev": None},
      "sha256"),
+    ({"op": "put", "path": "x", "sha256": "0" * 64 + "\n", "size": 1, "mtime": 1,
+      "base_rev": None}, "sha256"),
+    ({"op": "put", "path": "x", "sha256": None, "size": 1, "mtime": 1, "base_rev": None},
+     "sha256"),
     ({"op": "put", "path": "x", "sha256": "0" * 64, "size": "1", "mtime": 1,
       "base_rev": None}, "size"),
     ({"op": "put", "path": "x", "sha256": "0" * 64, "size": -1, "mtime": 1,
@@ -291,6 +295,12 @@ def test_invalid_item_is_rejected_and_others_still_run(rt, dev, device, item, wh
     assert set(got[0]) <= {"path", "status", "error"}
     assert got[1] == {"path": "b.txt", "status": "applied", "rev": 2}
     assert [c["rev"] for c in feed(dev)] == [1, 2]
+
+
+def test_sha256_in_upper_case_is_the_same_content(rt, dev, device):
+    hold(device, "a.txt", ONE, rt=rt)
+    item = dict(put("a.txt", ONE), sha256=sha256(ONE).upper())
+    assert results(dev, item) == [{"path": "a.txt", "status": "unchanged", "rev": 1}]
 
 
 def test_put_whose_size_contradicts_held_content_is_rejected(rt, dev, device):
@@ -322,16 +332,20 @@ def test_report_not_json_is_400(dev, raw):
     assert_error(resp, 400, "body_invalid")
 
 
-def test_report_needs_a_device(api):
-    resp = api.post("/report", {"changes": [{"op": "delete", "path": "a", "base_rev": 1}]},
+def test_report_needs_a_device(rt, api, dev, device):
+    hold(device, "a.txt", ONE, rt=rt)
+    resp = api.post("/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": 1}]},
                     status=400)
     assert_error(resp, 400, "device_required")
+    assert feed(dev)[0]["op"] == "put"
 
 
-def test_report_for_another_users_device_is_403(bob, device):
+def test_report_for_another_users_device_is_403(rt, bob, dev, device):
+    hold(device, "a.txt", ONE, rt=rt)
     resp = bob.as_(bob.token, device_id=device["id"]).post(
-        "/report", {"changes": [{"op": "delete", "path": "a", "base_rev": 1}]}, status=403)
+        "/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": 1}]}, status=403)
     assert_error(resp, 403, "forbidden")
+    assert feed(dev)[0]["op"] == "put"
 
 
 def test_report_with_user_token_and_device_header(rt, api, device):
@@ -351,7 +365,38 @@ def test_libraries_are_isolated(rt, api, dev, device, bob):
     assert feed(dev)[0]["op"] == "put"
 
 
+def test_content_of_another_user_is_not_held(rt, api, dev, device, bob):
+    phone = bob.post("/devices", {"name": "Phone"}).json
+    hold(phone, "secret.txt", ONE, rt=rt)
+    assert results(dev, put("guess.txt", ONE)) == [
+        {"path": "guess.txt", "status": "upload_required"}]
+
+
 def test_report_under_the_alias_prefix(rt, dev, device):
     hold(device, "a.txt", ONE, rt=rt)
     alias = dev.as_(dev.token, prefix="/api/sync")
     assert results(alias, put("b.txt", ONE))[0]["status"] == "applied"
+
+
+def test_every_control_character_is_rejected(dev):
+    import sys
+    import unicodedata
+
+    from sync import paths
+    controls = [chr(c) for c in range(sys.maxunicode + 1)
+                if unicodedata.category(chr(c)) == "Cc"]
+    assert all(paths._CONTROL.fullmatch(ch) for ch in controls) and len(controls) == 65
+    got = results(dev, *[{"op": "delete", "path": f"a{ch}b", "base_rev": None}
+                         for ch in controls])
+    assert {r["status"] for r in got} == {"rejected"}
+    assert all("control character" in r["error"] for r in got)
+
+
+def test_path_with_a_lone_surrogate_is_rejected_without_echo(rt, dev, device):
+    hold(device, "a.txt", ONE, rt=rt)
+    raw = ('{"changes": [{"op": "delete", "path": "a\\ud800b", "base_rev": null}, '
+           '{"op": "move", "path": "a.txt", "to": "\\udfff", "base_rev": 1}]}')
+    got = dev.post("/report", raw=raw.encode(), content_type="application/json").json
+    assert [(r["status"], r["path"]) for r in got["results"]] == [
+        ("rejected", None), ("rejected", "a.txt")]
+    assert len(feed(dev)) == 1

@@ -5,6 +5,8 @@ import base64
 import hashlib
 import io
 import os
+import resource
+import signal
 import threading
 
 import pytest
@@ -130,6 +132,8 @@ GOOD = {"path": "a.txt", "size": 10, "sha256": "a" * 64, "base_rev": None}
     ({"sha256": None}, 400, "body_invalid"),
     ({"base_rev": "3"}, 400, "body_invalid"),
     ({"base_rev": -1}, 400, "body_invalid"),
+    ({"base_rev": 2 ** 63}, 400, "body_invalid"),
+    ({"mtime": 2 ** 64}, 400, "body_invalid"),
     ({"mtime": "yesterday"}, 400, "body_invalid"),
     ({"mtime": 1.5}, 400, "body_invalid"),
     ({"chunk_size": CHUNK - 1}, 400, "body_invalid"),
@@ -308,6 +312,31 @@ def test_parallel_chunks_of_one_session(rt, dev):
     assert failures == []
     assert dev.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
     assert dev.get("/download/p.bin").body == data
+
+
+def test_a_chunk_being_received_is_not_complete_and_cannot_be_sent_twice(dev):
+    """A request still writing chunk 0 (held open here through the gate the
+    service uses) makes complete list 0 as missing, and a second request
+    for the same chunk is turned away."""
+    data = content(CHUNK * 2)
+    session = start(dev, "a.bin", data).json
+    send(dev, session["id"], 0, data)
+    send(dev, session["id"], 1, data)
+    with uploads._gate.chunk(session["id"], 0):
+        resp = dev.post(f"/upload/{session['id']}/complete", status=400)
+        assert_error(resp, 400, "chunks_missing")
+        assert resp.json["missing"] == [0]
+        assert_error(send(dev, session["id"], 0, data, status=409), 409, "upload_busy")
+    assert dev.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
+
+
+def test_no_chunk_is_written_while_the_session_is_being_completed(dev):
+    data = content(CHUNK * 2)
+    session = start(dev, "a.bin", data).json
+    send(dev, session["id"], 0, data)
+    with uploads._gate.closing(session["id"]):
+        assert_error(send(dev, session["id"], 1, data, status=409), 409, "upload_busy")
+    assert dev.get(f"/upload/{session['id']}").json["received"] == [0]
 
 
 # Completing
@@ -562,3 +591,19 @@ def test_sweep_removes_the_blob_of_a_deleted_file(rt, dev, clock):
     assert sweep(rt) == {"uploads": 1, "blobs": 1}
     assert not os.path.exists(blobs.blob_path(rt.config, sha256(data)))
     assert count("blobs") == 0
+
+
+def test_a_reservation_the_filesystem_refuses_is_507_and_leaves_nothing(rt, dev):
+    """posix_fallocate itself fails (EFBIG under a file size limit, the way
+    ENOSPC does on a full disk): the spool file is removed again."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024 * 1024, hard))
+    try:
+        resp = dev.post("/upload", dict(GOOD, size=32 * 1024 * 1024), status=507)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert_error(resp, 507, "insufficient_storage")
+    assert spool_files(rt) == []
+    assert count("uploads") == 0

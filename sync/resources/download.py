@@ -80,6 +80,19 @@ def _if_range_holds(header, etag, last_modified):
         return False
 
 
+def _last_modified(mtime, changed_at):
+    """The entry's mtime as (seconds, HTTP date); the time of the change when
+    the device reported none, or one no HTTP date can carry."""
+    for seconds in (mtime, parse_iso(changed_at)):
+        if seconds is None:
+            continue
+        try:
+            return seconds, formatdate(seconds, usegmt=True)
+        except (OverflowError, OSError, ValueError):
+            continue
+    return None, formatdate(0, usegmt=True)
+
+
 class Download:
     def __init__(self, rt):
         self.rt = rt
@@ -97,9 +110,9 @@ class Download:
             raise errors.not_found(f"No file at {library!r}.")
         sha256, size, mtime, changed_at = head
         etag = f'"{sha256}"'
-        last_modified = mtime if mtime is not None else parse_iso(changed_at)
+        last_modified, http_date = _last_modified(mtime, changed_at)
         resp.set_header("ETag", etag)
-        resp.set_header("Last-Modified", formatdate(last_modified, usegmt=True))
+        resp.set_header("Last-Modified", http_date)
         resp.set_header("Accept-Ranges", "bytes")
         resp.set_header("Repr-Digest",
                         "sha-256=:" + base64.b64encode(bytes.fromhex(sha256)).decode() + ":")

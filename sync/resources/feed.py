@@ -1,5 +1,7 @@
 """``GET /changes`` and ``POST /ack``."""
 
+import falcon
+
 from .. import library
 from . import common
 
@@ -10,8 +12,9 @@ class Changes:
 
     def on_get(self, req, resp):
         device = common.acting_device(req)
-        resp.media = library.changes(self.rt, device.user_id, req.get_param("cursor"),
-                                     req.get_param("limit"))
+        resp.text = library.changes(self.rt, device.user_id, req.get_param("cursor"),
+                                    req.get_param("limit"))
+        resp.content_type = falcon.MEDIA_JSON
 
 
 class Ack:

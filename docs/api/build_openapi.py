@@ -1,0 +1,744 @@
+"""Builds ``docs/api/openapi.json``, the OpenAPI 3.1 description of the API.
+
+Each operation of the sync API is written once here and emitted under both
+prefixes (``/api/v1/sync`` and its alias ``/api/sync``). Run it after
+changing the API: ``python docs/api/build_openapi.py``; ``--check`` exits
+non-zero when the committed file differs from what this script builds
+(``tests/test_openapi.py`` checks the same).
+"""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUTPUT = os.path.join(HERE, "openapi.json")
+
+PREFIXES = ("/api/v1/sync", "/api/sync")
+KIB = 1024
+MIB = 1024 * KIB
+MAX_JSON_BODY = 2 * MIB
+MAX_INT = 2 ** 63 - 1  # integers are stored as SQLite's signed 64-bit integers
+
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema):
+    """``schema`` or null (JSON Schema 2020-12, as OpenAPI 3.1 uses it)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(required, optional=None, description=None, closed=True):
+    """An object schema; response objects are closed (no undocumented members)."""
+    properties = dict(required)
+    properties.update(optional or {})
+    schema = {"type": "object", "required": list(required), "properties": properties}
+    if closed:
+        schema["additionalProperties"] = False
+    if description:
+        schema["description"] = description
+    return schema
+
+
+TIMESTAMP = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$",
+    "description": "ISO 8601 UTC, e.g. `2026-11-27T04:32:41Z` (fractions of a second allowed).",
+    "examples": ["2026-11-27T04:32:41Z"],
+}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "description": "The one error body. Clients branch on `code`, which is part of "
+                       "the contract: `path_invalid`, `cursor_invalid`, `cursor_expired`, "
+                       "`limit_invalid`, `body_invalid`, `body_too_large`, "
+                       "`device_required`, `chunk_invalid`, `digest_mismatch`, "
+                       "`chunks_missing`, `already_resolved`, `quota_exceeded`, "
+                       "`insufficient_storage`, and the server's own: `unauthorized`, "
+                       "`login_failed`, `forbidden`, `not_found`, `method_not_allowed`, "
+                       "`resolution_invalid`, `range_not_satisfiable`, `bad_request`, "
+                       "`file_too_large`, `upload_busy`, `upload_completed`, `upload_lost`.",
+        "required": ["title", "description", "code"],
+        "properties": {
+            "title": {"type": "string", "description": "The HTTP status in words."},
+            "description": {"type": "string", "minLength": 1,
+                            "description": "What went wrong, for people."},
+            "code": {"type": "string", "minLength": 1,
+                     "description": "What went wrong, for programs."},
+            "missing": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                        "description": "With `chunks_missing`: the indices of the chunks "
+                                       "not received yet."},
+        },
+    },
+    "Timestamp": TIMESTAMP,
+    "Sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+               "description": "SHA-256 of the content, 64 lowercase hex digits."},
+    "Rev": {"type": "integer", "minimum": 1,
+            "description": "A server-wide increasing revision number."},
+    "Cursor": {"type": "string", "minLength": 1, "maxLength": 64,
+               "description": "An opaque feed position. It carries the database's id, so a "
+                              "cursor from another (or a restored) database is refused "
+                              "with `cursor_expired`."},
+    "LibraryPath": {"type": "string", "minLength": 1, "maxLength": 4096,
+                    "description": "A relative POSIX path such as `books/Dune.epub`, "
+                                   "normalized to NFC. Rejected (`path_invalid`) when empty, "
+                                   "absolute, with an empty, `.` or `..` segment, a backslash "
+                                   "or a control character, a segment over 255 UTF-8 bytes, "
+                                   "or over 4096 bytes in all."},
+    "Mtime": {"type": "integer",
+              "description": "Modification time in seconds since the Unix epoch, as the "
+                             "device reported it."},
+    "MtimeIn": {"type": "integer", "minimum": -MAX_INT, "maximum": MAX_INT,
+                "description": "Modification time in seconds since the Unix epoch."},
+    "SizeIn": {"type": "integer", "minimum": 0, "maximum": MAX_INT,
+               "description": "Size in bytes."},
+    "BaseRev": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_INT},
+                          {"type": "null"}],
+                "description": "The rev the device last saw at this path; null for a file "
+                               "it created."},
+    "Health": obj({"status": {"const": "ok"}}),
+    "LoginRequest": obj({"username": {"type": "string"}, "password": {"type": "string"}},
+                        closed=False),
+    "LoginResponse": obj({
+        "access_token": {"type": "string", "description": "A user token (JWT, HS256)."},
+        "token_type": {"const": "bearer"},
+        "expires_in": {"type": "integer", "minimum": 0,
+                       "description": "Seconds until the token expires."},
+    }),
+    "Device": obj({
+        "id": {"type": "string"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "platform": nullable({"type": "string", "maxLength": 100}),
+        "created_at": ref("Timestamp"),
+        "last_seen_at": {**nullable(ref("Timestamp")),
+                         "description": "Null until the device first calls the API with its "
+                                        "own token or with `X-Device-Id`; updated at most "
+                                        "once a minute."},
+        "acked_cursor": {**nullable(ref("Cursor")), "description": "Null until the first ack."},
+        "pending_changes": {"type": "integer", "minimum": 0,
+                            "description": "Library entries (tombstones included) changed "
+                                           "after the acked cursor."},
+    }),
+    "DeviceList": obj({"devices": {"type": "array", "items": ref("Device")}}),
+    "DeviceCreate": obj({
+        "name": {"type": "string", "minLength": 1, "maxLength": 100,
+                 "description": "1 to 100 characters, no control characters."},
+    }, {
+        "platform": nullable({"type": "string", "maxLength": 100}),
+    }, closed=False),
+    "DeviceUpdate": obj({}, {
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "platform": nullable({"type": "string", "maxLength": 100}),
+    }, description="Only the members given change.", closed=False),
+    "DeviceToken": obj({"token": {"type": "string",
+                                  "description": "The device token (JWT); the old one dies."}}),
+    "Change": obj({
+        "path": ref("LibraryPath"),
+        "op": {"enum": ["put", "delete"]},
+        "rev": ref("Rev"),
+        "size": nullable({"type": "integer", "minimum": 0}),
+        "sha256": nullable(ref("Sha256")),
+        "mtime": {**nullable(ref("Mtime")), "description": "Null on a delete."},
+        "device_id": {**nullable({"type": "string"}),
+                      "description": "The device that made the change."},
+    }, {
+        "moved_from": {**ref("LibraryPath"),
+                       "description": "On the put half of a move: the old path."},
+    }),
+    "ChangesPage": obj({
+        "changes": {"type": "array", "items": ref("Change")},
+        "cursor": ref("Cursor"),
+        "has_more": {"type": "boolean"},
+    }),
+    "AckRequest": obj({"cursor": ref("Cursor")}, closed=False),
+    "AckResult": obj({
+        "device_id": {"type": "string"},
+        "acked_cursor": ref("Cursor"),
+        "acked_at": ref("Timestamp"),
+    }),
+    "ReportPut": obj({
+        "op": {"const": "put"},
+        "path": ref("LibraryPath"),
+        "sha256": ref("Sha256"),
+        "size": ref("SizeIn"),
+        "mtime": ref("MtimeIn"),
+        "base_rev": ref("BaseRev"),
+    }, closed=False),
+    "ReportDelete": obj({
+        "op": {"const": "delete"},
+        "path": ref("LibraryPath"),
+        "base_rev": ref("BaseRev"),
+    }, closed=False),
+    "ReportMove": obj({
+        "op": {"const": "move"},
+        "path": ref("LibraryPath"),
+        "to": ref("LibraryPath"),
+        "base_rev": ref("BaseRev"),
+    }, closed=False),
+    "ReportItem": {"oneOf": [ref("ReportPut"), ref("ReportDelete"), ref("ReportMove")],
+                   "discriminator": {"propertyName": "op", "mapping": {
+                       "put": "#/components/schemas/ReportPut",
+                       "delete": "#/components/schemas/ReportDelete",
+                       "move": "#/components/schemas/ReportMove"}}},
+    "ReportRequest": obj({
+        "changes": {"type": "array", "minItems": 1, "maxItems": 1000,
+                    "items": ref("ReportItem")},
+    }, closed=False),
+    "ReportResult": obj({
+        "path": {**nullable({"type": "string"}),
+                 "description": "The item's path (normalized when valid); null for a "
+                                "rejected item without a string path."},
+        "status": {"enum": ["applied", "unchanged", "upload_required", "conflict", "rejected"]},
+    }, {
+        "rev": nullable(ref("Rev")),
+        "conflict_id": {"type": "string"},
+        "error": {"type": "string", "description": "With `rejected`: why."},
+    }),
+    "ReportResponse": obj({"results": {"type": "array", "items": ref("ReportResult")}}),
+    "ConflictServer": obj({
+        "rev": nullable(ref("Rev")),
+        "op": nullable({"enum": ["put", "delete"]}),
+        "sha256": nullable(ref("Sha256")),
+        "size": nullable({"type": "integer", "minimum": 0}),
+        "mtime": nullable(ref("Mtime")),
+        "device_id": nullable({"type": "string"}),
+    }, description="The library's head at the path when the conflict was recorded."),
+    "ConflictClient": obj({
+        "op": {"enum": ["put", "delete", "move"]},
+        "sha256": nullable(ref("Sha256")),
+        "size": nullable({"type": "integer", "minimum": 0}),
+        "mtime": nullable(ref("Mtime")),
+        "device_id": nullable({"type": "string"}),
+    }, {
+        "to": {**ref("LibraryPath"), "description": "For a move: the target path."},
+    }, description="The device's version that could not be applied."),
+    "Conflict": obj({
+        "id": {"type": "string"},
+        "path": ref("LibraryPath"),
+        "kind": {"enum": ["modify_modify", "delete_modify", "move", "case_clash"]},
+        "created_at": ref("Timestamp"),
+        "server": ref("ConflictServer"),
+        "client": ref("ConflictClient"),
+    }, {
+        "resolved_at": ref("Timestamp"),
+        "resolution": {"enum": ["keep_server", "keep_client", "keep_both"]},
+    }),
+    "ConflictList": obj({"conflicts": {"type": "array", "items": ref("Conflict")}}),
+    "ResolveRequest": obj({
+        "resolution": {"enum": ["keep_server", "keep_client", "keep_both"]},
+    }, closed=False),
+    "ResolveResponse": obj({
+        "conflict": ref("Conflict"),
+        "results": {"type": "array", "items": ref("Change"),
+                    "description": "The changes the resolution made to the library."},
+    }),
+    "UploadCreate": obj({
+        "path": ref("LibraryPath"),
+        "size": ref("SizeIn"),
+        "sha256": ref("Sha256"),
+        "base_rev": ref("BaseRev"),
+    }, {
+        "mtime": nullable(ref("MtimeIn")),
+        "chunk_size": {"type": "integer", "minimum": 256 * KIB, "maximum": 64 * MIB,
+                       "default": 8 * MIB,
+                       "description": "256 KiB to 64 MiB (and at most the server's "
+                                      "`max_chunk_size`)."},
+    }, closed=False),
+    "UploadSession": obj({
+        "id": {"type": "string"},
+        "path": ref("LibraryPath"),
+        "size": {"type": "integer", "minimum": 0},
+        "chunk_size": {"type": "integer", "minimum": 256 * KIB, "maximum": 64 * MIB},
+        "chunk_count": {"type": "integer", "minimum": 0,
+                        "description": "ceil(size / chunk_size), 0 for an empty file."},
+        "received": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                     "description": "Indices of the chunks received, ascending."},
+        "bytes_received": {"type": "integer", "minimum": 0},
+        "sha256": ref("Sha256"),
+        "base_rev": {**nullable({"type": "integer", "minimum": 0}),
+                     "description": "As given when the session was opened."},
+        "mtime": {**nullable(ref("Mtime")),
+                  "description": "As given; null: the completion time is used."},
+        "device_id": {"type": "string", "description": "The device that opened the session."},
+        "expires_at": {**ref("Timestamp"),
+                       "description": "When the session is removed unless it is used again "
+                                      "(each received chunk renews it)."},
+        "state": {"enum": ["open", "completed"]},
+    }),
+    "ChunkReceipt": obj({
+        "index": {"type": "integer", "minimum": 0},
+        "received": {"type": "integer", "minimum": 0,
+                     "description": "How many chunks the session has received."},
+        "bytes_received": {"type": "integer", "minimum": 0},
+    }),
+    "CompleteResult": obj({
+        "status": {"enum": ["applied", "unchanged", "conflict"]},
+        "rev": {**nullable(ref("Rev")),
+                "description": "The applied change's rev; the head's for `unchanged` and "
+                               "`conflict` (null when the path has no head)."},
+    }, {
+        "conflict_id": {"type": "string"},
+    }),
+}
+SCHEMAS["DeviceWithToken"] = obj(
+    {**SCHEMAS["Device"]["properties"],
+     "token": {"type": "string", "description": "The device token (JWT), shown only here."}},
+    description="A new device and its device token.")
+
+# ---------------------------------------------------------------- responses
+
+
+def json_content(schema):
+    return {"application/json": {"schema": schema}}
+
+
+def error(description, codes=None, headers=None, schema="Error"):
+    text = description
+    if codes:
+        text += " Codes: " + ", ".join(f"`{c}`" for c in codes) + "."
+    response = {"description": text, "content": json_content(ref(schema))}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+WWW_AUTHENTICATE = {"WWW-Authenticate": {
+    "description": "`Bearer`.", "required": True,
+    "schema": {"type": "string", "pattern": "^Bearer"}}}
+
+UNAUTHORIZED = error("No token, or a malformed, expired, badly signed or revoked one.",
+                     ["unauthorized"], WWW_AUTHENTICATE)
+TOO_LARGE = error(f"The JSON body is over {MAX_JSON_BODY} bytes.", ["body_too_large"])
+
+
+def ok(schema, description="OK.", links=None):
+    response = {"description": description, "content": json_content(ref(schema))}
+    if links:
+        response["links"] = links
+    return response
+
+
+def link(operation_id, description, parameters=None, body=None):
+    """An OpenAPI link: how a value of this answer feeds another operation."""
+    result = {"operationId": operation_id, "description": description}
+    if parameters:
+        result["parameters"] = parameters
+    if body is not None:
+        result["requestBody"] = body
+    return result
+
+
+def device_links():
+    id_ = {"device_id": "$response.body#/id"}
+    acting = {"header.X-Device-Id": "$response.body#/id"}
+    return {"GetDevice": link("getDevice", "The new device.", id_),
+            "UpdateDevice": link("updateDevice", "Rename it.", id_),
+            "RegenerateToken": link("regenerateDeviceToken", "Replace its token.", id_),
+            "DeleteDevice": link("deleteDevice", "Delete it.", id_),
+            "ListChanges": link("listChanges", "Sync as it (with a user token).", acting),
+            "Report": link("report", "Report its changes (with a user token).", acting),
+            "CreateUpload": link("createUpload", "Upload as it (with a user token).", acting)}
+
+
+def upload_links():
+    id_ = {"upload_id": "$response.body#/id"}
+    return {"GetUpload": link("getUpload", "The session's state.", id_),
+            "PutChunk": link("putChunk", "Send a chunk.", id_),
+            "CompleteUpload": link("completeUpload", "Complete it.", id_),
+            "CancelUpload": link("cancelUpload", "Cancel it.", id_)}
+
+
+NO_CONTENT = {"description": "Done; no body."}
+
+# ---------------------------------------------------------------- parameters
+
+X_DEVICE_ID = {
+    "name": "X-Device-Id", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "With a user token: the device this call acts for. With a device token "
+                   "it may be left out (or must name the token's device).",
+}
+
+
+def path_param(name, description, schema=None):
+    return {"name": name, "in": "path", "required": True,
+            "schema": schema or {"type": "string", "minLength": 1}, "description": description}
+
+
+DEVICE_ID = path_param("device_id", "A device id.")
+CONFLICT_ID = path_param("conflict_id", "A conflict id.")
+UPLOAD_ID = path_param("upload_id", "An upload session id.")
+CHUNK_INDEX = path_param("index", "The chunk's index, from 0.", {"type": "integer", "minimum": 0})
+LIBRARY_PATH = path_param(
+    "path", "The library path; its `/` separators are sent as they are (the rest of the "
+            "URL after `/download/`).", ref("LibraryPath"))
+
+DEVICE_CALL = error("No device: a user token without `X-Device-Id`, or bad input.",
+                    ["device_required", "body_invalid"])
+DEVICE_FORBIDDEN = error("`X-Device-Id` names a device that is unknown or another user's, or "
+                         "a device token is sent with another device's id.", ["forbidden"])
+
+# ---------------------------------------------------------------- operations
+
+
+def op(op_id, summary, responses, *, params=(), body=None, auth=True, tags=(),
+       description=None):
+    operation = {"operationId": op_id, "summary": summary, "tags": list(tags)}
+    if description:
+        operation["description"] = description
+    if params:
+        operation["parameters"] = list(params)
+    if body is not None:
+        operation["requestBody"] = body
+    if auth:
+        responses = {**responses, "401": UNAUTHORIZED}
+    else:
+        operation["security"] = []
+    operation["responses"] = {code: responses[code] for code in sorted(responses)}
+    return operation
+
+
+def json_body(schema):
+    return {"required": True, "content": json_content(ref(schema))}
+
+
+def sync_operations():
+    """{template: {method: operation}} for the routes under each sync prefix."""
+    device_forbidden_own = error("Another user's device, or a device token acting on another "
+                                 "device or on devices it may not manage.", ["forbidden"])
+    download_headers = {
+        "Content-Length": {"schema": {"type": "integer"}, "required": True},
+        "ETag": {"schema": {"type": "string"}, "description": "The quoted sha256.",
+                 "required": True},
+        "Repr-Digest": {"schema": {"type": "string"},
+                        "description": "`sha-256=:<base64>:` (RFC 9530) of the whole content."},
+        "Last-Modified": {"schema": {"type": "string"}},
+        "Accept-Ranges": {"schema": {"const": "bytes"}},
+    }
+    binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+              "*/*": {"schema": {"type": "string", "format": "binary"}}}
+    download_params = [
+        LIBRARY_PATH,
+        {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "One range: `bytes=a-b`, `bytes=a-` or `bytes=-n`."},
+        {"name": "If-Range", "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "An ETag or HTTP date: the Range is honoured only if it still "
+                        "matches; otherwise the whole content is sent."},
+        {"name": "If-None-Match", "in": "header", "required": False,
+         "schema": {"type": "string"},
+         "description": "ETags (or `*`): 304 when one matches the current content."},
+    ]
+
+    def download_responses(with_body):
+        def content(response):
+            if with_body:
+                response["content"] = binary
+            return response
+        return {
+            "200": content({"description": "The head content of the path. `Content-Type` is "
+                                           "guessed from the name "
+                                           "(`application/octet-stream` when unknown).",
+                            "headers": download_headers}),
+            "206": content({"description": "The requested range.",
+                            "headers": {**download_headers, "Content-Range": {
+                                "schema": {"type": "string"}, "required": True,
+                                "description": "`bytes a-b/size`."}}}),
+            "304": {"description": "`If-None-Match` matched: not modified.",
+                    "headers": {"ETag": download_headers["ETag"]}},
+            "400": error("The path is invalid.", ["path_invalid"]),
+            "404": error("No such path, or it is deleted.", ["not_found"]),
+            "416": {**error("The range cannot be satisfied.", ["range_not_satisfiable"]),
+                    "headers": {"Content-Range": {"schema": {"type": "string"},
+                                                  "required": True,
+                                                  "description": "`bytes */size`."}}},
+        } if with_body else {
+            "200": {"description": "As GET, without a body.", "headers": download_headers},
+            "206": {"description": "As GET, without a body.", "headers": download_headers},
+            "304": {"description": "As GET."},
+            "400": {"description": "As GET, without a body."},
+            "404": {"description": "As GET, without a body."},
+            "416": {"description": "As GET, without a body."},
+        }
+
+    upload_missing = error("Unknown, cancelled, expired, or another user's session.",
+                           ["not_found"])
+    chunk_busy = error("The session is already complete, is being completed or cancelled, "
+                       "or this chunk index is being received by another request.",
+                       ["upload_completed", "upload_busy"])
+    return {
+        "/devices": {
+            "get": op("listDevices", "List the user's devices.", {"200": ok("DeviceList")},
+                      tags=["devices"]),
+            "post": op("registerDevice", "Register a device; its token is shown once.", {
+                "200": ok("DeviceWithToken", links=device_links()),
+                "400": error("Bad body.", ["body_invalid"]),
+                "403": error("A device token may not register devices.", ["forbidden"]),
+                "413": TOO_LARGE,
+            }, body=json_body("DeviceCreate"), tags=["devices"]),
+        },
+        "/devices/{device_id}": {
+            "get": op("getDevice", "Read a device.", {
+                "200": ok("Device"),
+                "403": device_forbidden_own,
+                "404": error("No such device.", ["not_found"]),
+            }, params=[DEVICE_ID], tags=["devices"]),
+            "put": op("updateDevice", "Rename a device or change its platform.", {
+                "200": ok("Device"),
+                "400": error("Bad body.", ["body_invalid"]),
+                "403": device_forbidden_own,
+                "404": error("No such device.", ["not_found"]),
+                "413": TOO_LARGE,
+            }, params=[DEVICE_ID], body=json_body("DeviceUpdate"), tags=["devices"]),
+            "delete": op("deleteDevice", "Delete a device: its tokens die and its open "
+                                         "uploads are cancelled.", {
+                "204": NO_CONTENT,
+                "403": device_forbidden_own,
+                "404": error("No such device.", ["not_found"]),
+            }, params=[DEVICE_ID], tags=["devices"]),
+        },
+        "/devices/{device_id}/token": {
+            "post": op("regenerateDeviceToken", "A new device token; the old one dies.", {
+                "200": ok("DeviceToken"),
+                "403": device_forbidden_own,
+                "404": error("No such device.", ["not_found"]),
+            }, params=[DEVICE_ID], tags=["devices"]),
+        },
+        "/changes": {
+            "get": op("listChanges", "The changes feed: entries in the order they last "
+                                     "changed, each once, at its latest revision.", {
+                "200": ok("ChangesPage", links={
+                    "NextPage": link("listChanges", "The next page.",
+                                     {"cursor": "$response.body#/cursor"}),
+                    "Ack": link("ack", "Acknowledge the page.",
+                                body={"cursor": "$response.body#/cursor"})}),
+                "400": error("A garbled cursor, a cursor older than the tombstone horizon "
+                             "or from another database (list again from the beginning), "
+                             "a bad limit, or no device.",
+                             ["cursor_invalid", "cursor_expired", "limit_invalid",
+                              "device_required"]),
+                "403": DEVICE_FORBIDDEN,
+            }, params=[
+                {"name": "cursor", "in": "query", "required": False, "schema": ref("Cursor"),
+                 "description": "Where the previous page ended; none: from the beginning."},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                 "description": "Most changes on a page (1 to 1000)."},
+                X_DEVICE_ID,
+            ], tags=["sync"]),
+        },
+        "/ack": {
+            "post": op("ack", "The device has applied everything up to a cursor.", {
+                "200": ok("AckResult"),
+                "400": error("A garbled cursor, one the server never issued, or no device.",
+                             ["cursor_invalid", "cursor_expired", "body_invalid",
+                              "device_required"]),
+                "403": DEVICE_FORBIDDEN,
+                "413": TOO_LARGE,
+            }, params=[X_DEVICE_ID], body=json_body("AckRequest"), tags=["sync"]),
+        },
+        "/report": {
+            "post": op("report", "Report the device's local changes (1 to 1000).", {
+                "200": ok("ReportResponse", "One result per item, in order.", links={
+                    "ResolveConflict": link(
+                        "resolveConflict", "Settle the conflict of the first result.",
+                        {"conflict_id": "$response.body#/results/0/conflict_id"})}),
+                "400": error("A malformed body: nothing is applied.",
+                             ["body_invalid", "device_required"]),
+                "403": DEVICE_FORBIDDEN,
+                "413": TOO_LARGE,
+            }, params=[X_DEVICE_ID], body=json_body("ReportRequest"), tags=["sync"]),
+        },
+        "/conflicts": {
+            "get": op("listConflicts", "The unresolved conflicts.", {
+                "200": ok("ConflictList", links={
+                    "ResolveConflict": link("resolveConflict", "Settle the first conflict.",
+                                            {"conflict_id": "$response.body#/conflicts/0/id"})}),
+            }, tags=["conflicts"]),
+        },
+        "/conflicts/{conflict_id}/resolve": {
+            "post": op("resolveConflict", "Settle a conflict.", {
+                "200": ok("ResolveResponse"),
+                "400": error("Already resolved, an unknown resolution, or a bad body.",
+                             ["already_resolved", "resolution_invalid", "body_invalid"]),
+                "404": error("No such conflict, or another user's.", ["not_found"]),
+                "413": TOO_LARGE,
+            }, params=[CONFLICT_ID], body=json_body("ResolveRequest"), tags=["conflicts"]),
+        },
+        "/upload": {
+            "post": op("createUpload", "Open a resumable upload session.", {
+                "200": ok("UploadSession", links=upload_links()),
+                "400": error("Bad body or path, or no device.",
+                             ["body_invalid", "path_invalid", "device_required"]),
+                "403": DEVICE_FORBIDDEN,
+                "413": error("The JSON body is too large, or the file is over the server's "
+                             "largest file size.", ["body_too_large", "file_too_large"]),
+                "507": error("The file would take the user over their quota, or the disk "
+                             "cannot hold it (nothing is kept).",
+                             ["quota_exceeded", "insufficient_storage"]),
+            }, params=[X_DEVICE_ID], body=json_body("UploadCreate"), tags=["uploads"]),
+        },
+        "/upload/{upload_id}": {
+            "get": op("getUpload", "An upload session and the chunks it has received.", {
+                "200": ok("UploadSession"),
+                "400": error("No device.", ["device_required"]),
+                "403": DEVICE_FORBIDDEN,
+                "404": upload_missing,
+            }, params=[UPLOAD_ID, X_DEVICE_ID], tags=["uploads"]),
+            "delete": op("cancelUpload", "Cancel an upload session; its spool file goes.", {
+                "204": NO_CONTENT,
+                "400": error("No device.", ["device_required"]),
+                "403": DEVICE_FORBIDDEN,
+                "404": upload_missing,
+            }, params=[UPLOAD_ID, X_DEVICE_ID], tags=["uploads"]),
+        },
+        "/upload/{upload_id}/chunks/{index}": {
+            "put": op("putChunk", "Send one chunk (any order, re-sending replaces it).", {
+                "200": ok("ChunkReceipt", "The chunk is durable and counted."),
+                "400": error("Wrong length, index out of range, or a Content-Digest that "
+                             "does not match: the chunk is not counted.",
+                             ["chunk_invalid", "device_required"]),
+                "403": DEVICE_FORBIDDEN,
+                "404": upload_missing,
+                "409": chunk_busy,
+            }, params=[
+                UPLOAD_ID, CHUNK_INDEX, X_DEVICE_ID,
+                {"name": "Content-Digest", "in": "header", "required": False,
+                 "schema": {"type": "string"},
+                 "description": "`sha-256=:<base64>:` (RFC 9530) of the chunk's bytes."},
+            ], body={"required": True, "content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}},
+                "description": "Exactly `chunk_size` bytes, except the last chunk."},
+                tags=["uploads"]),
+        },
+        "/upload/{upload_id}/complete": {
+            "post": op("completeUpload", "Check the whole file and apply it to the library "
+                                         "(safe to retry).", {
+                "200": ok("CompleteResult"),
+                "400": error("Chunks missing (see `missing`), or size or SHA-256 do not "
+                             "match (the session stays open).",
+                             ["chunks_missing", "digest_mismatch", "device_required"]),
+                "403": DEVICE_FORBIDDEN,
+                "404": upload_missing,
+                "409": error("The received bytes are gone from the server (cancel and upload "
+                             "again).", ["upload_lost"]),
+            }, params=[UPLOAD_ID, X_DEVICE_ID], tags=["uploads"]),
+        },
+        "/download/{path}": {
+            "get": op("download", "The head content of a path (ranges and conditional "
+                                  "requests supported).", download_responses(True),
+                      params=download_params, tags=["download"]),
+            "head": op("downloadHead", "As GET, headers only.", download_responses(False),
+                       params=download_params, tags=["download"]),
+        },
+    }
+
+
+def other_operations():
+    return {
+        "/healthz": {"get": op("health", "The server is up.", {"200": ok("Health")},
+                               auth=False, tags=["meta"])},
+        "/api/v1/openapi.json": {"get": op("openapi", "This document.", {
+            "200": {"description": "The OpenAPI document.",
+                    "content": json_content({"type": "object"})}},
+            auth=False, tags=["meta"])},
+        "/api/v1/auth/login": {"post": op("login", "A user token for a name and password.", {
+            "200": ok("LoginResponse"),
+            "400": error("Bad body.", ["body_invalid"]),
+            "401": error("Wrong user name or password (the same answer for both).",
+                         ["login_failed"], WWW_AUTHENTICATE),
+            "413": TOO_LARGE,
+        }, body=json_body("LoginRequest"), auth=False, tags=["auth"])},
+    }
+
+
+def aliased(operation, prefix):
+    """The operation under an alias prefix: a distinct operationId and tag,
+    and links to the alias operations."""
+    if prefix == PREFIXES[0]:
+        return operation
+    operation = json.loads(json.dumps(operation))
+    for response in operation["responses"].values():
+        for target in response.get("links", {}).values():
+            target["operationId"] += "Alias"
+    return {**operation, "operationId": operation["operationId"] + "Alias",
+            "tags": operation["tags"] + ["alias"]}
+
+
+DESCRIPTION = """\
+A self-hosted server that keeps one user's library (a tree of files) in sync
+across that user's devices.
+
+Every route under `/api/v1/sync` is also served under the alias `/api/sync`
+with identical behaviour (the alias operations carry the tag `alias`).
+
+**Authentication.** Everything but `/healthz`, `/api/v1/openapi.json` and
+`/api/v1/auth/login` needs `Authorization: Bearer <JWT>` (HS256 only): a
+user token (`sub`) or a device token (`sub`, `typ: "device"`, `did`,
+`ver`). A missing or bad token is 401 with `WWW-Authenticate: Bearer`.
+A device token may not register, delete or regenerate tokens of devices,
+nor read or change another device (403).
+
+**Which device is syncing.** `/changes`, `/ack`, `/report` and `/upload`
+act for a device: the device token's, or with a user token the one named by
+`X-Device-Id` (400 `device_required` without one, 403 for a device that is
+not the caller's). `X-Device-Id` naming one of the caller's devices on any
+authenticated call marks that device as seen.
+
+**Errors** are `{"title", "description", "code"}`; clients branch on `code`.
+JSON bodies over 2 MiB are refused with 413. A route that exists answers an
+unlisted method with 405 `method_not_allowed`; an unknown route is 404
+`not_found`. A trailing slash names the same route. `OPTIONS` on a route
+answers 200 with an `Allow` header (with a token where the route needs one).
+"""
+
+
+def build():
+    paths = {}
+    for prefix in PREFIXES:
+        for template, methods in sync_operations().items():
+            paths[prefix + template] = {m: aliased(o, prefix) for m, o in methods.items()}
+    paths.update(other_operations())
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sync-server", "version": "1.0.0", "description": DESCRIPTION,
+                 "license": {"name": "MIT", "identifier": "MIT"}},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "tags": [{"name": n} for n in
+                 ("devices", "sync", "conflicts", "uploads", "download", "auth", "meta",
+                  "alias")],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "A user token (from `POST /api/v1/auth/login` or "
+                               "`app.py token NAME`) or a device token (from device "
+                               "registration or token regeneration)."}},
+            "schemas": SCHEMAS,
+        },
+    }
+
+
+def render():
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv):
+    text = render()
+    if "--check" in argv:
+        with open(OUTPUT, encoding="utf-8") as f:
+            if f.read() != text:
+                print(f"{OUTPUT} is out of date: run python {__file__}", file=sys.stderr)
+                return 1
+        return 0
+    with open(OUTPUT, "w", encoding="utf-8") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

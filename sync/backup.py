@@ -1,0 +1,654 @@
+"""Keeping a data directory for years: ``backup``, ``restore`` and ``check``,
+and the lock that tells them whether a server is running.
+
+``serve`` holds an exclusive ``flock`` on ``DATA_DIR/server.lock`` for its
+whole life; ``restore`` and ``check --repair`` take the same lock and refuse
+while a server holds it. ``backup`` runs beside a live server: it copies the
+database through SQLite's online backup API (one consistent snapshot), then
+the blobs that snapshot references, so the copy never has a row without its
+file. Upload sessions still receiving chunks are left out (their spool files
+are not copied; the devices start those uploads again), and the copy gets a
+new database id, as a restored database does, so that no client cursor is
+ever accepted by a database with another history.
+"""
+
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import sqlite3
+
+from . import blobs, migrations
+from .db import SCHEMA_VERSION
+
+LOCK_NAME = "server.lock"
+DB_NAME = "sync.sqlite3"
+SECRET_NAME = "secret.key"
+SNAPSHOT_ATTEMPTS = 5
+BLOCK = 1024 * 1024
+
+# Every place a row names a blob: (table, sha256, size) rows.
+MENTIONS = (
+    "SELECT 'blobs' AS t, sha256 AS sha256, size AS size FROM blobs "
+    "UNION ALL SELECT 'entries', sha256, size FROM entries "
+    "WHERE deleted = 0 AND sha256 IS NOT NULL "
+    "UNION ALL SELECT 'conflicts', client_sha256, client_size FROM conflicts "
+    "WHERE resolved_at IS NULL AND client_sha256 IS NOT NULL "
+    "UNION ALL SELECT 'conflicts', server_sha256, server_size FROM conflicts "
+    "WHERE resolved_at IS NULL AND server_sha256 IS NOT NULL "
+    "UNION ALL SELECT 'uploads', sha256, size FROM uploads WHERE instant = 1 AND state = 'open'")
+# Sessions whose bytes live in a spool file.
+SPOOLED_SESSIONS = "SELECT id FROM uploads WHERE state = 'open' AND instant = 0"
+# Content an open session may already have moved into blobs/ before the
+# completion's transaction commits (or before a crash cut it short): not an
+# orphan, but not required either.
+COMPLETING = "SELECT sha256 FROM uploads WHERE state = 'open' AND instant = 0"
+
+
+class KitError(Exception):
+    """A backup, restore or check cannot go on; the message says why."""
+
+
+# -- the data directory lock ------------------------------------------------
+
+def lock_data_dir(config):
+    """Take the data directory's exclusive lock and return its file
+    descriptor (the lock lasts until it is closed or the process exits).
+    Raises ``KitError`` when a server (or a restore) holds it."""
+    path = config.path(LOCK_NAME)
+    try:
+        os.makedirs(config.data_dir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError as exc:
+        raise KitError(f"the data directory {config.data_dir} is not writable "
+                       f"({exc.strerror}: {exc.filename})") from None
+    except OSError as exc:
+        raise KitError(f"cannot open the data directory {config.data_dir}: {exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise KitError(f"a server (pid {holder}) is using {config.data_dir}; stop it "
+                       f"first (systemctl stop sync-server)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return fd
+
+
+def server_running(config):
+    """Whether a process holds the data directory's lock (without taking it)."""
+    path = config.path(LOCK_NAME)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def refuse_migration_beside_a_server(config, steps=None):
+    """Raise ``KitError`` when the database needs a migration while a
+    server (an older version, still running) holds the data directory: a
+    command such as ``app.py token`` must not change the schema under it."""
+    steps = migrations.STEPS if steps is None else steps
+    path = config.path(DB_NAME)
+    if not os.path.isfile(path) or not server_running(config):
+        return
+    conn = open_existing(path, readonly=True)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    target = migrations.latest(steps, SCHEMA_VERSION)
+    if 0 < version < target:
+        raise KitError(f"the database is at schema {version} and this version of the "
+                       f"server migrates it to {target}, but a server (an older version) "
+                       f"is running on {config.data_dir}; restart the server first: it "
+                       f"migrates the database on start")
+
+
+# -- shared helpers -----------------------------------------------------------
+
+def open_existing(path, readonly=False):
+    """An autocommit sqlite3 connection to a database file that must exist."""
+    if not os.path.isfile(path):
+        raise KitError(f"there is no database at {path}")
+    mode = "ro" if readonly else "rw"
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True,
+                               isolation_level=None, timeout=30)
+        conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise KitError(f"cannot read the database {path}: {exc}") from None
+    return conn
+
+
+def referenced(conn):
+    """``{sha256: size}`` for every blob a row of ``conn`` names; the size is
+    None when the rows disagree on it. SQLite does the grouping, so memory
+    holds one small entry per blob, not one per row."""
+    return {sha256: (low if low == high else None) for sha256, low, high in conn.execute(
+        f"SELECT m.sha256, MIN(m.size), MAX(m.size) FROM ({MENTIONS}) AS m "
+        f"GROUP BY m.sha256")}
+
+
+def _tables(conn, sha256):
+    return ", ".join(sorted({table for table, _ in mentions(conn, sha256)}))
+
+
+def mentions(conn, sha256):
+    """``[(table, size), ...]``: the rows that name one blob (for messages)."""
+    return sorted(set(conn.execute(
+        f"SELECT t, size FROM ({MENTIONS}) AS m WHERE m.sha256 = ?",
+        (sha256,))))
+
+
+def _blob_rel(sha256):
+    return os.path.join("blobs", sha256[:2], sha256)
+
+
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path):
+    blobs.fsync_dir(path)
+
+
+def _place(src, dst, link, fsync):
+    """Put the file ``src`` at ``dst`` (a hard link if ``link``, else a copy
+    written under a temporary name and renamed). Returns ``"linked"`` or
+    ``"copied"``. Raises ``FileNotFoundError`` when ``src`` is gone."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return "linked"
+        except FileExistsError:
+            os.unlink(dst)
+            os.link(src, dst)
+            return "linked"
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
+                                 errno.EACCES):
+                raise
+    tmp = dst + ".tmp"
+    # Opened before the copy starts, the source survives being unlinked meanwhile.
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        shutil.copyfileobj(fin, fout, BLOCK)
+        fout.flush()
+        if fsync:
+            os.fsync(fout.fileno())
+    os.replace(tmp, dst)
+    return "copied"
+
+
+def _copy_secret(src_dir, dst_dir, fsync):
+    src = os.path.join(src_dir, SECRET_NAME)
+    if not os.path.isfile(src):
+        return False
+    dst = os.path.join(dst_dir, SECRET_NAME)
+    tmp = dst + ".tmp"
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    with open(src, "rb") as fin:
+        data = fin.read()
+    # Created 0600 (a umask can only take bits away); no chmod afterwards,
+    # which a FAT backup disk would refuse.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fout:
+        fout.write(data)
+        fout.flush()
+        if fsync:
+            os.fsync(fout.fileno())
+    os.replace(tmp, dst)
+    return True
+
+
+def _snapshot(src_conn, dst_path):
+    """Copy the database behind ``src_conn`` to ``dst_path`` through the
+    online backup API, then make the copy stand on its own: a new database
+    id, no upload sessions that need a spool file, one file (no WAL).
+    Returns the number of upload sessions left out."""
+    for leftover in (dst_path, dst_path + "-journal", dst_path + "-wal", dst_path + "-shm"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
+    dst = sqlite3.connect(dst_path, isolation_level=None)
+    try:
+        src_conn.backup(dst)  # pages=-1: one step, one read snapshot
+        dst.execute("PRAGMA journal_mode = DELETE")
+        dst.execute("BEGIN IMMEDIATE")
+        spooled = [row[0] for row in dst.execute(SPOOLED_SESSIONS)]
+        dst.executemany("DELETE FROM upload_chunks WHERE upload_id = ?", [(i,) for i in spooled])
+        dst.executemany("DELETE FROM uploads WHERE id = ?", [(i,) for i in spooled])
+        dst.execute("UPDATE meta SET value = ? WHERE key = 'db_id'", (secrets.token_hex(8),))
+        dst.execute("COMMIT")
+    finally:
+        dst.close()
+    return len(spooled)
+
+
+def _snapshot_between_writes(db_path, src_conn, dst_path):
+    """``_snapshot`` while a second connection holds the write lock: a
+    writer that removes blob files before its commit (the clean-up) has
+    finished, and none starts until the copy is taken. (The lock cannot be
+    held on ``src_conn`` itself: the backup API refuses a source connection
+    with a write transaction open.)"""
+    gate = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, isolation_level=None,
+                           timeout=60)
+    try:
+        gate.execute("BEGIN IMMEDIATE")
+        return _snapshot(src_conn, dst_path)
+    finally:
+        if gate.in_transaction:
+            gate.execute("ROLLBACK")
+        gate.close()
+
+
+def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
+    """Place every referenced blob not yet at ``dst_dir``, hard-linking it
+    from ``reuse_dir`` (an earlier backup on the same filesystem) when that
+    holds it at the right size; returns the sha256s whose source file is
+    missing. Size mismatches go to ``stats["wrong_size"]``."""
+    missing = []
+    touched_dirs = set()
+    for sha256, size in sorted(refs.items()):
+        if not blobs.is_sha256(sha256):
+            stats["wrong_size"].append((sha256, "not a sha256 digest"))
+            continue
+        src = os.path.join(src_dir, _blob_rel(sha256))
+        dst = os.path.join(dst_dir, _blob_rel(sha256))
+        try:
+            if os.stat(dst).st_size == size:
+                continue
+        except FileNotFoundError:
+            pass
+        if reuse_dir is not None and _reuse(os.path.join(reuse_dir, _blob_rel(sha256)), dst, size):
+            stats["reused"] += 1
+            touched_dirs.add(os.path.dirname(dst))
+            continue
+        try:
+            how = _place(src, dst, link, fsync)
+        except FileNotFoundError:
+            missing.append(sha256)
+            continue
+        stats[how] += 1
+        actual = os.stat(dst).st_size
+        stats["bytes"] += actual
+        if size is None:
+            stats["wrong_size"].append((sha256, "the rows disagree on its size"))
+        elif actual != size:
+            stats["wrong_size"].append((sha256, f"{actual} bytes, the rows say {size}"))
+        touched_dirs.add(os.path.dirname(dst))
+    if fsync:
+        for path in sorted(touched_dirs):
+            _fsync_dir(path)
+    return missing
+
+
+def _reuse(earlier, dst, size):
+    """Hard-link ``earlier`` to ``dst`` when it exists with ``size`` bytes."""
+    try:
+        if size is None or os.stat(earlier).st_size != size:
+            return False
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.link(earlier, dst)
+    except FileExistsError:
+        os.unlink(dst)
+        return _reuse(earlier, dst, size)
+    except OSError:
+        return False
+    return True
+
+
+def _drop_unreferenced(refs, dst_dir):
+    """Remove blobs placed by an earlier attempt that the final snapshot does not name."""
+    root = os.path.join(dst_dir, "blobs")
+    for prefix in os.listdir(root) if os.path.isdir(root) else ():
+        folder = os.path.join(root, prefix)
+        for name in os.listdir(folder):
+            if name not in refs:
+                os.unlink(os.path.join(folder, name))
+
+
+def _same_filesystem(a, b):
+    return _device(a) == _device(b)
+
+
+def _device(path):
+    """The filesystem of ``path``, or of its nearest existing parent."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return os.stat(path).st_dev
+
+
+def _empty_or_absent(path, ignore=()):
+    if not os.path.exists(path):
+        return True
+    if not os.path.isdir(path):
+        raise KitError(f"{path} exists and is not a directory")
+    return not [name for name in os.listdir(path) if name not in ignore]
+
+
+# -- backup -------------------------------------------------------------------
+
+def backup(config, dest, link_dest=None, fsync=True):
+    """Copy the data directory to ``dest`` (absent or empty) while the server
+    may be running; blobs an earlier backup ``link_dest`` on the same
+    filesystem as ``dest`` holds are hard-linked from there instead of copied.
+    Returns a dict of figures; raises ``KitError``."""
+    src_db = config.path(DB_NAME)
+    dest = os.path.abspath(dest)
+    if dest == config.data_dir or dest.startswith(config.data_dir + os.sep):
+        raise KitError(f"the backup cannot go inside the data directory {config.data_dir}")
+    if not _empty_or_absent(dest):
+        raise KitError(f"{dest} is not empty; back up into a new directory")
+    if link_dest is not None and not os.path.isdir(os.path.join(link_dest, "blobs")):
+        raise KitError(f"--link-dest {link_dest} is not a backup (it has no blobs directory)")
+    if link_dest is not None and not _same_filesystem(link_dest, dest):
+        raise KitError(f"--link-dest {link_dest} is not on the filesystem of {dest}")
+    link = _same_filesystem(config.data_dir, dest)
+    src = open_existing(src_db)
+    try:
+        os.makedirs(os.path.join(dest, "blobs"), exist_ok=True)
+        stats = {"linked": 0, "copied": 0, "reused": 0, "bytes": 0, "wrong_size": []}
+        tmp_db = os.path.join(dest, DB_NAME + ".partial")
+        for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+            if attempt == 1:
+                left_out = _snapshot(src, tmp_db)
+            else:
+                left_out = _snapshot_between_writes(src_db, src, tmp_db)
+            copy = open_existing(tmp_db, readonly=True)
+            try:
+                refs = referenced(copy)
+            finally:
+                copy.close()
+            missing = _place_blobs(refs, config.data_dir, dest, link, fsync, stats, link_dest)
+            if not missing:
+                break
+            # A blob the snapshot names was removed since (the clean-up
+            # collected it once a later write stopped using it, deleting
+            # the file before its transaction commits): a newer snapshot,
+            # taken between writes, no longer names it. One that stays
+            # missing is lost in the data directory itself.
+        else:
+            raise KitError(
+                f"{len(missing)} blob(s) named by the database are missing from "
+                f"{config.data_dir}/blobs (first: {missing[0]}); run `app.py check`. "
+                f"The incomplete backup is in {dest}")
+    finally:
+        src.close()
+    _drop_unreferenced(refs, dest)
+    os.makedirs(os.path.join(dest, "spool"), exist_ok=True)
+    secret = _copy_secret(config.data_dir, dest, fsync)
+    if fsync:
+        _fsync_file(tmp_db)
+    # The database goes in last: a directory with one is a complete backup.
+    os.replace(tmp_db, os.path.join(dest, DB_NAME))
+    if fsync:
+        _fsync_dir(os.path.join(dest, "blobs"))
+        _fsync_dir(dest)
+    return {"dest": dest, "blobs": len(refs), "linked": stats["linked"],
+            "copied": stats["copied"], "reused": stats["reused"], "bytes": stats["bytes"],
+            "attempts": attempt,
+            "uploads_left_out": left_out, "secret": secret,
+            "wrong_size": stats["wrong_size"],
+            "db_bytes": os.path.getsize(os.path.join(dest, DB_NAME))}
+
+
+# -- restore ------------------------------------------------------------------
+
+def restore(config, src, force=False, fsync=True):
+    """Make ``src`` (a backup) the data directory. The server must be
+    stopped; a non-empty data directory is replaced only with ``force``.
+    The restored database gets a new id, so every cursor issued before is
+    answered ``cursor_expired``. Returns a dict of figures; raises ``KitError``."""
+    src = os.path.abspath(src)
+    if src == config.data_dir or src.startswith(config.data_dir + os.sep):
+        raise KitError(f"the backup {src} is inside the data directory {config.data_dir}; "
+                       f"move it elsewhere first")
+    conn = open_existing(os.path.join(src, DB_NAME), readonly=True)
+    try:
+        result = conn.execute("PRAGMA quick_check").fetchall()
+        if result != [("ok",)]:
+            raise KitError(f"the database in {src} is damaged: {result[0][0]}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        known = migrations.latest(migrations.STEPS, SCHEMA_VERSION)
+        if version > known:
+            raise KitError(f"the backup in {src} was made by a newer version of the "
+                           f"server (schema {version}; this one knows {known})")
+        refs = referenced(conn)
+    finally:
+        conn.close()
+    for sha256, size in refs.items():
+        path = os.path.join(src, _blob_rel(sha256)) if blobs.is_sha256(sha256) else None
+        if path is None or not os.path.isfile(path):
+            raise KitError(f"the backup in {src} is incomplete: blob {sha256} is missing")
+        if os.path.getsize(path) != size:
+            raise KitError(f"the backup in {src} is damaged: blob {sha256} has the wrong size")
+
+    lock = lock_data_dir(config)
+    try:
+        if not _empty_or_absent(config.data_dir, ignore=(LOCK_NAME,)):
+            if not force:
+                raise KitError(f"the data directory {config.data_dir} is not empty; "
+                               f"add --force to replace what it holds")
+            _clear(config)
+        dest = config.data_dir
+        os.makedirs(os.path.join(dest, "blobs"), exist_ok=True)
+        os.makedirs(os.path.join(dest, "spool"), exist_ok=True)
+        stats = {"linked": 0, "copied": 0, "reused": 0, "bytes": 0, "wrong_size": []}
+        _place_blobs(refs, src, dest, _same_filesystem(src, dest), fsync, stats)
+        secret = _copy_secret(src, dest, fsync)
+        tmp_db = os.path.join(dest, DB_NAME + ".partial")
+        conn = open_existing(os.path.join(src, DB_NAME), readonly=True)
+        try:
+            left_out = _snapshot(conn, tmp_db)
+        finally:
+            conn.close()
+        if fsync:
+            _fsync_file(tmp_db)
+        # The database goes in last: a restore cut short leaves no database,
+        # never one whose blobs are not all there yet.
+        os.replace(tmp_db, config.path(DB_NAME))
+        if fsync:
+            _fsync_dir(os.path.join(dest, "blobs"))
+            _fsync_dir(dest)
+        check_conn = open_existing(config.path(DB_NAME), readonly=True)
+        try:
+            db_id = check_conn.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()[0]
+        finally:
+            check_conn.close()
+    finally:
+        os.close(lock)
+    return {"blobs": len(refs), "linked": stats["linked"], "copied": stats["copied"],
+            "bytes": stats["bytes"], "secret": secret, "uploads_left_out": left_out,
+            "db_id": db_id, "schema": version}
+
+
+def _clear(config):
+    """Remove what a data directory holds (for ``restore --force``)."""
+    for name in os.listdir(config.data_dir):
+        if name == LOCK_NAME:
+            continue
+        path = config.path(name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
+# -- check --------------------------------------------------------------------
+
+def check(config, repair=False, out=print):
+    """Check the database and every blob it names; list (and with
+    ``repair`` remove) files nothing names. Prints what it finds through
+    ``out`` and returns the number of problems that remain."""
+    lock = lock_data_dir(config) if repair else None
+    try:
+        return _check(config, repair, out)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _check(config, repair, out):
+    problems = 0
+
+    def problem(text):
+        nonlocal problems
+        problems += 1
+        out(f"PROBLEM {text}")
+
+    if not repair and server_running(config):
+        out("note: a server is running; a file being stored right now can show as an orphan")
+    conn = open_existing(config.path(DB_NAME))
+    try:
+        try:
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:
+            # Without a readable database nothing can be called an orphan.
+            problem(f"database: cannot be read ({exc}); restore a backup")
+            return problems
+        if integrity == ["ok"]:
+            out("database: integrity ok")
+        for line in integrity if integrity != ["ok"] else ():
+            problem(f"database: {line}")
+        if integrity != ["ok"]:
+            out("the database is damaged: blobs and orphans are not checked; restore a backup")
+            return problems
+        for row in conn.execute("PRAGMA foreign_key_check"):
+            problem(f"database: foreign key broken in {row[0]} (rowid {row[1]} -> {row[2]})")
+        refs = referenced(conn)
+        spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
+
+        checked = total = 0
+        for sha256, named_size in sorted(refs.items()):
+            rows = mentions(conn, sha256) if named_size is None else ()
+            if not blobs.is_sha256(sha256):
+                problem(f"blob {sha256!r} named in {_tables(conn, sha256)} is not a sha256 digest")
+                continue
+            path = blobs.blob_path(config, sha256)
+            if not os.path.isfile(path):
+                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing")
+                continue
+            size, digest = blobs.hash_file(path)
+            if named_size is None:
+                problem(f"blob {sha256}: the rows disagree on its size: {rows}")
+            elif size != named_size:
+                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}")
+            if digest != sha256:
+                problem(f"blob {sha256} is damaged: its content hashes to {digest}")
+            checked += 1
+            total += size
+        out(f"blobs: {checked} of {len(refs)} checked, {total} bytes")
+
+        completing = {row[0] for row in conn.execute(COMPLETING)}
+        orphans = _orphan_files(config, refs.keys() | completing, spooled)
+        for upload_id in sorted(spooled):
+            if not os.path.isfile(blobs.spool_path(config, upload_id)):
+                if repair:
+                    with_transaction(conn, [
+                        ("DELETE FROM upload_chunks WHERE upload_id = ?", (upload_id,)),
+                        ("DELETE FROM uploads WHERE id = ?", (upload_id,))])
+                    out(f"removed upload session {upload_id} (its spool file was gone)")
+                else:
+                    problem(f"upload session {upload_id} has no spool file "
+                            f"(--repair cancels it; the device uploads again)")
+    finally:
+        conn.close()
+
+    for path in orphans:
+        rel = os.path.relpath(path, config.data_dir)
+        if repair:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            out(f"removed orphan {rel}")
+        else:
+            problem(f"orphan {rel} (nothing names it; --repair removes it)")
+    out("no problems" if not problems else f"{problems} problem(s)")
+    return problems
+
+
+def with_transaction(conn, statements):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _orphan_files(config, named, spooled):
+    """Paths under ``blobs/`` and ``spool/`` that no row names."""
+    orphans = []
+    root = config.path("blobs")
+    for prefix in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        folder = os.path.join(root, prefix)
+        if not os.path.isdir(folder) or os.path.islink(folder):
+            orphans.append(folder)
+            continue
+        for name in sorted(os.listdir(folder)):
+            if not (name in named and blobs.is_sha256(name) and name[:2] == prefix):
+                orphans.append(os.path.join(folder, name))
+    root = config.path("spool")
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        if name not in spooled:
+            orphans.append(os.path.join(root, name))
+    return orphans
+
+
+# -- the commands -------------------------------------------------------------
+
+def _mib(n):
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def cmd_backup(config, args):
+    """``app.py backup DEST``: print what was copied; 1 when something is off."""
+    r = backup(config, args.dest, link_dest=args.link_dest, fsync=config.fsync)
+    print(f"backed up {config.data_dir} to {r['dest']}")
+    print(f"  database: {_mib(r['db_bytes'])} (online backup API, new database id)")
+    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied "
+          f"({_mib(r['bytes'])}), {r['reused']} linked from the earlier backup)")
+    print(f"  secret.key: {'copied (mode 0600)' if r['secret'] else 'none (SYNC_JWT_SECRET in use?)'}")
+    print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
+          f"(spool files are not backed up; those devices upload again)")
+    for sha256, why in r["wrong_size"]:
+        print(f"PROBLEM blob {sha256}: {why}; run `app.py check`")
+    return 1 if r["wrong_size"] else 0
+
+
+def cmd_restore(config, args):
+    """``app.py restore SRC [--force]``."""
+    r = restore(config, args.src, force=args.force, fsync=config.fsync)
+    print(f"restored {os.path.abspath(args.src)} into {config.data_dir}")
+    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied)")
+    print(f"  new database id {r['db_id']}: devices list their library again from the start")
+    if not r["secret"]:
+        print("  the backup holds no secret.key: set SYNC_JWT_SECRET as before, or a new "
+              "key is made on start and every token must be issued again")
+    print("  start the server; it migrates an older database (after copying it) on start")
+    return 0
+
+
+def cmd_check(config, args):
+    """``app.py check [--repair]``: 1 while a problem remains."""
+    return 1 if check(config, repair=args.repair) else 0

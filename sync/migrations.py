@@ -1,0 +1,143 @@
+"""Schema migrations: ordered steps that bring an older database file up to
+the schema this server knows.
+
+A database records its schema version in ``PRAGMA user_version``; a new one
+is created from ``schema.sql`` at ``SCHEMA_VERSION`` (see ``sync.db``).
+``STEPS`` lists one ``Step`` per later version, in order: step N upgrades a
+version N-1 database to version N. ``upgrade`` first copies the file through
+SQLite's online backup API to ``<database>.v<old>.bak``, then applies every
+pending step and the new ``user_version`` in ONE transaction, so a failing
+step leaves the database exactly at its old version. Foreign-key enforcement
+is off during the steps (a step may rebuild a table the way SQLite documents)
+and ``PRAGMA foreign_key_check`` must pass before the commit.
+
+To change the schema: edit ``schema.sql`` and ``sync/models.py``, raise
+``sync.db.SCHEMA_VERSION`` and append the step that turns the previous
+version into the new one (``Step(2, "why", sql("ALTER TABLE ..."))``).
+"""
+
+import os
+import sqlite3
+from collections import namedtuple
+
+Step = namedtuple("Step", "version description apply")
+Step.__doc__ = """One upgrade: ``apply(conn)`` turns version ``version - 1`` into
+``version``; it runs inside the migration transaction and must not commit."""
+
+# Schema 1 is the first released schema: nothing to migrate yet.
+STEPS = ()
+
+
+class MigrationError(Exception):
+    """A migration step failed; the database is still at its old version."""
+
+
+def sql(script):
+    """A step body that runs the statements of ``script`` one by one
+    (``executescript`` would commit the migration transaction)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement: {pending.strip()[:60]!r}")
+
+    def apply(conn):
+        for statement in statements:
+            conn.execute(statement)
+    return apply
+
+
+def latest(steps, base):
+    """The version a database reaches through ``steps`` from ``base``."""
+    return max([base] + [step.version for step in steps])
+
+
+def check_steps(steps, base):
+    """The steps must follow ``base`` one version at a time."""
+    for expected, step in enumerate(steps, start=base + 1):
+        if step.version != expected:
+            raise ValueError(f"migration steps out of order: expected version "
+                             f"{expected}, found {step.version}")
+
+
+def backup_path(path, version):
+    return f"{path}.v{version}.bak"
+
+
+def copy_database(conn, target_path, fsync=True):
+    """A consistent copy of the open database ``conn`` at ``target_path``
+    through the online backup API, written under a temporary name and renamed
+    into place, as one self-contained file (rollback journal, not WAL)."""
+    tmp = target_path + ".tmp"
+    for leftover in (tmp, tmp + "-journal", tmp + "-wal", tmp + "-shm"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
+    target = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        conn.backup(target)
+        target.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        target.close()
+    if fsync:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, target_path)
+    if fsync:
+        _fsync_dir(os.path.dirname(os.path.abspath(target_path)))
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def upgrade(conn, path, steps=STEPS, fsync=True):
+    """Apply the steps newer than the database's ``user_version``.
+
+    ``conn`` is an open sqlite3 connection to ``path`` in autocommit mode with
+    no transaction open. Returns ``(old_version, new_version)``. Raises
+    ``MigrationError`` (database unchanged, backup kept) when a step fails.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    pending = [step for step in steps if step.version > version]
+    if not pending:
+        return version, version
+    check_steps(pending, version)
+    copy_database(conn, backup_path(path, version), fsync=fsync)
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for step in pending:
+                try:
+                    step.apply(conn)
+                except Exception as exc:
+                    raise MigrationError(
+                        f"migrating {path} to schema {step.version} ({step.description}) "
+                        f"failed: {exc}. The database is unchanged at schema {version}; "
+                        f"a copy taken before is at {backup_path(path, version)}") from exc
+            violations = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if violations:
+                raise MigrationError(
+                    f"migrating {path} to schema {pending[-1].version} broke "
+                    f"{len(violations)} foreign key(s) (first: {violations[0]}). The "
+                    f"database is unchanged at schema {version}")
+            conn.execute(f"PRAGMA user_version = {int(pending[-1].version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
+    return version, pending[-1].version

@@ -1,0 +1,179 @@
+"""``app.py check``: database integrity, every named blob present with its
+size and digest, orphans listed and removed by ``--repair``."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sync import backup, blobs
+from sync.db import database, write
+
+from . import kit
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def app(*args):
+    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture
+def seeded(rt):
+    shas = {name: kit.put(rt, "alice", name, name.encode() * 1000)
+            for name in ("a.txt", "b.txt", "c.txt")}
+    return shas
+
+
+def problems_of(lines):
+    return [line for line in lines if line.startswith("PROBLEM")]
+
+
+def sql(statement, params=()):
+    with database.connection_context(), write():
+        database.execute_sql(statement, params)
+
+
+def test_a_sound_data_dir_has_no_problem(rt, seeded):
+    count, lines = kit.run_check(rt.config)
+    assert count == 0 and problems_of(lines) == [], lines
+    assert "database: integrity ok" in lines
+    assert "blobs: 3 of 3 checked, 15000 bytes" in lines
+    result = app("check", "--data-dir", rt.config.data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no problems" in result.stdout
+
+
+def test_a_missing_blob_is_a_problem_and_repair_cannot_hide_it(rt, seeded):
+    os.unlink(blobs.blob_path(rt.config, seeded["b.txt"]))
+    count, lines = kit.run_check(rt.config, repair=True)
+    assert count == 1
+    assert problems_of(lines) == [f"PROBLEM blob {seeded['b.txt']} named in blobs, entries is missing"]
+    result = app("check", "--repair", "--data-dir", rt.config.data_dir)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_wrong_size_and_damaged_content_are_problems(rt, seeded):
+    with open(blobs.blob_path(rt.config, seeded["a.txt"]), "ab") as f:
+        f.write(b"x")
+    with open(blobs.blob_path(rt.config, seeded["c.txt"]), "r+b") as f:
+        f.write(b"X")  # same size, other bytes
+    count, lines = kit.run_check(rt.config)
+    found = problems_of(lines)
+    assert count == 3, lines
+    assert f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries say 5000" in found
+    assert any(line.startswith(f"PROBLEM blob {seeded['a.txt']} is damaged") for line in found)
+    assert any(line.startswith(f"PROBLEM blob {seeded['c.txt']} is damaged") for line in found)
+
+
+def test_orphans_are_listed_then_removed_by_repair(rt, seeded):
+    stray = kit.store_blob(rt.config, b"nothing names me")
+    misplaced = rt.config.path("blobs", "00", seeded["a.txt"])
+    os.makedirs(os.path.dirname(misplaced))
+    with open(misplaced, "wb") as f:
+        f.write(b"a.txt" * 1000)
+    leftover = blobs.blob_path(rt.config, seeded["b.txt"]) + ".tmp"
+    open(leftover, "wb").close()
+    spool = blobs.spool_path(rt.config, "abcdef0123456789")
+    open(spool, "wb").close()
+
+    count, lines = kit.run_check(rt.config)
+    assert count == 4
+    orphans = sorted(line.split()[2] for line in problems_of(lines))
+    assert orphans == sorted([
+        os.path.join("blobs", stray[:2], stray), os.path.join("blobs", "00", seeded["a.txt"]),
+        os.path.relpath(leftover, rt.config.data_dir), os.path.join("spool", "abcdef0123456789")])
+
+    count, lines = kit.run_check(rt.config, repair=True)
+    assert count == 0 and len([line for line in lines if line.startswith("removed")]) == 4
+    for path in (blobs.blob_path(rt.config, stray), misplaced, leftover, spool):
+        assert not os.path.exists(path)
+    for sha256 in seeded.values():  # what rows name stays
+        assert os.path.isfile(blobs.blob_path(rt.config, sha256))
+    assert kit.run_check(rt.config) == (0, kit.run_check(rt.config)[1])
+
+
+def test_conflicts_and_instant_uploads_keep_their_blobs(rt, seeded):
+    client = kit.store_blob(rt.config, b"the client's version")
+    resolved = kit.store_blob(rt.config, b"dropped when resolved")
+    instant = kit.store_blob(rt.config, b"held for an instant upload")
+    with database.connection_context():
+        device_id = "d" * 24
+        sql("INSERT INTO devices (id, user_id, name, created_at) VALUES (?, 1, 'Kobo', 'x')",
+            (device_id,))
+        for cid, sha256, resolved_at in (("c1", client, None), ("c2", resolved, "x")):
+            sql("INSERT INTO conflicts (id, user_id, path, kind, created_at, client_op, "
+                "client_sha256, client_size, resolved_at) VALUES (?, 1, 'a.txt', "
+                "'modify_modify', 'x', 'put', ?, ?, ?)", (cid, sha256, 20 if cid == "c1" else 21,
+                                                         resolved_at))
+        sql("INSERT INTO uploads (id, user_id, device_id, path, size, sha256, chunk_size, "
+            "chunk_count, instant, created_at, touched_at) VALUES ('0123456789ab', 1, ?, "
+            "'d.txt', 26, ?, 262144, 1, 1, 'x', 'x')", (device_id, instant))
+    count, lines = kit.run_check(rt.config)
+    assert problems_of(lines) == [
+        f"PROBLEM orphan {os.path.join('blobs', resolved[:2], resolved)} "
+        f"(nothing names it; --repair removes it)"]
+    kit.run_check(rt.config, repair=True)
+    assert os.path.isfile(blobs.blob_path(rt.config, client))
+    assert os.path.isfile(blobs.blob_path(rt.config, instant))
+    assert not os.path.exists(blobs.blob_path(rt.config, resolved))
+
+
+def test_an_upload_session_without_its_spool_file(rt, seeded):
+    with database.connection_context():
+        sql("INSERT INTO devices (id, user_id, name, created_at) VALUES ('dev1', 1, 'Kobo', 'x')")
+        sql("INSERT INTO uploads (id, user_id, device_id, path, size, sha256, chunk_size, "
+            "chunk_count, created_at, touched_at) VALUES ('0123456789ab', 1, 'dev1', 'd.txt', "
+            "10, ?, 262144, 1, 'x', 'x')", ("0" * 64,))
+        sql("INSERT INTO upload_chunks (upload_id, idx, size) VALUES ('0123456789ab', 0, 10)")
+    count, lines = kit.run_check(rt.config)
+    assert count == 1 and "upload session 0123456789ab has no spool file" in problems_of(lines)[0]
+    assert kit.run_check(rt.config, repair=True)[0] == 0
+    with database.connection_context():
+        assert database.execute_sql("SELECT count(*) FROM uploads").fetchone()[0] == 0
+        assert database.execute_sql("SELECT count(*) FROM upload_chunks").fetchone()[0] == 0
+
+
+def test_a_damaged_database_is_reported(rt, seeded):
+    path = rt.config.path("sync.sqlite3")
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:  # garble every page after the first
+        f.seek(4096)
+        f.write(b"\x55" * (size - 4096))
+    result = app("check", "--data-dir", rt.config.data_dir)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "PROBLEM database" in result.stdout, result.stdout + result.stderr
+
+
+def test_repair_refuses_while_a_server_holds_the_data_dir(rt, seeded):
+    kit.store_blob(rt.config, b"orphan")
+    lock = backup.lock_data_dir(rt.config)
+    try:
+        with pytest.raises(backup.KitError, match="stop it first"):
+            kit.run_check(rt.config, repair=True)
+        count, lines = kit.run_check(rt.config)  # a plain check runs beside the server
+        assert count == 1 and lines[0].startswith("note: a server is running")
+    finally:
+        os.close(lock)
+    assert kit.run_check(rt.config, repair=True)[0] == 0
+
+
+def test_no_database_is_a_clear_error(tmp_path):
+    result = app("check", "--data-dir", str(tmp_path / "nothing"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no database" in result.stderr
+
+
+def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
+    sql("INSERT INTO entries (user_id, path, fold, rev, size, sha256, mtime, changed_at) "
+        "VALUES (1, 'copy.txt', 'copy.txt', 99, 1, ?, 0, 'x')", (seeded["a.txt"],))
+    count, lines = kit.run_check(rt.config)
+    assert count == 1
+    assert problems_of(lines)[0].startswith(
+        f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size: "
+        f"[('blobs', 5000), ('entries', 1), ('entries', 5000)]")
+    result = app("backup", str(tmp_path / "b"), "--data-dir", rt.config.data_dir)
+    assert result.returncode == 1, result.stdout
+    assert f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size" in result.stdout
