@@ -283,3 +283,12 @@ def test_names_this_folder_cannot_hold_are_reported(laptops, capsys):
     else:
         assert "cannot write x/y here" in err and read(b, "x") == b"a file"
     assert sync(b) != 0      # reported again on every pass, never dropped
+
+
+def test_init_with_a_bad_token_or_no_server_says_why(server, tmp_path, capsys):
+    folder = tmp_path / "lib"
+    assert cli.main(["init", str(folder), "--server", server.url, "--token", "garbage"]) != 0
+    assert "refused the token" in capsys.readouterr().err
+    assert not os.path.exists(folder / ".sync")
+    assert cli.main(["init", str(folder), "--server", "pi:8080", "--token", "t"]) != 0
+    assert "not a server address" in capsys.readouterr().err

@@ -89,7 +89,7 @@ def _send_chunks(api, full_path, session, indices, workers, bar):
             if future.done() and not future.cancelled() and future.exception():
                 raise future.exception()
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
         for clone in clones:
             clone.close()
 
