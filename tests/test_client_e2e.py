@@ -292,3 +292,16 @@ def test_init_with_a_bad_token_or_no_server_says_why(server, tmp_path, capsys):
     assert not os.path.exists(folder / ".sync")
     assert cli.main(["init", str(folder), "--server", "pi:8080", "--token", "t"]) != 0
     assert "not a server address" in capsys.readouterr().err
+
+
+def test_symlinks_are_skipped_but_unsyncable_names_keep_the_folder_out_of_sync(laptops, capsys):
+    a, b = laptops
+    write(a, "real.txt", b"r")
+    os.symlink(a / "real.txt", a / "link.txt")
+    capsys.readouterr()
+    assert sync(a) == 0
+    assert "skipped symlink link.txt" in capsys.readouterr().err
+    write(a, "bad\\name.txt", b"x")
+    assert sync(a) != 0
+    assert "bad\\name.txt: the library cannot hold that name" in capsys.readouterr().err
+    assert sync(b) == 0 and set(tree(b)) == {"real.txt"}

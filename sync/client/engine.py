@@ -222,7 +222,7 @@ class Engine:
         summary = Summary()
         for warning in found.warnings:
             self.warn(warning)
-        summary.problems.extend(w for w in found.warnings if w.startswith("cannot"))
+        summary.problems.extend(found.problems)
         summary.problems.extend(plan.problems)
         if not self.options.allow_mass_delete:
             refusal = plan.mass_delete(len(self.state.synced()))
@@ -453,6 +453,10 @@ class Engine:
         """Rename a verified download into place, unless the local file moved
         since the pass was planned (checked just before the rename)."""
         try:
+            if os.path.isdir(self._full(down.rel)):
+                summary.problems.append(f"cannot write {down.path} here (a folder has that "
+                                        "name): this folder cannot hold that name")
+                return
             if not self._unchanged_on_disk(down.rel, down.expect):
                 summary.problems.append(f"{down.rel} changed here during the pass; "
                                         "kept, reported on the next pass")

@@ -25,13 +25,20 @@ LocalFile = namedtuple("LocalFile", "path rel size mtime_ns")
 
 
 class ScanResult:
-    """``files`` (library path -> LocalFile), ``warnings`` (one line each) and
-    ``unreadable`` (library path prefixes whose contents are unknown)."""
+    """``files`` (library path -> LocalFile), ``warnings`` (one line each),
+    ``problems`` (the warnings about files left out of the sync: the folder is
+    not in sync while there are any) and ``unreadable`` (library path
+    prefixes whose contents are unknown)."""
 
     def __init__(self):
         self.files = {}
         self.warnings = []
+        self.problems = []
         self.unreadable = []
+
+    def problem(self, text):
+        self.warnings.append(text)
+        self.problems.append(text)
 
     def is_unknown(self, path):
         return any(path == p or path.startswith(p + "/") for p in self.unreadable)
@@ -60,7 +67,7 @@ def scan(folder):
         try:
             entries = list(os.scandir(full_dir))
         except OSError as exc:
-            result.warnings.append(f"cannot read folder {_shown(rel_dir) or '.'}: "
+            result.problem(f"cannot read folder {_shown(rel_dir) or '.'}: "
                                    f"{exc.strerror or exc}; left alone")
             result.unreadable.append(library_path(rel_dir) or rel_dir)
             continue
@@ -70,15 +77,18 @@ def scan(folder):
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted during the scan: gone, as the next look confirms
             except OSError as exc:
-                result.warnings.append(f"cannot read {_shown(rel)}: {exc.strerror or exc}")
+                result.problem(f"cannot read {_shown(rel)}: {exc.strerror or exc}")
+                result.unreadable.append(library_path(rel) or rel)
                 continue
             if stat.S_ISLNK(st.st_mode):
                 result.warnings.append(f"skipped symlink {_shown(rel)}")
                 continue
             if stat.S_ISDIR(st.st_mode):
                 if library_path(rel) is None:
-                    result.warnings.append(f"skipped folder {_shown(rel)}: the library cannot "
+                    result.problem(f"skipped folder {_shown(rel)}: the library cannot "
                                            "hold that name")
                     continue
                 stack.append(rel)
@@ -88,10 +98,10 @@ def scan(folder):
                 continue
             path = library_path(rel)
             if path is None:
-                result.warnings.append(f"skipped {_shown(rel)}: the library cannot hold that name")
+                result.problem(f"skipped {_shown(rel)}: the library cannot hold that name")
                 continue
             if path in result.files:
-                result.warnings.append(
+                result.problem(
                     f"skipped {_shown(rel)}: same name as {_shown(result.files[path].rel)} "
                     "once Unicode-normalized")
                 continue
