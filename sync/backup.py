@@ -626,9 +626,11 @@ def cmd_backup(config, args):
     r = backup(config, args.dest, link_dest=args.link_dest, fsync=config.fsync)
     print(f"backed up {config.data_dir} to {r['dest']}")
     print(f"  database: {_mib(r['db_bytes'])} (online backup API, new database id)")
-    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied "
-          f"({_mib(r['bytes'])}), {r['reused']} linked from the earlier backup)")
-    print(f"  secret.key: {'copied (mode 0600)' if r['secret'] else 'none (SYNC_JWT_SECRET in use?)'}")
+    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied, "
+          f"{r['reused']} linked from the earlier backup; "
+          f"{_mib(r['bytes'])} taken from the data directory)")
+    secret = "copied (mode 0600)" if r["secret"] else "none (SYNC_JWT_SECRET in use?)"
+    print(f"  secret.key: {secret}")
     print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
           f"(spool files are not backed up; those devices upload again)")
     for sha256, why in r["wrong_size"]:

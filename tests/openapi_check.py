@@ -39,7 +39,7 @@ def _template_regex(template):
             parts.append(f"(?P<{name}>.+)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
         else:
             parts.append(re.escape(piece))
-    return re.compile("^" + "".join(parts) + "$")
+    return re.compile("^" + "".join(parts) + "$", re.DOTALL)  # a path may hold a newline
 
 
 @functools.lru_cache(maxsize=None)

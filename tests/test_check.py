@@ -50,7 +50,8 @@ def test_a_missing_blob_is_a_problem_and_repair_cannot_hide_it(rt, seeded):
     os.unlink(blobs.blob_path(rt.config, seeded["b.txt"]))
     count, lines = kit.run_check(rt.config, repair=True)
     assert count == 1
-    assert problems_of(lines) == [f"PROBLEM blob {seeded['b.txt']} named in blobs, entries is missing"]
+    assert problems_of(lines) == [
+        f"PROBLEM blob {seeded['b.txt']} named in blobs, entries is missing"]
     result = app("check", "--repair", "--data-dir", rt.config.data_dir)
     assert result.returncode == 1 and "Traceback" not in result.stderr
 

@@ -17,7 +17,8 @@ def oldest(tmp_path):
     init_db(path)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("INSERT INTO users (name, created_at) VALUES ('alice', 'x')")
-    conn.execute("INSERT INTO devices (id, user_id, name, created_at) VALUES ('d1', 1, 'Kobo', 'x')")
+    conn.execute("INSERT INTO devices (id, user_id, name, created_at) "
+                 "VALUES ('d1', 1, 'Kobo', 'x')")
     conn.close()
     return path
 
