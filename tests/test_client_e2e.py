@@ -8,6 +8,7 @@ import unicodedata
 import pytest
 
 from sync.client import cli
+from sync.client.api import ApiError
 from sync.client.engine import Engine, Options
 
 from .client_harness import (SMALL_CHUNK, CountingApi, Server, folder_api, init, read, sync,
@@ -305,3 +306,25 @@ def test_symlinks_are_skipped_but_unsyncable_names_keep_the_folder_out_of_sync(l
     assert sync(a) != 0
     assert "bad\\name.txt: the library cannot hold that name" in capsys.readouterr().err
     assert sync(b) == 0 and set(tree(b)) == {"real.txt"}
+
+
+def test_an_upload_of_a_file_deleted_meanwhile_is_cancelled(laptops):
+    from sync.client.state import State
+    a, _ = laptops
+    write(a, "big.bin", os.urandom(3 * SMALL_CHUNK))
+    engine = Engine(str(a), api=folder_api(a, fail_after=1),
+                    options=Options(quiet=True, chunk_size=SMALL_CHUNK, workers=1))
+    assert engine.run().problems
+    engine.close()
+    state = State.open(str(a))
+    [upload] = state.uploads()
+    state.close()
+    os.remove(a / "big.bin")
+    api = folder_api(a)
+    assert sync(a, api=api) == 0
+    state = State.open(str(a))
+    assert state.uploads() == []
+    state.close()
+    with pytest.raises(ApiError) as info:
+        api.get_upload(upload.upload_id)
+    assert info.value.status == 404

@@ -228,6 +228,7 @@ class Engine:
             refusal = plan.mass_delete(len(self.state.synced()))
             if refusal:
                 raise PassError(refusal)
+        self._drop_stale_uploads(found.files)
         self._adopt(plan.adopts)
         self._report(plan.reports, summary)
         self._apply_moves(plan.moves, summary)
@@ -238,6 +239,17 @@ class Engine:
         summary.open_conflicts = len(mine)
         self.api.ack(self.next_cursor)
         return summary
+
+    def _drop_stale_uploads(self, local):
+        """Cancel remembered uploads of files that are gone from the folder
+        (a changed file's session is replaced when it is uploaded again)."""
+        for upload in self.state.uploads():
+            if upload.path not in local:
+                try:
+                    self.api.cancel_upload(upload.upload_id)
+                except ApiError:
+                    pass  # the server expires it anyway
+                self.state.drop_upload(upload.path)
 
     # Recording without transfers
     def _adopt(self, adopts):
@@ -258,7 +270,7 @@ class Engine:
     def _known_rev(self, path, sha256):
         """The rev of the server's head at ``path`` if it holds ``sha256``;
         else 0, which the next feed read replaces."""
-        r = self.state.remote().get(path)
+        r = self.state.remote_entry(path)
         return r.rev if r is not None and r.sha256 == sha256 else 0
 
     def _forget(self, path):

@@ -172,6 +172,13 @@ class State:
             "SELECT path, rev, sha256, size, mtime, moved_from FROM remote")}
 
     @_locked
+    def remote_entry(self, path):
+        row = self.conn.execute(
+            "SELECT path, rev, sha256, size, mtime, moved_from FROM remote WHERE path = ?",
+            (path,)).fetchone()
+        return Remote(*row) if row else None
+
+    @_locked
     def set_remote(self, path, rev, sha256, size, mtime, moved_from=None):
         self.conn.execute("INSERT OR REPLACE INTO remote VALUES (?, ?, ?, ?, ?, ?)",
                           (path, rev, sha256, size, mtime, moved_from))
