@@ -82,6 +82,7 @@ def test_both_sides_changed_goes_to_the_server_never_overwrites():
                            Synced("b", 1, "bb", 1, 1_000_000_000)],
                    remote=[Remote("a", 2, "theirs", 1, 1, None), Remote("b", 3, "b2", 1, 1, None)])
     assert sorted(ops(plan)) == [("delete", "b", 1), ("put", "a", 1)]
+    assert all(r.contested for r in plan.reports)
     assert not plan.downloads and not plan.deletes
 
 

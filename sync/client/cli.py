@@ -203,7 +203,8 @@ def cmd_status(args, api):
         if item["op"] == "move":
             lines.append(f"  send     move {item['path']} -> {item['to']}")
         else:
-            lines.append(f"  send     {item['op']} {item['path']}")
+            lines.append(f"  send     {item['op']} {item['path']}"
+                         + (" (changed on the server too: may conflict)" if r.contested else ""))
     lines += [f"  receive  {d.path}" for d in plan.downloads]
     lines += [f"  receive  move {m.source.path} -> {m.path}" for m in plan.moves]
     lines += [f"  receive  delete {d.path}" for d in plan.deletes]

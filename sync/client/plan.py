@@ -28,6 +28,7 @@ class Report:
     item: dict
     local: Optional[LocalFile] = None
     sha256: Optional[str] = None
+    contested: bool = False      # the server's head moved too: it may conflict
 
 
 @dataclasses.dataclass
@@ -142,10 +143,10 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
             elif l is not None and r is not None and sha == r.sha256:
                 plan.adopts.append(Adopt(path, l, sha, r.rev))
             elif l is not None:
-                plan.reports.append(_put(l, sha, s))
+                plan.reports.append(dataclasses.replace(_put(l, sha, s), contested=True))
             else:
                 plan.reports.append(Report({"op": "delete", "path": path,
-                                            "base_rev": _base(s)}))
+                                            "base_rev": _base(s)}, contested=True))
         elif local_changed:
             if l is None:
                 gone.append((path, s))
