@@ -53,6 +53,9 @@ def test_files_travel_both_ways(laptops, capsys):
     nfc = unicodedata.normalize("NFC", "music/Beyoncé.mp3")
     assert nfc in tree(b)
     assert os.stat(b / "books/Dune.epub").st_mtime == 1_700_000_000
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(b / "books/Dune.epub").st_mode & 0o777 == 0o666 & ~umask
 
     write(b, "books/Dune.epub", b"more spice")          # edited
     os.remove(b / "empty.txt")                          # deleted

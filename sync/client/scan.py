@@ -15,7 +15,6 @@ import stat
 import unicodedata
 from collections import namedtuple
 
-from .. import errors as server_errors
 from .. import paths
 from .state import SYNC_DIR
 
@@ -49,7 +48,7 @@ def library_path(rel):
     or ``None`` when the library cannot hold that name."""
     try:
         return paths.normalize(unicodedata.normalize("NFC", rel))
-    except (server_errors.SyncError, UnicodeError):
+    except Exception:  # sync.paths raises its own error type for any name it refuses
         return None
 
 

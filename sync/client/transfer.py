@@ -141,7 +141,9 @@ def download(api, tmp_dir, path, sha256, size, show_progress=False):
     try:
         resp = api.download(path)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # 0666 less the umask, like any new file: the file keeps these
+            # permissions once renamed into the folder (tmp_dir itself is 0700).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "wb") as f:
                 for block in resp.iter_content(DOWNLOAD_BLOCK):
                     f.write(block)
