@@ -57,6 +57,7 @@ def test_files_travel_both_ways(laptops, capsys):
     os.umask(umask)
     assert os.stat(b / "books/Dune.epub").st_mode & 0o777 == 0o666 & ~umask
 
+    os.chmod(a / "books/Dune.epub", 0o640)
     write(b, "books/Dune.epub", b"more spice")          # edited
     os.remove(b / "empty.txt")                          # deleted
     os.rename(b / "deep/er/still/note.md", b / "note (renamed).md")   # moved
@@ -68,6 +69,7 @@ def test_files_travel_both_ways(laptops, capsys):
     assert tree(a) == tree(b)
     assert set(tree(a)) == {"books/Dune.epub", "note (renamed).md", "music/Halo.mp3", "new.txt"}
     assert not os.path.exists(a / "deep")   # folders left empty are pruned
+    assert os.stat(a / "books/Dune.epub").st_mode & 0o777 == 0o640   # kept its mode
     assert "0 up, 2 down, 1 deleted here, 0 deleted on the server, 2 moved" in \
         capsys.readouterr().out
 

@@ -11,6 +11,7 @@ stays and is reported on the next pass.
 
 import dataclasses
 import os
+import stat
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -473,8 +474,13 @@ class Engine:
                 summary.problems.append(f"{down.rel} changed here during the pass; "
                                         "kept, reported on the next pass")
                 return
-            os.makedirs(os.path.dirname(self._full(down.rel)), exist_ok=True)
-            os.replace(tmp, self._full(down.rel))
+            target = self._full(down.rel)
+            if down.expect is not None:
+                # A new version keeps the old one's permissions (an executable
+                # script stays executable).
+                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
         except OSError as exc:
             summary.problems.append(f"cannot write {down.path} here ({_why(exc)}): this "
                                     "folder cannot hold that name")
