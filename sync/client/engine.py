@@ -1,13 +1,10 @@
 """One sync pass over a folder: read the server's open conflicts and its
 feed, scan the folder, decide (``plan``), refuse mass deletions, report
 local changes, upload what the server asks for, apply the server's changes
-to the folder, and acknowledge the feed.
-
-Every local write re-checks the file just before it happens: a download is
-renamed into place, and a file deleted or renamed, only if the file on
-disk is still the one the pass planned with; otherwise the local version
-stays and is reported on the next pass.
-"""
+to the folder, and acknowledge the feed. Every local write re-checks the
+file just before it happens (a download is renamed into place, a file
+deleted or renamed, only if it is still the one the pass planned with), so
+a local edit the client has not reported is never overwritten."""
 
 import dataclasses
 import os

@@ -1,17 +1,12 @@
-"""Deciding a pass: compare three views of every path (the local file, the
-``synced`` base, the server's ``remote`` head) and say what to do.
-
-- only the local side moved from the base: report it (put, delete, or a
-  move when a deleted file's content reappears under a new name);
-- only the server moved: download, delete or rename locally;
-- both moved: equal content is simply recorded; otherwise the local change
-  is reported against the old base and the server decides (an edit beats a
-  delete; anything else becomes a conflict). The client never decides a
-  conflict by itself and never overwrites a local change it has not reported.
-
-Paths with an open conflict of this device, and paths under a folder that
-could not be read, are left alone.
-"""
+"""Deciding a pass from three views of every path (the local file, the
+``synced`` base, the server's ``remote`` head): a change on the local side
+only is reported (a deleted file whose exact content reappears elsewhere as
+a move); a change on the server only is downloaded, deleted or renamed
+here; a change on both sides is either equal content, simply recorded, or
+the local change reported against the old base for the server to decide
+(an edit beats a delete; anything else becomes a conflict). The client
+never decides a conflict itself. Paths with an open conflict of this
+device, and paths under a folder that could not be read, are left alone."""
 
 import dataclasses
 from typing import Optional

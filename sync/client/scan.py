@@ -1,13 +1,10 @@
 """Walking the local folder: every regular file under it except ``.sync/``,
 keyed by its library path (NFC, so macOS's decomposed NFD names map to the
-server's paths), with size and mtime; and hashing with the state database
-as a cache (a file is re-hashed only when its size or mtime moved).
-
-Symlinks and special files are skipped with a warning; names the library
-cannot hold are reported, never silently dropped; a directory that cannot
-be read is reported and everything under it is left alone for this pass
-(so an unreadable folder never reads as "its files were deleted").
-"""
+server's paths), and hashing with the state database as a cache (re-hashed
+only when size or mtime moved). Symlinks and special files are skipped
+with a warning; names the library cannot hold are reported, never silently
+dropped; a folder that cannot be read is reported and left alone for the
+pass, so it never reads as "its files were deleted"."""
 
 import hashlib
 import os

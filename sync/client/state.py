@@ -1,17 +1,12 @@
 """A sync folder's own state in ``FOLDER/.sync/`` (mode 0700, files 0600):
 ``config.json`` (server address, device id and name), ``token`` (the device
-token) and ``state.sqlite3``, which holds three views of the library:
-
-- ``synced``: per path, the revision, sha256, size and local mtime at which
-  the local file last matched the server (the common base of both sides);
-- ``remote``: the server's head of every live path, as read from the feed,
-  with the feed cursor;
-- ``hashes``: a cache of local hashes, so a file is re-hashed only when its
-  size or mtime moved;
-
-plus the upload sessions in progress (so an interrupted upload resumes) and
-the open conflicts of this device (their paths are left alone).
-"""
+token) and ``state.sqlite3`` with the tables ``synced`` (per path, the rev,
+sha256, size and local mtime at which the local file last matched the
+server: the base of both sides), ``remote`` (the server's live heads as
+read from the feed, with the cursor in ``meta``), ``hashes`` (a cache of
+local hashes by size and mtime), ``uploads`` (sessions in progress, so an
+interrupted upload resumes) and ``conflicts`` (this device's open ones,
+whose paths are left alone)."""
 
 import json
 import os
