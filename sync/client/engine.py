@@ -431,8 +431,8 @@ class Engine:
     def _apply_moves(self, moves, summary):
         for move in moves:
             source, target = move.source.rel, move.path
-            if not self._unchanged_on_disk(source, move.expect) or \
-                    not self._unchanged_on_disk(target, None):
+            if not self._unchanged_on_disk(source, move.expect) or not (
+                    self._unchanged_on_disk(target, None) or self._same_file(source, target)):
                 summary.problems.append(f"{source} or {target} changed here during the pass; "
                                         "kept, reported on the next pass")
                 continue
@@ -447,6 +447,14 @@ class Engine:
             self._placed(target, target, move.remote)
             summary.moved += 1
             self.say(f"moved here: {source} -> {target}")
+
+    def _same_file(self, a, b):
+        """Do two names reach one file (a case-only rename on a disk that
+        ignores case)?"""
+        try:
+            return os.path.samefile(self._full(a), self._full(b))
+        except OSError:
+            return False
 
     def _apply_downloads(self, downloads, summary):
         def fetch(api, down):

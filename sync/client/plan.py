@@ -155,7 +155,10 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
             plan.adopts.append(Adopt(path, l, sha, r.rev))
         else:
             other = local_folds.get(path.casefold())
-            if l is None and other is not None and other != path:
+            # A case-only rename on the server (readme -> README) frees the
+            # other name in this same pass: it becomes a local rename below.
+            renamed = r.moved_from == other and other not in remote
+            if l is None and other is not None and other != path and not renamed:
                 plan.problems.append(f"cannot hold {path} beside {other}: this folder's "
                                      "file system ignores case")
                 continue
