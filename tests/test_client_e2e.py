@@ -135,9 +135,9 @@ def test_an_edit_during_the_download_is_never_overwritten(laptops):
     assert sync(a) == 0
 
     class EditsWhileDownloading(CountingApi):
-        def download(self, path):
+        def download(self, path, offset=0, sha256=None):
             write(b, path, b"typed on b meanwhile")
-            return super().download(path)
+            return super().download(path, offset, sha256)
 
     engine = Engine(str(b), api=folder_api(b, cls=EditsWhileDownloading),
                     options=Options(quiet=True))
@@ -333,3 +333,33 @@ def test_an_upload_of_a_file_deleted_meanwhile_is_cancelled(laptops):
     with pytest.raises(ApiError) as info:
         api.get_upload(upload.upload_id)
     assert info.value.status == 404
+
+
+def test_a_download_broken_midway_goes_on_from_where_it_stopped(laptops):
+    import requests
+    a, b = laptops
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    write(a, "film.mkv", data)
+    assert sync(a) == 0
+    calls = []
+
+    class BreaksOnce(CountingApi):
+        def download(self, path, offset=0, sha256=None):
+            resp = super().download(path, offset, sha256)
+            calls.append((offset, resp.status_code))
+            if len(calls) == 1:
+                blocks = resp.iter_content
+
+                def broken(size):
+                    it = blocks(size)
+                    yield next(it)
+                    raise requests.exceptions.ChunkedEncodingError("connection reset")
+                resp.iter_content = broken
+            return resp
+
+    engine = Engine(str(b), api=folder_api(b, cls=BreaksOnce), options=Options(quiet=True))
+    summary = engine.run()
+    engine.close()
+    assert summary.down == 1 and not summary.problems
+    assert calls == [(0, 200), (1024 * 1024, 206)]
+    assert read(b, "film.mkv") == data

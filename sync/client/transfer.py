@@ -10,11 +10,14 @@ import sys
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+import requests
+
 from .api import ApiError
 from .scan import FileChanging
 
 UPLOAD_WORKERS = 4
 DOWNLOAD_BLOCK = 1024 * 1024
+RESUMES = 3  # a download stream broken this many times gives up until the next pass
 PROGRESS_FROM = 4 * 1024 * 1024  # smaller transfers finish before a bar helps
 
 
@@ -130,32 +133,22 @@ def upload(api, state, folder, local, sha256, base_rev, mtime, chunk_size=None,
 
 def download(api, tmp_dir, path, sha256, size, show_progress=False):
     """Stream ``path``'s head into a new file under ``tmp_dir`` and return its
-    name once its size and sha256 are verified and it is fsynced.
-    ``TransferError`` when the server's content is not what the feed said
-    (it changed meanwhile; the next pass fetches the new head)."""
+    name once its size and sha256 are verified and it is fsynced. A stream
+    broken midway goes on from where it stopped (a Range request guarded by
+    the sha256 as ETag). ``TransferError`` when the server's content is not
+    what the feed said (it changed meanwhile; the next pass fetches it)."""
     os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
     tmp = os.path.join(tmp_dir, secrets.token_hex(8) + ".part")
-    digest = hashlib.sha256()
-    written = 0
     bar = progress_bar(show_progress, size, "down " + path)
     try:
-        resp = api.download(path)
-        try:
-            # 0666 less the umask, like any new file: the file keeps these
-            # permissions once renamed into the folder (tmp_dir itself is 0700).
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            with os.fdopen(fd, "wb") as f:
-                for block in resp.iter_content(DOWNLOAD_BLOCK):
-                    f.write(block)
-                    digest.update(block)
-                    written += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-                f.flush()
-                os.fsync(f.fileno())
-        finally:
-            resp.close()
-        if written != size or digest.hexdigest() != sha256:
+        # 0666 less the umask, like any new file: the file keeps these
+        # permissions once renamed into the folder (tmp_dir itself is 0700).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            written, got = _stream(api, f, path, sha256, bar)
+            f.flush()
+            os.fsync(f.fileno())
+        if written != size or got != sha256:
             raise TransferError(f"{path} changed on the server during the download")
         return tmp
     except BaseException:
@@ -165,3 +158,32 @@ def download(api, tmp_dir, path, sha256, size, show_progress=False):
     finally:
         if bar is not None:
             bar.close()
+
+
+def _stream(api, f, path, sha256, bar):
+    """Write the download into ``f``, resuming a broken stream up to
+    ``RESUMES`` times; (bytes written, their sha256)."""
+    written, digest = 0, hashlib.sha256()
+    for attempt in range(RESUMES + 1):
+        resp = api.download(path, written, sha256)
+        try:
+            if resp.status_code == 200 and written:
+                f.seek(0)       # the server sent it all again: start over
+                f.truncate()
+                written, digest = 0, hashlib.sha256()
+                if bar is not None:
+                    bar.reset()
+            for block in resp.iter_content(DOWNLOAD_BLOCK):
+                f.write(block)
+                digest.update(block)
+                written += len(block)
+                if bar is not None:
+                    bar.update(len(block))
+            return written, digest.hexdigest()
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.Timeout):
+            if attempt == RESUMES:
+                raise
+        finally:
+            resp.close()
+    raise AssertionError("unreachable")
