@@ -363,3 +363,38 @@ def test_a_download_broken_midway_goes_on_from_where_it_stopped(laptops):
     assert summary.down == 1 and not summary.problems
     assert calls == [(0, 200), (1024 * 1024, 206)]
     assert read(b, "film.mkv") == data
+
+
+def test_complete_resends_missing_chunks_and_drops_a_session_that_does_not_add_up(laptops):
+    from sync.client.state import State
+    a, b = laptops
+    data = os.urandom(3 * SMALL_CHUNK)
+    write(a, "big.bin", data)
+
+    class SkipsChunkOne(CountingApi):
+        def put_chunk(self, upload_id, index, chunk):
+            if index == 1 and self.puts.count(1) == 0:
+                self.puts.append(1)          # claims it went, sends nothing
+                return {"index": 1}
+            return super().put_chunk(upload_id, index, chunk)
+
+    api = folder_api(a, cls=SkipsChunkOne)
+    assert sync(a, api=api) == 0
+    assert sorted(api.puts) == [0, 1, 1, 2]
+
+    write(a, "big.bin", data[::-1])
+
+    class Garbles(CountingApi):
+        def put_chunk(self, upload_id, index, chunk):
+            return super().put_chunk(upload_id, index, b"x" * len(chunk) if index == 0 else chunk)
+
+    engine = Engine(str(a), api=folder_api(a, cls=Garbles),
+                    options=Options(quiet=True, chunk_size=SMALL_CHUNK))
+    summary = engine.run()
+    engine.close()
+    assert "big.bin changed during its upload" in summary.problems[0]
+    state = State.open(str(a))
+    assert state.uploads() == []
+    state.close()
+    assert sync(a) == 0 and sync(b) == 0
+    assert read(b, "big.bin") == data[::-1]

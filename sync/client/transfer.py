@@ -117,18 +117,33 @@ def upload(api, state, folder, local, sha256, base_rev, mtime, chunk_size=None,
         finally:
             if bar is not None:
                 bar.close()
-    try:
-        result = api.complete_upload(session["id"])
-    except ApiError as exc:
-        if exc.code in ("digest_mismatch", "chunks_missing"):
-            # The file changed under the upload: drop the session, the next
-            # pass hashes the new content and starts again.
-            api.cancel_upload(session["id"])
-            state.drop_upload(local.path)
-            raise FileChanging(local.path) from None
-        raise
+    result = _complete(api, state, local, full_path, session, workers)
     state.drop_upload(local.path)
     return result
+
+
+def _complete(api, state, local, full_path, session, workers):
+    """Complete the session, sending once more any chunk the server says it
+    lacks; a session whose bytes do not add up is cancelled and forgotten."""
+    for attempt in range(2):
+        try:
+            return api.complete_upload(session["id"])
+        except ApiError as exc:
+            missing = exc.body.get("missing")
+            if exc.code == "chunks_missing" and attempt == 0 and isinstance(missing, list):
+                _send_chunks(api, full_path, session, missing, workers, None)
+                continue
+            if exc.code in ("digest_mismatch", "chunks_missing", "upload_lost"):
+                api.cancel_upload(session["id"])
+                state.drop_upload(local.path)
+                if exc.code == "digest_mismatch":
+                    # The file changed under the upload: the next pass hashes
+                    # the new content and starts again.
+                    raise FileChanging(local.path) from None
+                raise TransferError(f"the server lost the upload of {local.path} "
+                                    f"({exc.code}); sent again on the next pass") from None
+            raise
+    raise AssertionError("unreachable")
 
 
 def download(api, tmp_dir, path, sha256, size, show_progress=False):
