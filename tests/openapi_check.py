@@ -36,7 +36,7 @@ def _template_regex(template):
     for piece in re.split(r"(\{[^}]+\})", template):
         if piece.startswith("{"):
             name = piece[1:-1]
-            parts.append(f"(?P<{name}>.+)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
+            parts.append(f"(?P<{name}>.*)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
         else:
             parts.append(re.escape(piece))
     return re.compile("".join(parts), re.DOTALL)  # a path may hold a newline
@@ -54,7 +54,7 @@ def find_template(url):
     """The documented path template ``url`` falls under, or None."""
     path = unquote(urlsplit(url).path)
     if len(path) > 1:
-        path = path.rstrip("/")  # the app strips a trailing slash
+        path = path[:-1] if path.endswith("/") else path  # the app strips one trailing slash
     for regex, template in _templates():
         if regex.fullmatch(path):  # not "$", which also matches before a final newline
             return template
