@@ -398,3 +398,20 @@ def test_complete_resends_missing_chunks_and_drops_a_session_that_does_not_add_u
     state.close()
     assert sync(a) == 0 and sync(b) == 0
     assert read(b, "big.bin") == data[::-1]
+
+
+def test_an_idle_pass_reads_but_writes_nothing_on_the_server(laptops):
+    a, _ = laptops
+    write(a, "x.txt", b"x")
+    assert sync(a) == 0
+    assert sync(a) == 0     # reads its own change back from the feed and acks it
+    seen = []
+
+    class Records(CountingApi):
+        def request(self, method, path, **kw):
+            seen.append((method, path))
+            return super().request(method, path, **kw)
+
+    assert sync(a, api=folder_api(a, cls=Records)) == 0
+    assert [m for m, _ in seen if m != "GET"] == []
+    assert ("GET", "/changes") in seen

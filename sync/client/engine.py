@@ -216,7 +216,7 @@ class Engine:
         """One full pass; the ``Summary``. ``PassError`` when the pass
         refused to start, ``Unreachable``/``ApiError`` when the server failed."""
         _clean_tmp(self.tmp_dir)
-        plan, found, _ = self.prepare(save=True)
+        plan, found, conflicts = self.prepare(save=True)
         summary = Summary()
         for warning in found.warnings:
             self.warn(warning)
@@ -232,10 +232,16 @@ class Engine:
         self._apply_moves(plan.moves, summary)
         self._apply_downloads(plan.downloads, summary)
         self._apply_deletes(plan.deletes, summary)
-        mine = self._mine(self.api.conflicts())
+        if plan.reports:  # reports and uploads may have raised conflicts
+            conflicts = self.api.conflicts()
+        mine = self._mine(conflicts)
         self._record_conflicts(mine)
         summary.open_conflicts = len(mine)
-        self.api.ack(self.next_cursor)
+        if self.next_cursor != self.state.get("acked"):
+            # An idle pass (--watch) does not ack again: that would be a
+            # database write on the server every interval for nothing.
+            self.api.ack(self.next_cursor)
+            self.state.put("acked", self.next_cursor)
         return summary
 
     def _drop_stale_uploads(self, local):
