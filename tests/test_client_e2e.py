@@ -191,14 +191,16 @@ def test_a_folder_without_its_sync_dir_is_refused(laptops, capsys):
     assert "refusing" in capsys.readouterr().err
 
 
-def test_an_expired_cursor_relists_without_losing_local_files(laptops):
+@pytest.mark.parametrize("db_id, rev", [("0" * 16, 1), (None, 10**6)],
+                         ids=["another database", "a rev the server never reached"])
+def test_an_unknown_cursor_relists_without_losing_local_files(laptops, server, db_id, rev):
     from sync import cursors
     from sync.client.state import State
     a, b = laptops
     write(a, "x.txt", b"x")
     assert sync(a) == 0 and sync(b) == 0
     state = State.open(str(b))
-    state.put("cursor", cursors.encode("0" * 16, 1))  # another database's cursor
+    state.put("cursor", cursors.encode(db_id or server.rt.db_id, rev))
     state.close()
     write(b, "y.txt", b"y")
     assert sync(b) == 0

@@ -101,7 +101,9 @@ class Engine:
             try:
                 page = self.api.changes(cursor, FEED_PAGE)
             except ApiError as exc:
-                if exc.code != "cursor_expired" or relisted:
+                # cursor_invalid too: a cursor the server never issued means
+                # it lost history (restored from an older copy of itself).
+                if exc.code not in ("cursor_expired", "cursor_invalid") or relisted:
                     raise
                 self.warn("the server no longer knows this folder's place in its history "
                           "(restored or reinstalled?): listing the whole library again")
