@@ -72,11 +72,15 @@ class Ledger:
             self.states[path] = self.states[path] | {state}
 
 
-def make_pool(rng, count):
+def make_pool(rng, count, big_mib=0):
+    """``count`` contents of assorted sizes, and one of ``big_mib`` MiB if
+    asked (its complete hashes and moves long enough to be killed in)."""
     pool = [b""]
     for _ in range(count - 1):
         size = rng.choice([1, 100, 4096, 256 * 1024, 256 * 1024 + 1, 700 * 1024])
         pool.append(rng.randbytes(size))
+    if big_mib:
+        pool.append(rng.randbytes(big_mib * 1024 * 1024 + 3))
     return {sha256(data): data for data in pool}
 
 
@@ -289,11 +293,13 @@ def main(argv=None):
                         help="stop after this long even if fewer kills were made")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--big-mib", type=int, default=0,
+                        help="add a content of this many MiB to the mix")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
-    pool = make_pool(rng, 12)
+    pool = make_pool(rng, 12, args.big_mib)
     workdir = tempfile.mkdtemp(prefix="crashloop-")
     data_dir = os.path.join(workdir, "data")
     server = Server(data_dir, os.path.join(workdir, "server.log"),

@@ -135,7 +135,7 @@ def cmd_serve(config):
 
     from . import janitor
     from .backup import KitError, lock_data_dir
-    from .wsgi import create_app, pin_malloc_threshold
+    from .wsgi import create_app, limit_malloc_arenas
 
     try:
         lock = lock_data_dir(config)  # held until the process ends
@@ -143,7 +143,7 @@ def cmd_serve(config):
         return panic(str(exc))
     rt = _runtime(config, serving=True)
     app = create_app(rt)
-    pin_malloc_threshold()
+    limit_malloc_arenas()
     try:
         server = waitress.create_server(
             app, host=config.host, port=config.port, threads=config.threads,

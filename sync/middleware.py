@@ -3,6 +3,7 @@ and the access log."""
 
 import logging
 import time
+import urllib.parse
 
 from . import auth, devices, errors
 from .db import database
@@ -59,6 +60,9 @@ class AccessLog:
         started = req.context.get("started") or time.perf_counter()
         ms = (time.perf_counter() - started) * 1000
         user = req.context.get("user_name") or "-"
-        access_log.info("%s %s %s %.1fms user=%s", req.method, req.path,
+        # Percent-encoded again: a decoded %0A or space in a path would split
+        # the line or shift its fields, and forge log lines.
+        path = urllib.parse.quote(req.path, safe="/:@!$&'()*+,;=-._~")
+        access_log.info("%s %s %s %.1fms user=%s", req.method, path,
                         resp.status_code if hasattr(resp, "status_code") else resp.status,
                         ms, user)

@@ -39,7 +39,7 @@ def _template_regex(template):
             parts.append(f"(?P<{name}>.+)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
         else:
             parts.append(re.escape(piece))
-    return re.compile("^" + "".join(parts) + "$", re.DOTALL)  # a path may hold a newline
+    return re.compile("".join(parts), re.DOTALL)  # a path may hold a newline
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,7 +56,7 @@ def find_template(url):
     if len(path) > 1:
         path = path.rstrip("/")  # the app strips a trailing slash
     for regex, template in _templates():
-        if regex.match(path):
+        if regex.fullmatch(path):  # not "$", which also matches before a final newline
             return template
     return None
 
@@ -107,7 +107,7 @@ def check_response(method, url, resp):
         return
     body = json.loads(resp.body)
     errors = sorted(validator(template, method.lower(), str(status), media_type)
-                    .iter_errors(body), key=lambda e: list(e.absolute_path))
+                    .iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
     assert not errors, (
         f"{method} {template} {status}: the body does not match the API document:\n"
         + "\n".join(f"  at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"

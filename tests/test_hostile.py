@@ -546,7 +546,8 @@ def test_bad_upload_sessions_are_refused_and_leave_no_spool(rt, dev, stocked, bo
 @FUZZ
 @given(index=st.sampled_from(["2", "-1", "1.0", "01x", "1e0", "99999999999999999999", "%00",
                               "%2e%2e", "0x0", "%D9%A1", "+1", "%201"])
-       | st.text(min_size=1, max_size=6).map(lambda s: urllib.parse.quote(s, safe="")))
+       | st.text(min_size=1, max_size=6).filter(lambda s: "/" not in s).map(
+           lambda s: urllib.parse.quote(s, safe="")))
 def test_bad_chunk_indices_are_chunk_invalid(rt, dev, stocked, index):
     sid = stocked["session"]["id"]
     if urllib.parse.unquote(index) in ("0", "1"):
@@ -609,6 +610,7 @@ DOWNLOAD_PATHS = st.sampled_from([
     "%2e%2e/docs/a.txt", "%2E%2E", "docs/A.TXT", "docs/a.txt/", "docs/a.txt/..",
     "docs/" + "x" * 300, "d/" * 2100 + "a", "%ED%A0%80", "%FF", "%C0%AE%C0%AE/x",
     "docs/a.txt%20", "docs%00/a.txt", "blobs/../../sync.sqlite3", "..%2f..%2fsecret.key",
+    "docs%0A/a.txt", "docs/a%0D%0A.txt",
 ]) | st.text(max_size=20).map(lambda s: urllib.parse.quote(s, safe="/"))
 
 
@@ -707,3 +709,46 @@ def test_a_full_report_with_commas_and_brackets_in_its_paths_is_read(rt, dev, se
              for i in range(1000)]
     resp = dev.post("/report", {"changes": items})
     assert [r["status"] for r in resp.json["results"]] == ["unchanged"] * 1000
+
+
+def test_keep_both_beside_a_path_near_the_length_limit_is_not_a_500(rt, dev, seen):
+    """The conflict name does not fit in 4096 bytes: a 4xx, nothing changed."""
+    path = "/".join(["d" * 250] * 16) + "/file.txt"
+    assert 4000 < len(path.encode()) <= 4096
+    first, second = b"first version", b"second version"
+    assert _upload(dev, path, first)["status"] == "applied"
+    assert _upload(dev, "elsewhere.txt", second)["status"] == "applied"
+    item = {"op": "put", "path": path, "sha256": _sha(second), "size": len(second),
+            "mtime": 0, "base_rev": None}
+    result = dev.post("/report", {"changes": [item]}).json["results"][0]
+    assert result["status"] == "conflict"
+    resp = send(dev, "POST", f"/conflicts/{result['conflict_id']}/resolve",
+                {"resolution": "keep_both"})
+    if resp.status_int == 200:
+        for change in resp.json["results"]:
+            assert len(change["path"].encode()) <= 4096
+    else:
+        assert_4xx(resp)
+        assert dev.get("/conflicts").json["conflicts"][0]["id"] == result["conflict_id"]
+
+
+def test_the_access_log_keeps_one_line_per_request_whatever_the_path(rt, caplog, seen):
+    """A decoded %0A in a path must not forge a second log line."""
+    import logging
+
+    import webtest
+
+    from sync.config import Config
+    from sync.wsgi import create_app
+    config = Config.build(data_dir=rt.config.data_dir, access_log=True)
+    logged = webtest.TestApp(create_app(type(rt)(config, rt.secret, rt.db_id, rt.clock,
+                                                 rt.idgen)))
+    url = "/api/v1/sync/download/a%0A127.0.0.1%20GET%20/admin%20200%0Db.txt"
+    with caplog.at_level(logging.INFO, logger="sync.access"):
+        resp = logged.get(url, headers={"Authorization": f"Bearer {seen['token']}"},
+                          expect_errors=True)
+    assert_4xx(resp)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sync.access"]
+    assert len(lines) == 1 and "\n" not in lines[0] and "\r" not in lines[0]
+    assert lines[0].split()[1] == "/api/v1/sync/download/a%0A127.0.0.1%20GET%20/admin%20200%0Db.txt"
+    assert seen["token"] not in lines[0]

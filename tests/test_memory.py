@@ -4,11 +4,11 @@ come from ``bench/memory.py``."""
 import platform
 
 from sync import blobs
-from sync.wsgi import pin_malloc_threshold
+from sync.wsgi import limit_malloc_arenas
 
 
-def test_the_mmap_threshold_is_pinned_on_glibc():
-    assert pin_malloc_threshold() is (platform.libc_ver()[0] == "glibc")
+def test_malloc_arenas_are_capped_on_glibc():
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
 
 
 def test_a_file_slice_reads_at_most_a_block_at_a_time(tmp_path):
