@@ -191,14 +191,16 @@ def test_a_folder_without_its_sync_dir_is_refused(laptops, capsys):
     assert "refusing" in capsys.readouterr().err
 
 
-def test_an_expired_cursor_relists_without_losing_local_files(laptops):
+@pytest.mark.parametrize("db_id, rev", [("0" * 16, 1), (None, 10**6)],
+                         ids=["another database", "a rev the server never reached"])
+def test_an_unknown_cursor_relists_without_losing_local_files(laptops, server, db_id, rev):
     from sync import cursors
     from sync.client.state import State
     a, b = laptops
     write(a, "x.txt", b"x")
     assert sync(a) == 0 and sync(b) == 0
     state = State.open(str(b))
-    state.put("cursor", cursors.encode("0" * 16, 1))  # another database's cursor
+    state.put("cursor", cursors.encode(db_id or server.rt.db_id, rev))
     state.close()
     write(b, "y.txt", b"y")
     assert sync(b) == 0
@@ -398,3 +400,20 @@ def test_complete_resends_missing_chunks_and_drops_a_session_that_does_not_add_u
     state.close()
     assert sync(a) == 0 and sync(b) == 0
     assert read(b, "big.bin") == data[::-1]
+
+
+def test_an_idle_pass_reads_but_writes_nothing_on_the_server(laptops):
+    a, _ = laptops
+    write(a, "x.txt", b"x")
+    assert sync(a) == 0
+    assert sync(a) == 0     # reads its own change back from the feed and acks it
+    seen = []
+
+    class Records(CountingApi):
+        def request(self, method, path, **kw):
+            seen.append((method, path))
+            return super().request(method, path, **kw)
+
+    assert sync(a, api=folder_api(a, cls=Records)) == 0
+    assert [m for m, _ in seen if m != "GET"] == []
+    assert ("GET", "/changes") in seen

@@ -101,7 +101,9 @@ class Engine:
             try:
                 page = self.api.changes(cursor, FEED_PAGE)
             except ApiError as exc:
-                if exc.code != "cursor_expired" or relisted:
+                # cursor_invalid too: a cursor the server never issued means
+                # it lost history (restored from an older copy of itself).
+                if exc.code not in ("cursor_expired", "cursor_invalid") or relisted:
                     raise
                 self.warn("the server no longer knows this folder's place in its history "
                           "(restored or reinstalled?): listing the whole library again")
@@ -216,7 +218,7 @@ class Engine:
         """One full pass; the ``Summary``. ``PassError`` when the pass
         refused to start, ``Unreachable``/``ApiError`` when the server failed."""
         _clean_tmp(self.tmp_dir)
-        plan, found, _ = self.prepare(save=True)
+        plan, found, conflicts = self.prepare(save=True)
         summary = Summary()
         for warning in found.warnings:
             self.warn(warning)
@@ -232,10 +234,16 @@ class Engine:
         self._apply_moves(plan.moves, summary)
         self._apply_downloads(plan.downloads, summary)
         self._apply_deletes(plan.deletes, summary)
-        mine = self._mine(self.api.conflicts())
+        if plan.reports:  # reports and uploads may have raised conflicts
+            conflicts = self.api.conflicts()
+        mine = self._mine(conflicts)
         self._record_conflicts(mine)
         summary.open_conflicts = len(mine)
-        self.api.ack(self.next_cursor)
+        if self.next_cursor != self.state.get("acked"):
+            # An idle pass (--watch) does not ack again: that would be a
+            # database write on the server every interval for nothing.
+            self.api.ack(self.next_cursor)
+            self.state.put("acked", self.next_cursor)
         return summary
 
     def _drop_stale_uploads(self, local):
