@@ -131,8 +131,6 @@ def _runtime(config, serving=False):
 def cmd_serve(config):
     import waitress
 
-    from .uploads import DEFAULT_CHUNK_SIZE
-
     from . import janitor
     from .backup import KitError, lock_data_dir
     from .wsgi import create_app, limit_malloc_arenas
@@ -150,9 +148,11 @@ def cmd_serve(config):
             ident="sync", max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,
             clear_untrusted_proxy_headers=True,
             # Read sockets in large pieces (the default 8 KiB halves upload
-            # speed), and keep a default-sized chunk in memory instead of a
-            # temporary file, so its bytes reach the disk once, in the spool.
-            recv_bytes=256 * 1024, inbuf_overflow=DEFAULT_CHUNK_SIZE + 64 * 1024)
+            # speed). Request bodies over 512 KiB stay in waitress's temporary
+            # files: held in memory, every chunk arriving at once would count
+            # (24 parallel 8 MiB chunks took the server to 253 MiB), and the
+            # files are deleted before the kernel writes them back.
+            recv_bytes=256 * 1024)
     except OSError as exc:
         return panic(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
     janitor.start(rt)

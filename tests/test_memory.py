@@ -1,10 +1,17 @@
 """Bounded memory (SPEC §6) in the pieces that keep it bounded; the figures
 come from ``bench/memory.py``."""
 
+import os
 import platform
+import subprocess
+import sys
+
+import pytest
 
 from sync import blobs
 from sync.wsgi import limit_malloc_arenas
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_malloc_arenas_are_capped_on_glibc():
@@ -22,3 +29,24 @@ def test_a_file_slice_reads_at_most_a_block_at_a_time(tmp_path):
     assert first + rest == data[5:-5]
     assert piece.read(100) == b""
     piece.close()
+
+
+@pytest.mark.slow
+def test_parallel_chunks_and_downloads_keep_the_real_server_under_100_mib():
+    """Sixteen 8 MiB chunks arriving at once, then sixteen downloads at once:
+    the peak resident memory of ``python app.py`` stays under 100 MiB."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "memory.py"), "--size", "192MiB",
+         "--chunk-size", "8MiB", "--parallel", "16"],
+        capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "target < 100 MiB: ok" in proc.stdout
+
+
+def test_the_page_caches_of_all_server_threads_stay_small():
+    """Each thread keeps its connection and its SQLite page cache."""
+    from sync.config import SETTINGS
+    from sync.db import PRAGMAS
+    cache_kib = -dict(PRAGMAS)["cache_size"]
+    threads = next(s.default for s in SETTINGS if s.name == "threads")
+    assert cache_kib * 1024 * (threads + 1) <= 32 * 1024 * 1024
