@@ -21,6 +21,7 @@ import sqlite3
 
 from . import blobs, migrations
 from .db import SCHEMA_VERSION
+from .fsutil import fsync_path
 
 LOCK_NAME = "server.lock"
 DB_NAME = "sync.sqlite3"
@@ -154,18 +155,6 @@ def _blob_rel(sha256):
     return os.path.join("blobs", sha256[:2], sha256)
 
 
-def _fsync_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path):
-    blobs.fsync_dir(path)
-
-
 def _place(src, dst, link, fsync):
     """Put the file ``src`` at ``dst`` (a hard link if ``link``, else a copy
     written under a temporary name and renamed). Returns ``"linked"`` or
@@ -293,7 +282,7 @@ def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
         touched_dirs.add(os.path.dirname(dst))
     if fsync:
         for path in sorted(touched_dirs):
-            _fsync_dir(path)
+            fsync_path(path)
     return missing
 
 
@@ -394,12 +383,12 @@ def backup(config, dest, link_dest=None, fsync=True):
     os.makedirs(os.path.join(dest, "spool"), exist_ok=True)
     secret = _copy_secret(config.data_dir, dest, fsync)
     if fsync:
-        _fsync_file(tmp_db)
+        fsync_path(tmp_db)
     # The database goes in last: a directory with one is a complete backup.
     os.replace(tmp_db, os.path.join(dest, DB_NAME))
     if fsync:
-        _fsync_dir(os.path.join(dest, "blobs"))
-        _fsync_dir(dest)
+        fsync_path(os.path.join(dest, "blobs"))
+        fsync_path(dest)
     return {"dest": dest, "blobs": len(refs), "linked": stats["linked"],
             "copied": stats["copied"], "reused": stats["reused"], "bytes": stats["bytes"],
             "attempts": attempt,
@@ -459,13 +448,13 @@ def restore(config, src, force=False, fsync=True):
         finally:
             conn.close()
         if fsync:
-            _fsync_file(tmp_db)
+            fsync_path(tmp_db)
         # The database goes in last: a restore cut short leaves no database,
         # never one whose blobs are not all there yet.
         os.replace(tmp_db, config.path(DB_NAME))
         if fsync:
-            _fsync_dir(os.path.join(dest, "blobs"))
-            _fsync_dir(dest)
+            fsync_path(os.path.join(dest, "blobs"))
+            fsync_path(dest)
         check_conn = open_existing(config.path(DB_NAME), readonly=True)
         try:
             db_id = check_conn.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()[0]

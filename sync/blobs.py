@@ -11,6 +11,7 @@ import os
 import re
 
 from .db import database
+from .fsutil import fsync_path
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{8,64}$")
@@ -35,14 +36,6 @@ def spool_path(config, upload_id):
 def ensure_dirs(config):
     for sub in ("blobs", "spool"):
         os.makedirs(config.path(sub), exist_ok=True)
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_spool(config, upload_id):
@@ -91,7 +84,7 @@ def reserve_spool(config, upload_id, size):
         raise
     os.close(fd)
     if config.fsync:
-        fsync_dir(os.path.dirname(path))
+        fsync_path(os.path.dirname(path))
 
 
 def _sync_data(fd):
@@ -157,19 +150,15 @@ def store_spool(config, upload_id, sha256):
     if not os.path.isdir(folder):
         os.makedirs(folder, exist_ok=True)
         if config.fsync:
-            fsync_dir(os.path.dirname(folder))
+            fsync_path(os.path.dirname(folder))
     if os.path.exists(target):
         os.unlink(source)
         return
     if config.fsync:
-        fd = os.open(source, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(source)
     os.replace(source, target)
     if config.fsync:
-        fsync_dir(folder)
+        fsync_path(folder)
 
 
 def remove_blob(config, sha256):

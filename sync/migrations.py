@@ -20,6 +20,8 @@ import os
 import sqlite3
 from collections import namedtuple
 
+from .fsutil import fsync_path
+
 Step = namedtuple("Step", "version description apply")
 Step.__doc__ = """One upgrade: ``apply(conn)`` turns version ``version - 1`` into
 ``version``; it runs inside the migration transaction and must not commit."""
@@ -82,22 +84,10 @@ def copy_database(conn, target_path, fsync=True):
     finally:
         target.close()
     if fsync:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(tmp)
     os.replace(tmp, target_path)
     if fsync:
-        _fsync_dir(os.path.dirname(os.path.abspath(target_path)))
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(os.path.dirname(os.path.abspath(target_path)))
 
 
 def upgrade(conn, path, steps=STEPS, fsync=True):

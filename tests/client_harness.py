@@ -65,7 +65,7 @@ class CountingApi(Api):
         self.lock = lock or threading.Lock()
 
     def clone(self):
-        return CountingApi(self.server, self.token, self.retries, self.backoff, self.sleep,
+        return type(self)(self.server, self.token, self.retries, self.backoff, self.sleep,
                            puts=self.puts, fail_after=self.fail_after, lock=self.lock)
 
     def put_chunk(self, upload_id, index, data):

@@ -36,10 +36,10 @@ def _template_regex(template):
     for piece in re.split(r"(\{[^}]+\})", template):
         if piece.startswith("{"):
             name = piece[1:-1]
-            parts.append(f"(?P<{name}>.+)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
+            parts.append(f"(?P<{name}>.*)" if name in SPANNING_PARAMS else f"(?P<{name}>[^/]+)")
         else:
             parts.append(re.escape(piece))
-    return re.compile("^" + "".join(parts) + "$", re.DOTALL)  # a path may hold a newline
+    return re.compile("".join(parts), re.DOTALL)  # a path may hold a newline
 
 
 @functools.lru_cache(maxsize=None)
@@ -54,9 +54,9 @@ def find_template(url):
     """The documented path template ``url`` falls under, or None."""
     path = unquote(urlsplit(url).path)
     if len(path) > 1:
-        path = path.rstrip("/")  # the app strips a trailing slash
+        path = path[:-1] if path.endswith("/") else path  # the app strips one trailing slash
     for regex, template in _templates():
-        if regex.match(path):
+        if regex.fullmatch(path):  # not "$", which also matches before a final newline
             return template
     return None
 
@@ -107,7 +107,7 @@ def check_response(method, url, resp):
         return
     body = json.loads(resp.body)
     errors = sorted(validator(template, method.lower(), str(status), media_type)
-                    .iter_errors(body), key=lambda e: list(e.absolute_path))
+                    .iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
     assert not errors, (
         f"{method} {template} {status}: the body does not match the API document:\n"
         + "\n".join(f"  at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"

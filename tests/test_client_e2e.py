@@ -8,6 +8,7 @@ import unicodedata
 import pytest
 
 from sync.client import cli
+from sync.client.api import ApiError
 from sync.client.engine import Engine, Options
 
 from .client_harness import (SMALL_CHUNK, CountingApi, Server, folder_api, init, read, sync,
@@ -52,7 +53,11 @@ def test_files_travel_both_ways(laptops, capsys):
     nfc = unicodedata.normalize("NFC", "music/Beyoncé.mp3")
     assert nfc in tree(b)
     assert os.stat(b / "books/Dune.epub").st_mtime == 1_700_000_000
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(b / "books/Dune.epub").st_mode & 0o777 == 0o666 & ~umask
 
+    os.chmod(a / "books/Dune.epub", 0o640)
     write(b, "books/Dune.epub", b"more spice")          # edited
     os.remove(b / "empty.txt")                          # deleted
     os.rename(b / "deep/er/still/note.md", b / "note (renamed).md")   # moved
@@ -64,6 +69,7 @@ def test_files_travel_both_ways(laptops, capsys):
     assert tree(a) == tree(b)
     assert set(tree(a)) == {"books/Dune.epub", "note (renamed).md", "music/Halo.mp3", "new.txt"}
     assert not os.path.exists(a / "deep")   # folders left empty are pruned
+    assert os.stat(a / "books/Dune.epub").st_mode & 0o777 == 0o640   # kept its mode
     assert "0 up, 2 down, 1 deleted here, 0 deleted on the server, 2 moved" in \
         capsys.readouterr().out
 
@@ -129,9 +135,9 @@ def test_an_edit_during_the_download_is_never_overwritten(laptops):
     assert sync(a) == 0
 
     class EditsWhileDownloading(CountingApi):
-        def download(self, path):
+        def download(self, path, offset=0, sha256=None):
             write(b, path, b"typed on b meanwhile")
-            return super().download(path)
+            return super().download(path, offset, sha256)
 
     engine = Engine(str(b), api=folder_api(b, cls=EditsWhileDownloading),
                     options=Options(quiet=True))
@@ -185,14 +191,16 @@ def test_a_folder_without_its_sync_dir_is_refused(laptops, capsys):
     assert "refusing" in capsys.readouterr().err
 
 
-def test_an_expired_cursor_relists_without_losing_local_files(laptops):
+@pytest.mark.parametrize("db_id, rev", [("0" * 16, 1), (None, 10**6)],
+                         ids=["another database", "a rev the server never reached"])
+def test_an_unknown_cursor_relists_without_losing_local_files(laptops, server, db_id, rev):
     from sync import cursors
     from sync.client.state import State
     a, b = laptops
     write(a, "x.txt", b"x")
     assert sync(a) == 0 and sync(b) == 0
     state = State.open(str(b))
-    state.put("cursor", cursors.encode("0" * 16, 1))  # another database's cursor
+    state.put("cursor", cursors.encode(db_id or server.rt.db_id, rev))
     state.close()
     write(b, "y.txt", b"y")
     assert sync(b) == 0
@@ -263,3 +271,149 @@ def test_the_client_runs_as_a_module(server, tmp_path):
     result = run("sync", str(folder))
     assert result.returncode != 0 and result.stderr.startswith("sync: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_names_this_folder_cannot_hold_are_reported(laptops, capsys):
+    import hashlib
+    a, b = laptops
+    api = folder_api(a)
+    for path, data in (("x", b"a file"), ("x/y", b"a file under a file")):
+        session = api.create_upload(path, len(data), hashlib.sha256(data).hexdigest(), None)
+        api.put_chunk(session["id"], 0, data)
+        assert api.complete_upload(session["id"])["status"] == "applied"
+    capsys.readouterr()
+    assert sync(b) != 0
+    err = capsys.readouterr().err
+    assert "cannot hold that name" in err
+    # Whichever arrived first is here; the other one is reported.
+    if os.path.isdir(b / "x"):
+        assert "cannot write x here" in err and read(b, "x/y") == b"a file under a file"
+    else:
+        assert "cannot write x/y here" in err and read(b, "x") == b"a file"
+    assert sync(b) != 0      # reported again on every pass, never dropped
+
+
+def test_init_with_a_bad_token_or_no_server_says_why(server, tmp_path, capsys):
+    folder = tmp_path / "lib"
+    assert cli.main(["init", str(folder), "--server", server.url, "--token", "garbage"]) != 0
+    assert "refused the token" in capsys.readouterr().err
+    assert not os.path.exists(folder / ".sync")
+    assert cli.main(["init", str(folder), "--server", "pi:8080", "--token", "t"]) != 0
+    assert "not a server address" in capsys.readouterr().err
+
+
+def test_symlinks_are_skipped_but_unsyncable_names_keep_the_folder_out_of_sync(laptops, capsys):
+    a, b = laptops
+    write(a, "real.txt", b"r")
+    os.symlink(a / "real.txt", a / "link.txt")
+    capsys.readouterr()
+    assert sync(a) == 0
+    assert "skipped symlink link.txt" in capsys.readouterr().err
+    write(a, "bad\\name.txt", b"x")
+    assert sync(a) != 0
+    assert "bad\\name.txt: the library cannot hold that name" in capsys.readouterr().err
+    assert sync(b) == 0 and set(tree(b)) == {"real.txt"}
+
+
+def test_an_upload_of_a_file_deleted_meanwhile_is_cancelled(laptops):
+    from sync.client.state import State
+    a, _ = laptops
+    write(a, "big.bin", os.urandom(3 * SMALL_CHUNK))
+    engine = Engine(str(a), api=folder_api(a, fail_after=1),
+                    options=Options(quiet=True, chunk_size=SMALL_CHUNK, workers=1))
+    assert engine.run().problems
+    engine.close()
+    state = State.open(str(a))
+    [upload] = state.uploads()
+    state.close()
+    os.remove(a / "big.bin")
+    api = folder_api(a)
+    assert sync(a, api=api) == 0
+    state = State.open(str(a))
+    assert state.uploads() == []
+    state.close()
+    with pytest.raises(ApiError) as info:
+        api.get_upload(upload.upload_id)
+    assert info.value.status == 404
+
+
+def test_a_download_broken_midway_goes_on_from_where_it_stopped(laptops):
+    import requests
+    a, b = laptops
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    write(a, "film.mkv", data)
+    assert sync(a) == 0
+    calls = []
+
+    class BreaksOnce(CountingApi):
+        def download(self, path, offset=0, sha256=None):
+            resp = super().download(path, offset, sha256)
+            calls.append((offset, resp.status_code))
+            if len(calls) == 1:
+                blocks = resp.iter_content
+
+                def broken(size):
+                    it = blocks(size)
+                    yield next(it)
+                    raise requests.exceptions.ChunkedEncodingError("connection reset")
+                resp.iter_content = broken
+            return resp
+
+    engine = Engine(str(b), api=folder_api(b, cls=BreaksOnce), options=Options(quiet=True))
+    summary = engine.run()
+    engine.close()
+    assert summary.down == 1 and not summary.problems
+    assert calls == [(0, 200), (1024 * 1024, 206)]
+    assert read(b, "film.mkv") == data
+
+
+def test_complete_resends_missing_chunks_and_drops_a_session_that_does_not_add_up(laptops):
+    from sync.client.state import State
+    a, b = laptops
+    data = os.urandom(3 * SMALL_CHUNK)
+    write(a, "big.bin", data)
+
+    class SkipsChunkOne(CountingApi):
+        def put_chunk(self, upload_id, index, chunk):
+            if index == 1 and self.puts.count(1) == 0:
+                self.puts.append(1)          # claims it went, sends nothing
+                return {"index": 1}
+            return super().put_chunk(upload_id, index, chunk)
+
+    api = folder_api(a, cls=SkipsChunkOne)
+    assert sync(a, api=api) == 0
+    assert sorted(api.puts) == [0, 1, 1, 2]
+
+    write(a, "big.bin", data[::-1])
+
+    class Garbles(CountingApi):
+        def put_chunk(self, upload_id, index, chunk):
+            return super().put_chunk(upload_id, index, b"x" * len(chunk) if index == 0 else chunk)
+
+    engine = Engine(str(a), api=folder_api(a, cls=Garbles),
+                    options=Options(quiet=True, chunk_size=SMALL_CHUNK))
+    summary = engine.run()
+    engine.close()
+    assert "big.bin changed during its upload" in summary.problems[0]
+    state = State.open(str(a))
+    assert state.uploads() == []
+    state.close()
+    assert sync(a) == 0 and sync(b) == 0
+    assert read(b, "big.bin") == data[::-1]
+
+
+def test_an_idle_pass_reads_but_writes_nothing_on_the_server(laptops):
+    a, _ = laptops
+    write(a, "x.txt", b"x")
+    assert sync(a) == 0
+    assert sync(a) == 0     # reads its own change back from the feed and acks it
+    seen = []
+
+    class Records(CountingApi):
+        def request(self, method, path, **kw):
+            seen.append((method, path))
+            return super().request(method, path, **kw)
+
+    assert sync(a, api=folder_api(a, cls=Records)) == 0
+    assert [m for m, _ in seen if m != "GET"] == []
+    assert ("GET", "/changes") in seen

@@ -82,6 +82,7 @@ def test_both_sides_changed_goes_to_the_server_never_overwrites():
                            Synced("b", 1, "bb", 1, 1_000_000_000)],
                    remote=[Remote("a", 2, "theirs", 1, 1, None), Remote("b", 3, "b2", 1, 1, None)])
     assert sorted(ops(plan)) == [("delete", "b", 1), ("put", "a", 1)]
+    assert all(r.contested for r in plan.reports)
     assert not plan.downloads and not plan.deletes
 
 
@@ -138,3 +139,12 @@ def test_small_or_partial_deletes_are_allowed():
     plan = plan_of(synced=synced, remote=[Remote(s.path, s.rev, s.sha256, 1, 1, None)
                                           for s in synced])
     assert plan.server_deletes == 4 and plan.mass_delete(4) is None
+
+
+def test_a_case_only_rename_on_the_server_is_a_local_rename_even_ignoring_case():
+    files, synced, remote, sha_of = views(
+        locals_=[local("readme.md", "r")], synced=[Synced("readme.md", 3, "r", 1, 1_000_000_000)],
+        remote=[Remote("README.md", 4, "r", 1, 1, "readme.md")])
+    plan = make_plan(files, synced, remote, sha_of, case_insensitive=True)
+    assert not plan.problems and not plan.downloads and not plan.deletes
+    assert [(m.source.path, m.path) for m in plan.moves] == [("readme.md", "README.md")]

@@ -89,3 +89,14 @@ def test_one_pass_at_a_time(tmp_path):
                 pass
     with FolderLock(str(tmp_path)):
         pass
+
+
+def test_progress_bars_only_when_asked_and_for_large_transfers():
+    from sync.client.transfer import PROGRESS_FROM, progress_bar
+    assert progress_bar(False, 10 * PROGRESS_FROM, "big") is None
+    assert progress_bar(True, PROGRESS_FROM - 1, "small") is None
+    bar = progress_bar(True, PROGRESS_FROM, "big")
+    try:
+        assert bar.total == PROGRESS_FROM
+    finally:
+        bar.close()

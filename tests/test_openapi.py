@@ -107,12 +107,24 @@ def test_every_authenticated_operation_answers_401_without_a_token(anon, templat
 
 
 def test_documented_bounds_match_the_code():
-    from sync import devices, paths
+    from sync import devices, library, paths, uploads
     from sync.resources import common
     schemas = document()["components"]["schemas"]
+    operations = {document()["paths"][t][m]["operationId"]: document()["paths"][t][m]
+                  for t, m in documented_operations()}
     assert schemas["DeviceCreate"]["properties"]["name"]["maxLength"] == devices.MAX_DEVICE_NAME
     assert schemas["LibraryPath"]["maxLength"] == paths.MAX_PATH_BYTES
     assert _load_builder().MAX_JSON_BODY == common.MAX_JSON_BODY
+    assert _load_builder().MAX_INT == library.MAX_INT
+    changes = schemas["ReportRequest"]["properties"]["changes"]
+    assert (changes["minItems"], changes["maxItems"]) == (1, library.MAX_REPORT_ITEMS)
+    limit = next(p for p in operations["listChanges"]["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, library.MAX_LIMIT)
+    chunk = schemas["UploadCreate"]["properties"]["chunk_size"]
+    assert (chunk["minimum"], chunk["maximum"], chunk["default"]) == (
+        uploads.MIN_CHUNK_SIZE, uploads.MAX_CHUNK_SIZE, uploads.DEFAULT_CHUNK_SIZE)
+    resolutions = schemas["ResolveRequest"]["properties"]["resolution"]["enum"]
+    assert tuple(resolutions) == library.RESOLUTIONS
 
 
 # The checker itself.
@@ -134,6 +146,8 @@ DEVICE = {"id": "d1", "name": "Kobo", "platform": None, "created_at": "2026-11-2
 def test_checker_accepts_a_documented_answer():
     openapi_check.check_response("GET", "/api/v1/sync/devices/d1/?x=1", FakeResponse(200, DEVICE))
     openapi_check.check_response("GET", "/api/sync/devices", FakeResponse(200, {"devices": []}))
+    openapi_check.check_response("POST", "/api/v1/sync/upload/u1/complete", FakeResponse(
+        400, {"title": "t", "description": "d", "code": "chunks_missing", "missing": [0, 2]}))
 
 
 @pytest.mark.parametrize("method,url,resp,message", [
@@ -149,6 +163,12 @@ def test_checker_accepts_a_documented_answer():
     ("GET", "/api/v1/sync/devices", FakeResponse(401, {"title": "t", "description": "d",
                                                        "code": "unauthorized"}),
      "WWW-Authenticate"),
+    ("GET", "/api/v1/sync/devices/d1", FakeResponse(404, {"title": "t", "description": "d",
+                                                          "code": "gone"}),
+     "does not match"),
+    ("POST", "/api/v1/sync/upload/u1/complete",
+     FakeResponse(400, {"title": "t", "description": "d", "code": "chunks_missing"}),
+     "does not match"),
     ("PATCH", "/api/v1/sync/devices", FakeResponse(200, {}), "not in the API document"),
     ("GET", "/api/v1/sync/nothing", FakeResponse(200, {}), "not in the API document"),
 ])
@@ -162,3 +182,20 @@ def test_checker_matches_multi_segment_download_paths():
         "/api/v1/sync/download/{path}"
     assert openapi_check.find_template("/api/sync/upload/u1/chunks/3") == \
         "/api/sync/upload/{upload_id}/chunks/{index}"
+    assert openapi_check.find_template("/api/v1/sync/download/a%0Ab") == \
+        "/api/v1/sync/download/{path}"
+    assert openapi_check.find_template("/api/v1/sync/devices%0A") is None
+
+
+def test_error_schema_names_every_documented_code():
+    """The Error schema's list of codes is the union of the operations' codes
+    (plus ``method_not_allowed``, the answer to an unlisted method)."""
+    description = document()["components"]["schemas"]["Error"]["description"]
+    listed = set(re.findall(r"`(\w+)`", description.split("contract:", 1)[1]))
+    used = {"method_not_allowed"}
+    for template, method in documented_operations():
+        for response in document()["paths"][template][method]["responses"].values():
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            for part in schema.get("allOf", []):
+                used.update(part.get("properties", {}).get("code", {}).get("enum", []))
+    assert listed == used

@@ -77,14 +77,14 @@ def served_app(tmp_path):
                      database=None, derandomize=True)
 def test_api_conforms_to_its_document(case, served_app):
     app, caller = served_app
-    operation = case.operation
-    case.call_and_validate(app=app, headers=headers_for(operation, caller), checks=CHECKS)
+    case.call_and_validate(app=app, headers=headers_for(case.operation, caller), checks=CHECKS)
 
 
 def test_api_workflows_conform_to_its_document(tmp_path):
     """Sequences of calls that follow the document's links (register a device
-    then read it, open an upload then send a chunk, page through the feed then
-    ack it, ...), with the same checks; each sequence on a fresh app."""
+    then sync as it, open an upload then send a chunk and complete it, page
+    through the feed then ack it, ...), with the same checks; each sequence
+    on a fresh app."""
     runs = itertools.count()
 
     workflow_schema = schema.include(

@@ -73,6 +73,8 @@ SCHEMAS = {
                         "description": "With `chunks_missing`: the indices of the chunks "
                                        "not received yet."},
         },
+        "if": {"required": ["code"], "properties": {"code": {"const": "chunks_missing"}}},
+        "then": {"required": ["missing"]},
     },
     "Timestamp": TIMESTAMP,
     "Sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$",
@@ -296,11 +298,11 @@ def json_content(schema):
     return {"application/json": {"schema": schema}}
 
 
-def error(description, codes=None, headers=None, schema="Error"):
-    text = description
-    if codes:
-        text += " Codes: " + ", ".join(f"`{c}`" for c in codes) + "."
-    response = {"description": text, "content": json_content(ref(schema))}
+def error(description, codes, headers=None):
+    """An error answer whose ``code`` is one of ``codes``."""
+    text = description + " Codes: " + ", ".join(f"`{c}`" for c in codes) + "."
+    schema = {"allOf": [ref("Error"), {"properties": {"code": {"enum": list(codes)}}}]}
+    response = {"description": text, "content": json_content(schema)}
     if headers:
         response["headers"] = headers
     return response
@@ -377,8 +379,6 @@ LIBRARY_PATH = path_param(
     "path", "The library path; its `/` separators are sent as they are (the rest of the "
             "URL after `/download/`).", ref("LibraryPath"))
 
-DEVICE_CALL = error("No device: a user token without `X-Device-Id`, or bad input.",
-                    ["device_required", "body_invalid"])
 DEVICE_FORBIDDEN = error("`X-Device-Id` names a device that is unknown or another user's, or "
                          "a device token is sent with another device's id.", ["forbidden"])
 
@@ -394,12 +394,23 @@ def op(op_id, summary, responses, *, params=(), body=None, auth=True, tags=(),
         operation["parameters"] = list(params)
     if body is not None:
         operation["requestBody"] = body
+        responses = {**responses, "400": _with_code(
+            responses["400"], "bad_request", "A malformed `Content-Length` is `bad_request`.")}
     if auth:
         responses = {**responses, "401": UNAUTHORIZED}
     else:
         operation["security"] = []
     operation["responses"] = {code: responses[code] for code in sorted(responses)}
     return operation
+
+
+def _with_code(response, code, sentence):
+    """A copy of an error ``response`` that also allows ``code``."""
+    response = json.loads(json.dumps(response))
+    schema = response["content"]["application/json"]["schema"]
+    schema["allOf"][1]["properties"]["code"]["enum"].append(code)
+    response["description"] += " " + sentence
+    return response
 
 
 def json_body(schema):
@@ -522,8 +533,10 @@ def sync_operations():
                               "device_required"]),
                 "403": DEVICE_FORBIDDEN,
             }, params=[
-                {"name": "cursor", "in": "query", "required": False, "schema": ref("Cursor"),
-                 "description": "Where the previous page ended; none: from the beginning."},
+                {"name": "cursor", "in": "query", "required": False,
+                 "schema": {"type": "string", "maxLength": 64},
+                 "description": "Where the previous page ended (a `cursor` of this feed); "
+                                "absent or empty: from the beginning."},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                  "description": "Most changes on a page (1 to 1000)."},
@@ -537,6 +550,7 @@ def sync_operations():
                              ["cursor_invalid", "cursor_expired", "body_invalid",
                               "device_required"]),
                 "403": DEVICE_FORBIDDEN,
+                "404": error("The device was deleted while the request ran.", ["not_found"]),
                 "413": TOO_LARGE,
             }, params=[X_DEVICE_ID], body=json_body("AckRequest"), tags=["sync"]),
         },

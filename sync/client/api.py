@@ -152,9 +152,15 @@ class Api:
         self.request("DELETE", f"/upload/{quote(upload_id, safe='')}", ok=(204, 404))
 
     # Downloads
-    def download(self, path):
-        """The streamed response for ``path``'s head content (close it)."""
-        return self.request("GET", "/download/" + quote(path, safe="/"), stream=True)
+    def download(self, path, offset=0, sha256=None):
+        """The streamed response for ``path``'s head content (close it); from
+        ``offset`` on (206) if the head still holds ``sha256``, else all of
+        it (200)."""
+        headers = {}
+        if offset:
+            headers = {"Range": f"bytes={offset}-", "If-Range": f'"{sha256}"'}
+        return self.request("GET", "/download/" + quote(path, safe="/"), stream=True,
+                            headers=headers, ok=(200, 206))
 
 
 def _reason(exc):

@@ -100,6 +100,8 @@ def main(argv=None, api=None):
         return fail(str(exc))
     except ApiError as exc:
         return fail(_api_reason(exc))
+    except OSError as exc:
+        return fail(f"{exc.filename or 'the folder'}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         return fail("interrupted", 130)
 
@@ -123,6 +125,11 @@ def cmd_init(args):
     api = Api(args.server, args.token)
     try:
         device = api.register_device(name[:100], platform.system().lower() or sys.platform)
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            return fail(f"the server refused the token ({exc.description}): init needs a "
+                        "user token, from `app.py token NAME` or the login endpoint")
+        raise
     finally:
         api.close()
     token = device.pop("token")
@@ -170,6 +177,8 @@ def watch(engine, interval, passes=None, sleep=time.sleep):
                 fail(f"not in sync: {reason}")
         except (PassError, Unreachable, FolderError) as exc:
             fail(str(exc))
+        except OSError as exc:
+            fail(f"{exc.filename or 'the folder'}: {exc.strerror or exc}")
         except ApiError as exc:
             fail(_api_reason(exc))
             if exc.status == 401:
@@ -194,7 +203,8 @@ def cmd_status(args, api):
         if item["op"] == "move":
             lines.append(f"  send     move {item['path']} -> {item['to']}")
         else:
-            lines.append(f"  send     {item['op']} {item['path']}")
+            lines.append(f"  send     {item['op']} {item['path']}"
+                         + (" (changed on the server too: may conflict)" if r.contested else ""))
     lines += [f"  receive  {d.path}" for d in plan.downloads]
     lines += [f"  receive  move {m.source.path} -> {m.path}" for m in plan.moves]
     lines += [f"  receive  delete {d.path}" for d in plan.deletes]

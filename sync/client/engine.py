@@ -1,27 +1,26 @@
 """One sync pass over a folder: read the server's open conflicts and its
 feed, scan the folder, decide (``plan``), refuse mass deletions, report
 local changes, upload what the server asks for, apply the server's changes
-to the folder, and acknowledge the feed.
-
-Every local write re-checks the file just before it happens: a download is
-renamed into place, and a file deleted or renamed, only if the file on
-disk is still the one the pass planned with; otherwise the local version
-stays and is reported on the next pass.
-"""
+to the folder, and acknowledge the feed. Every local write re-checks the
+file just before it happens (a download is renamed into place, a file
+deleted or renamed, only if it is still the one the pass planned with), so
+a local edit the client has not reported is never overwritten."""
 
 import dataclasses
 import os
+import stat
 import sys
-
-import requests
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from . import transfer
-from .api import Api, ApiError, Unreachable
+from .api import Api, ApiError
 from .plan import make_plan
 from .scan import FileChanging, Hasher, LocalFile, file_sha256, scan
 from .state import TMP_DIR, Conflict, Remote, State, load_config, sync_dir
 
 REPORT_BATCH = 1000
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # the server's default
 FEED_PAGE = 1000
 
 
@@ -102,7 +101,9 @@ class Engine:
             try:
                 page = self.api.changes(cursor, FEED_PAGE)
             except ApiError as exc:
-                if exc.code != "cursor_expired" or relisted:
+                # cursor_invalid too: a cursor the server never issued means
+                # it lost history (restored from an older copy of itself).
+                if exc.code not in ("cursor_expired", "cursor_invalid") or relisted:
                     raise
                 self.warn("the server no longer knows this folder's place in its history "
                           "(restored or reinstalled?): listing the whole library again")
@@ -217,26 +218,44 @@ class Engine:
         """One full pass; the ``Summary``. ``PassError`` when the pass
         refused to start, ``Unreachable``/``ApiError`` when the server failed."""
         _clean_tmp(self.tmp_dir)
-        plan, found, _ = self.prepare(save=True)
+        plan, found, conflicts = self.prepare(save=True)
         summary = Summary()
         for warning in found.warnings:
             self.warn(warning)
-        summary.problems.extend(w for w in found.warnings if w.startswith("cannot"))
+        summary.problems.extend(found.problems)
         summary.problems.extend(plan.problems)
         if not self.options.allow_mass_delete:
             refusal = plan.mass_delete(len(self.state.synced()))
             if refusal:
                 raise PassError(refusal)
+        self._drop_stale_uploads(found.files)
         self._adopt(plan.adopts)
         self._report(plan.reports, summary)
         self._apply_moves(plan.moves, summary)
         self._apply_downloads(plan.downloads, summary)
         self._apply_deletes(plan.deletes, summary)
-        mine = self._mine(self.api.conflicts())
+        if plan.reports:  # reports and uploads may have raised conflicts
+            conflicts = self.api.conflicts()
+        mine = self._mine(conflicts)
         self._record_conflicts(mine)
         summary.open_conflicts = len(mine)
-        self.api.ack(self.next_cursor)
+        if self.next_cursor != self.state.get("acked"):
+            # An idle pass (--watch) does not ack again: that would be a
+            # database write on the server every interval for nothing.
+            self.api.ack(self.next_cursor)
+            self.state.put("acked", self.next_cursor)
         return summary
+
+    def _drop_stale_uploads(self, local):
+        """Cancel remembered uploads of files that are gone from the folder
+        (a changed file's session is replaced when it is uploaded again)."""
+        for upload in self.state.uploads():
+            if upload.path not in local:
+                try:
+                    self.api.cancel_upload(upload.upload_id)
+                except ApiError:
+                    pass  # the server expires it anyway
+                self.state.drop_upload(upload.path)
 
     # Recording without transfers
     def _adopt(self, adopts):
@@ -257,7 +276,7 @@ class Engine:
     def _known_rev(self, path, sha256):
         """The rev of the server's head at ``path`` if it holds ``sha256``;
         else 0, which the next feed read replaces."""
-        r = self.state.remote().get(path)
+        r = self.state.remote_entry(path)
         return r.rev if r is not None and r.sha256 == sha256 else 0
 
     def _forget(self, path):
@@ -273,8 +292,58 @@ class Engine:
             results = self.api.report([r.item for r in batch])
             for report, result in zip(batch, results):
                 self._reported(report, result, summary, uploads)
-        for report in uploads:
-            self._upload(report, summary)
+        # Files of one chunk go several at a time (a request's latency, not
+        # bandwidth, is what costs there); larger files one at a time, with
+        # their chunks in parallel.
+        one_chunk = self.options.chunk_size or DEFAULT_CHUNK_SIZE
+        small = [r for r in uploads if r.local.size <= one_chunk]
+        large = [r for r in uploads if r.local.size > one_chunk]
+        for report, outcome in self._pooled(small, lambda api, r: self._send(api, r, 1)):
+            self._uploaded(report, outcome, summary)
+        for report in large:
+            try:
+                outcome = self._send(self.api, report, self.options.workers)
+            except Exception as exc:  # recorded as this file's problem
+                outcome = exc
+            self._uploaded(report, outcome, summary)
+
+    def _pooled(self, items, work):
+        """``(item, work(api, item) or the exception it raised)`` for each
+        item as it finishes, from a few threads with an HTTP session each;
+        the caller records results in this thread."""
+        if not items:
+            return
+        local = threading.local()
+        clones = []
+        lock = threading.Lock()
+
+        def run(item):
+            if not hasattr(local, "api"):
+                local.api = self.api.clone()
+                with lock:
+                    clones.append(local.api)
+            return work(local.api, item)
+
+        pool = ThreadPoolExecutor(max_workers=max(1, min(self.options.workers, len(items))))
+        try:
+            futures = {pool.submit(run, item): item for item in items}
+            for future in as_completed(futures):
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # recorded as this item's problem
+                    outcome = exc
+                yield futures[future], outcome
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for clone in clones:
+                clone.close()
+
+    def _send(self, api, report, workers):
+        item = report.item
+        return transfer.upload(api, self.state, self.folder, report.local, report.sha256,
+                               item["base_rev"], item["mtime"],
+                               chunk_size=self.options.chunk_size, workers=workers,
+                               show_progress=self.options.show_progress)
 
     def _reported(self, report, result, summary, uploads):
         item, status = report.item, result.get("status")
@@ -314,26 +383,20 @@ class Engine:
             self.state.add_conflict(Conflict(conflict_id, item["path"], None, item.get("to"),
                                              item["op"], sha256))
 
-    def _upload(self, report, summary):
+    def _uploaded(self, report, outcome, summary):
         item, local = report.item, report.local
-        try:
-            result = transfer.upload(self.api, self.state, self.folder, local, report.sha256,
-                                     item["base_rev"], item["mtime"],
-                                     chunk_size=self.options.chunk_size,
-                                     workers=self.options.workers,
-                                     show_progress=self.options.show_progress)
-        except FileChanging:
+        if isinstance(outcome, FileChanging):
             summary.problems.append(f"{local.path} changed during its upload; "
                                     "sent again on the next pass")
             return
-        except (ApiError, Unreachable, OSError, requests.RequestException) as exc:
-            summary.problems.append(f"upload of {local.path} failed: {_why(exc)}")
+        if isinstance(outcome, Exception):
+            summary.problems.append(f"upload of {local.path} failed: {_why(outcome)}")
             return
-        status = result.get("status")
+        status = outcome.get("status")
         if status == "conflict":
-            self._conflicted(result.get("conflict_id"), item, report.sha256, summary)
+            self._conflicted(outcome.get("conflict_id"), item, report.sha256, summary)
             return
-        self._synced_put(local, report.sha256, result.get("rev") or 0, item["mtime"])
+        self._synced_put(local, report.sha256, outcome.get("rev") or 0, item["mtime"])
         if status == "applied":
             summary.up += 1
             self.say(f"up: {local.path}")
@@ -376,8 +439,8 @@ class Engine:
     def _apply_moves(self, moves, summary):
         for move in moves:
             source, target = move.source.rel, move.path
-            if not self._unchanged_on_disk(source, move.expect) or \
-                    not self._unchanged_on_disk(target, None):
+            if not self._unchanged_on_disk(source, move.expect) or not (
+                    self._unchanged_on_disk(target, None) or self._same_file(source, target)):
                 summary.problems.append(f"{source} or {target} changed here during the pass; "
                                         "kept, reported on the next pass")
                 continue
@@ -393,32 +456,54 @@ class Engine:
             summary.moved += 1
             self.say(f"moved here: {source} -> {target}")
 
+    def _same_file(self, a, b):
+        """Do two names reach one file (a case-only rename on a disk that
+        ignores case)?"""
+        try:
+            return os.path.samefile(self._full(a), self._full(b))
+        except OSError:
+            return False
+
     def _apply_downloads(self, downloads, summary):
-        for down in downloads:
-            r = down.remote
-            try:
-                tmp = transfer.download(self.api, self.tmp_dir, down.path, r.sha256, r.size,
-                                        show_progress=self.options.show_progress)
-            except (ApiError, Unreachable, OSError, requests.RequestException,
-                    transfer.TransferError) as exc:
-                summary.problems.append(f"download of {down.path} failed: {_why(exc)}")
+        def fetch(api, down):
+            return transfer.download(api, self.tmp_dir, down.path, down.remote.sha256,
+                                     down.remote.size, show_progress=self.options.show_progress)
+
+        for down, outcome in self._pooled(downloads, fetch):
+            if isinstance(outcome, Exception):
+                summary.problems.append(f"download of {down.path} failed: {_why(outcome)}")
                 continue
-            try:
-                if not self._unchanged_on_disk(down.rel, down.expect):
-                    summary.problems.append(f"{down.rel} changed here during the pass; "
-                                            "kept, reported on the next pass")
-                    continue
-                os.makedirs(os.path.dirname(self._full(down.rel)), exist_ok=True)
-                os.replace(tmp, self._full(down.rel))
-            except OSError as exc:
-                summary.problems.append(f"cannot write {down.path} here: {_why(exc)}")
-                continue
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-            self._placed(down.path, down.rel, r)
-            summary.down += 1
-            self.say(f"down: {down.path}")
+            self._place(down, outcome, summary)
+
+    def _place(self, down, tmp, summary):
+        """Rename a verified download into place, unless the local file moved
+        since the pass was planned (checked just before the rename)."""
+        try:
+            if os.path.isdir(self._full(down.rel)):
+                summary.problems.append(f"cannot write {down.path} here (a folder has that "
+                                        "name): this folder cannot hold that name")
+                return
+            if not self._unchanged_on_disk(down.rel, down.expect):
+                summary.problems.append(f"{down.rel} changed here during the pass; "
+                                        "kept, reported on the next pass")
+                return
+            target = self._full(down.rel)
+            if down.expect is not None:
+                # A new version keeps the old one's permissions (an executable
+                # script stays executable).
+                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
+        except OSError as exc:
+            summary.problems.append(f"cannot write {down.path} here ({_why(exc)}): this "
+                                    "folder cannot hold that name")
+            return
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        self._placed(down.path, down.rel, down.remote)
+        summary.down += 1
+        self.say(f"down: {down.path}")
 
     def _apply_deletes(self, deletes, summary):
         for delete in deletes:

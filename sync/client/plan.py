@@ -1,17 +1,12 @@
-"""Deciding a pass: compare three views of every path (the local file, the
-``synced`` base, the server's ``remote`` head) and say what to do.
-
-- only the local side moved from the base: report it (put, delete, or a
-  move when a deleted file's content reappears under a new name);
-- only the server moved: download, delete or rename locally;
-- both moved: equal content is simply recorded; otherwise the local change
-  is reported against the old base and the server decides (an edit beats a
-  delete; anything else becomes a conflict). The client never decides a
-  conflict by itself and never overwrites a local change it has not reported.
-
-Paths with an open conflict of this device, and paths under a folder that
-could not be read, are left alone.
-"""
+"""Deciding a pass from three views of every path (the local file, the
+``synced`` base, the server's ``remote`` head): a change on the local side
+only is reported (a deleted file whose exact content reappears elsewhere as
+a move); a change on the server only is downloaded, deleted or renamed
+here; a change on both sides is either equal content, simply recorded, or
+the local change reported against the old base for the server to decide
+(an edit beats a delete; anything else becomes a conflict). The client
+never decides a conflict itself. Paths with an open conflict of this
+device, and paths under a folder that could not be read, are left alone."""
 
 import dataclasses
 from typing import Optional
@@ -28,6 +23,7 @@ class Report:
     item: dict
     local: Optional[LocalFile] = None
     sha256: Optional[str] = None
+    contested: bool = False      # the server's head moved too: it may conflict
 
 
 @dataclasses.dataclass
@@ -142,10 +138,10 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
             elif l is not None and r is not None and sha == r.sha256:
                 plan.adopts.append(Adopt(path, l, sha, r.rev))
             elif l is not None:
-                plan.reports.append(_put(l, sha, s))
+                plan.reports.append(dataclasses.replace(_put(l, sha, s), contested=True))
             else:
                 plan.reports.append(Report({"op": "delete", "path": path,
-                                            "base_rev": _base(s)}))
+                                            "base_rev": _base(s)}, contested=True))
         elif local_changed:
             if l is None:
                 gone.append((path, s))
@@ -159,7 +155,10 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
             plan.adopts.append(Adopt(path, l, sha, r.rev))
         else:
             other = local_folds.get(path.casefold())
-            if l is None and other is not None and other != path:
+            # A case-only rename on the server (readme -> README) frees the
+            # other name in this same pass: it becomes a local rename below.
+            renamed = r.moved_from == other and other not in remote
+            if l is None and other is not None and other != path and not renamed:
                 plan.problems.append(f"cannot hold {path} beside {other}: this folder's "
                                      "file system ignores case")
                 continue

@@ -1,13 +1,10 @@
 """Walking the local folder: every regular file under it except ``.sync/``,
 keyed by its library path (NFC, so macOS's decomposed NFD names map to the
-server's paths), with size and mtime; and hashing with the state database
-as a cache (a file is re-hashed only when its size or mtime moved).
-
-Symlinks and special files are skipped with a warning; names the library
-cannot hold are reported, never silently dropped; a directory that cannot
-be read is reported and everything under it is left alone for this pass
-(so an unreadable folder never reads as "its files were deleted").
-"""
+server's paths), and hashing with the state database as a cache (re-hashed
+only when size or mtime moved). Symlinks and special files are skipped
+with a warning; names the library cannot hold are reported, never silently
+dropped; a folder that cannot be read is reported and left alone for the
+pass, so it never reads as "its files were deleted"."""
 
 import hashlib
 import os
@@ -15,7 +12,6 @@ import stat
 import unicodedata
 from collections import namedtuple
 
-from .. import errors as server_errors
 from .. import paths
 from .state import SYNC_DIR
 
@@ -25,13 +21,20 @@ LocalFile = namedtuple("LocalFile", "path rel size mtime_ns")
 
 
 class ScanResult:
-    """``files`` (library path -> LocalFile), ``warnings`` (one line each) and
-    ``unreadable`` (library path prefixes whose contents are unknown)."""
+    """``files`` (library path -> LocalFile), ``warnings`` (one line each),
+    ``problems`` (the warnings about files left out of the sync: the folder is
+    not in sync while there are any) and ``unreadable`` (library path
+    prefixes whose contents are unknown)."""
 
     def __init__(self):
         self.files = {}
         self.warnings = []
+        self.problems = []
         self.unreadable = []
+
+    def problem(self, text):
+        self.warnings.append(text)
+        self.problems.append(text)
 
     def is_unknown(self, path):
         return any(path == p or path.startswith(p + "/") for p in self.unreadable)
@@ -42,7 +45,7 @@ def library_path(rel):
     or ``None`` when the library cannot hold that name."""
     try:
         return paths.normalize(unicodedata.normalize("NFC", rel))
-    except (server_errors.SyncError, UnicodeError):
+    except Exception:  # sync.paths raises its own error type for any name it refuses
         return None
 
 
@@ -60,7 +63,7 @@ def scan(folder):
         try:
             entries = list(os.scandir(full_dir))
         except OSError as exc:
-            result.warnings.append(f"cannot read folder {_shown(rel_dir) or '.'}: "
+            result.problem(f"cannot read folder {_shown(rel_dir) or '.'}: "
                                    f"{exc.strerror or exc}; left alone")
             result.unreadable.append(library_path(rel_dir) or rel_dir)
             continue
@@ -70,15 +73,18 @@ def scan(folder):
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted during the scan: gone, as the next look confirms
             except OSError as exc:
-                result.warnings.append(f"cannot read {_shown(rel)}: {exc.strerror or exc}")
+                result.problem(f"cannot read {_shown(rel)}: {exc.strerror or exc}")
+                result.unreadable.append(library_path(rel) or rel)
                 continue
             if stat.S_ISLNK(st.st_mode):
                 result.warnings.append(f"skipped symlink {_shown(rel)}")
                 continue
             if stat.S_ISDIR(st.st_mode):
                 if library_path(rel) is None:
-                    result.warnings.append(f"skipped folder {_shown(rel)}: the library cannot "
+                    result.problem(f"skipped folder {_shown(rel)}: the library cannot "
                                            "hold that name")
                     continue
                 stack.append(rel)
@@ -88,10 +94,10 @@ def scan(folder):
                 continue
             path = library_path(rel)
             if path is None:
-                result.warnings.append(f"skipped {_shown(rel)}: the library cannot hold that name")
+                result.problem(f"skipped {_shown(rel)}: the library cannot hold that name")
                 continue
             if path in result.files:
-                result.warnings.append(
+                result.problem(
                     f"skipped {_shown(rel)}: same name as {_shown(result.files[path].rel)} "
                     "once Unicode-normalized")
                 continue

@@ -1,21 +1,17 @@
 """A sync folder's own state in ``FOLDER/.sync/`` (mode 0700, files 0600):
 ``config.json`` (server address, device id and name), ``token`` (the device
-token) and ``state.sqlite3``, which holds three views of the library:
-
-- ``synced``: per path, the revision, sha256, size and local mtime at which
-  the local file last matched the server (the common base of both sides);
-- ``remote``: the server's head of every live path, as read from the feed,
-  with the feed cursor;
-- ``hashes``: a cache of local hashes, so a file is re-hashed only when its
-  size or mtime moved;
-
-plus the upload sessions in progress (so an interrupted upload resumes) and
-the open conflicts of this device (their paths are left alone).
-"""
+token) and ``state.sqlite3`` with the tables ``synced`` (per path, the rev,
+sha256, size and local mtime at which the local file last matched the
+server: the base of both sides), ``remote`` (the server's live heads as
+read from the feed, with the cursor in ``meta``), ``hashes`` (a cache of
+local hashes by size and mtime), ``uploads`` (sessions in progress, so an
+interrupted upload resumes) and ``conflicts`` (this device's open ones,
+whose paths are left alone)."""
 
 import json
 import os
 import sqlite3
+import threading
 from collections import namedtuple
 
 SYNC_DIR = ".sync"
@@ -100,18 +96,30 @@ def load_config(folder):
     return config
 
 
+def _locked(method):
+    def locked(self, *args, **kw):
+        with self.lock:
+            return method(self, *args, **kw)
+    locked.__name__ = method.__name__
+    locked.__doc__ = method.__doc__
+    return locked
+
+
 class State:
-    """The folder's SQLite state database (one connection, one thread)."""
+    """The folder's SQLite state database: one connection, shared by the
+    transfer threads under one lock (a transaction holds it throughout)."""
 
     def __init__(self, conn):
         self.conn = conn
+        self.lock = threading.RLock()
 
     @classmethod
     def open(cls, folder):
         path = os.path.join(sync_dir(folder), DATABASE)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30,
+                               check_same_thread=False)
         conn.execute("PRAGMA journal_mode=wal")
         conn.execute("PRAGMA synchronous=normal")
         conn.executescript(SCHEMA)
@@ -121,13 +129,15 @@ class State:
         self.conn.close()
 
     def transaction(self):
-        return _Transaction(self.conn)
+        return _Transaction(self.conn, self.lock)
 
     # meta
+    @_locked
     def get(self, key, default=None):
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
+    @_locked
     def put(self, key, value):
         if value is None:
             self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
@@ -136,29 +146,43 @@ class State:
                               (key, value))
 
     # synced
+    @_locked
     def synced(self):
         return {r[0]: Synced(*r) for r in self.conn.execute(
             "SELECT path, rev, sha256, size, mtime_ns FROM synced")}
 
+    @_locked
     def set_synced(self, path, rev, sha256, size, mtime_ns):
         self.conn.execute("INSERT OR REPLACE INTO synced VALUES (?, ?, ?, ?, ?)",
                           (path, rev, sha256, size, mtime_ns))
 
+    @_locked
     def drop_synced(self, path):
         self.conn.execute("DELETE FROM synced WHERE path = ?", (path,))
 
     # remote
+    @_locked
     def remote(self):
         return {r[0]: Remote(*r) for r in self.conn.execute(
             "SELECT path, rev, sha256, size, mtime, moved_from FROM remote")}
 
+    @_locked
+    def remote_entry(self, path):
+        row = self.conn.execute(
+            "SELECT path, rev, sha256, size, mtime, moved_from FROM remote WHERE path = ?",
+            (path,)).fetchone()
+        return Remote(*row) if row else None
+
+    @_locked
     def set_remote(self, path, rev, sha256, size, mtime, moved_from=None):
         self.conn.execute("INSERT OR REPLACE INTO remote VALUES (?, ?, ?, ?, ?, ?)",
                           (path, rev, sha256, size, mtime, moved_from))
 
+    @_locked
     def drop_remote(self, path):
         self.conn.execute("DELETE FROM remote WHERE path = ?", (path,))
 
+    @_locked
     def apply_feed(self, changes, cursor, relisted):
         """Record a whole feed read in one transaction: the heads it carries
         and the cursor after them. A relist replaces every remote head."""
@@ -175,16 +199,19 @@ class State:
             self.put("cursor", cursor)
 
     # hashes
+    @_locked
     def cached_hash(self, path, size, mtime_ns):
         row = self.conn.execute(
             "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
             (path, size, mtime_ns)).fetchone()
         return row[0] if row else None
 
+    @_locked
     def remember_hash(self, path, size, mtime_ns, sha256):
         self.conn.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
                           (path, size, mtime_ns, sha256))
 
+    @_locked
     def forget_hashes(self, keep):
         """Drop cached hashes of paths not in ``keep`` (files gone from disk)."""
         stale = [r[0] for r in self.conn.execute("SELECT path FROM hashes") if r[0] not in keep]
@@ -193,45 +220,61 @@ class State:
                 self.conn.execute("DELETE FROM hashes WHERE path = ?", (path,))
 
     # uploads
+    @_locked
     def upload(self, path):
         row = self.conn.execute(
             "SELECT path, upload_id, sha256, size, base_rev FROM uploads WHERE path = ?",
             (path,)).fetchone()
         return Upload(*row) if row else None
 
+    @_locked
     def uploads(self):
         return [Upload(*r) for r in self.conn.execute(
             "SELECT path, upload_id, sha256, size, base_rev FROM uploads")]
 
+    @_locked
     def set_upload(self, path, upload_id, sha256, size, base_rev):
         self.conn.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
                           (path, upload_id, sha256, size, base_rev))
 
+    @_locked
     def drop_upload(self, path):
         self.conn.execute("DELETE FROM uploads WHERE path = ?", (path,))
 
     # conflicts
+    @_locked
     def conflicts(self):
         return {r[0]: Conflict(*r) for r in self.conn.execute(
             "SELECT id, path, kind, to_path, client_op, client_sha256 FROM conflicts")}
 
+    @_locked
     def add_conflict(self, conflict):
         self.conn.execute("INSERT OR REPLACE INTO conflicts VALUES (?, ?, ?, ?, ?, ?)",
                           tuple(conflict))
 
+    @_locked
     def drop_conflict(self, conflict_id):
         self.conn.execute("DELETE FROM conflicts WHERE id = ?", (conflict_id,))
 
 
 class _Transaction:
-    def __init__(self, conn):
+    def __init__(self, conn, lock):
         self.conn = conn
+        self.lock = lock
 
     def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, exc_type, exc, tb):
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
 
 
 class FolderLock:

@@ -10,11 +10,14 @@ import sys
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+import requests
+
 from .api import ApiError
 from .scan import FileChanging
 
 UPLOAD_WORKERS = 4
 DOWNLOAD_BLOCK = 1024 * 1024
+RESUMES = 3  # a download stream broken this many times gives up until the next pass
 PROGRESS_FROM = 4 * 1024 * 1024  # smaller transfers finish before a bar helps
 
 
@@ -89,7 +92,7 @@ def _send_chunks(api, full_path, session, indices, workers, bar):
             if future.done() and not future.cancelled() and future.exception():
                 raise future.exception()
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
         for clone in clones:
             clone.close()
 
@@ -114,46 +117,53 @@ def upload(api, state, folder, local, sha256, base_rev, mtime, chunk_size=None,
         finally:
             if bar is not None:
                 bar.close()
-    try:
-        result = api.complete_upload(session["id"])
-    except ApiError as exc:
-        if exc.code in ("digest_mismatch", "chunks_missing"):
-            # The file changed under the upload: drop the session, the next
-            # pass hashes the new content and starts again.
-            api.cancel_upload(session["id"])
-            state.drop_upload(local.path)
-            raise FileChanging(local.path) from None
-        raise
+    result = _complete(api, state, local, full_path, session, workers)
     state.drop_upload(local.path)
     return result
 
 
+def _complete(api, state, local, full_path, session, workers):
+    """Complete the session, sending once more any chunk the server says it
+    lacks; a session whose bytes do not add up is cancelled and forgotten."""
+    for attempt in range(2):
+        try:
+            return api.complete_upload(session["id"])
+        except ApiError as exc:
+            missing = exc.body.get("missing")
+            if exc.code == "chunks_missing" and attempt == 0 and isinstance(missing, list):
+                _send_chunks(api, full_path, session, missing, workers, None)
+                continue
+            if exc.code in ("digest_mismatch", "chunks_missing", "upload_lost"):
+                api.cancel_upload(session["id"])
+                state.drop_upload(local.path)
+                if exc.code == "digest_mismatch":
+                    # The file changed under the upload: the next pass hashes
+                    # the new content and starts again.
+                    raise FileChanging(local.path) from None
+                raise TransferError(f"the server lost the upload of {local.path} "
+                                    f"({exc.code}); sent again on the next pass") from None
+            raise
+    raise AssertionError("unreachable")
+
+
 def download(api, tmp_dir, path, sha256, size, show_progress=False):
     """Stream ``path``'s head into a new file under ``tmp_dir`` and return its
-    name once its size and sha256 are verified and it is fsynced.
-    ``TransferError`` when the server's content is not what the feed said
-    (it changed meanwhile; the next pass fetches the new head)."""
+    name once its size and sha256 are verified and it is fsynced. A stream
+    broken midway goes on from where it stopped (a Range request guarded by
+    the sha256 as ETag). ``TransferError`` when the server's content is not
+    what the feed said (it changed meanwhile; the next pass fetches it)."""
     os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
     tmp = os.path.join(tmp_dir, secrets.token_hex(8) + ".part")
-    digest = hashlib.sha256()
-    written = 0
     bar = progress_bar(show_progress, size, "down " + path)
     try:
-        resp = api.download(path)
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                for block in resp.iter_content(DOWNLOAD_BLOCK):
-                    f.write(block)
-                    digest.update(block)
-                    written += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-                f.flush()
-                os.fsync(f.fileno())
-        finally:
-            resp.close()
-        if written != size or digest.hexdigest() != sha256:
+        # 0666 less the umask, like any new file: the file keeps these
+        # permissions once renamed into the folder (tmp_dir itself is 0700).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            written, got = _stream(api, f, path, sha256, bar)
+            f.flush()
+            os.fsync(f.fileno())
+        if written != size or got != sha256:
             raise TransferError(f"{path} changed on the server during the download")
         return tmp
     except BaseException:
@@ -163,3 +173,32 @@ def download(api, tmp_dir, path, sha256, size, show_progress=False):
     finally:
         if bar is not None:
             bar.close()
+
+
+def _stream(api, f, path, sha256, bar):
+    """Write the download into ``f``, resuming a broken stream up to
+    ``RESUMES`` times; (bytes written, their sha256)."""
+    written, digest = 0, hashlib.sha256()
+    for attempt in range(RESUMES + 1):
+        resp = api.download(path, written, sha256)
+        try:
+            if resp.status_code == 200 and written:
+                f.seek(0)       # the server sent it all again: start over
+                f.truncate()
+                written, digest = 0, hashlib.sha256()
+                if bar is not None:
+                    bar.reset()
+            for block in resp.iter_content(DOWNLOAD_BLOCK):
+                f.write(block)
+                digest.update(block)
+                written += len(block)
+                if bar is not None:
+                    bar.update(len(block))
+            return written, digest.hexdigest()
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.Timeout):
+            if attempt == RESUMES:
+                raise
+        finally:
+            resp.close()
+    raise AssertionError("unreachable")
