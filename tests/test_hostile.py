@@ -752,3 +752,25 @@ def test_the_access_log_keeps_one_line_per_request_whatever_the_path(rt, caplog,
     assert len(lines) == 1 and "\n" not in lines[0] and "\r" not in lines[0]
     assert lines[0].split()[1] == "/api/v1/sync/download/a%0A127.0.0.1%20GET%20/admin%20200%0Db.txt"
     assert seen["token"] not in lines[0]
+
+
+@pytest.mark.parametrize("tail", [b"}", b"\\"])
+def test_a_body_of_unterminated_escapes_is_refused_without_backtracking(rt, api, seen, tail):
+    """Counting values must not retry a string from every quote inside it: a
+    1.9 MiB body of '\\"' would then take hours. The alarm only bounds a
+    regression; the answer comes in well under a second."""
+    import signal
+
+    def stuck(signum, frame):
+        raise AssertionError("the JSON value count did not finish in 60 s")
+
+    raw = b'{"name": "' + b'\\"' * 1000000 + tail
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    try:
+        resp = rejected_unchanged(rt, lambda: send(api, "POST", "/devices", raw=raw,
+                                                   headers={"Content-Type": "application/json"}))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert resp.status_int == 400 and resp.json["code"] == "body_invalid"

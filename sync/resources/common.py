@@ -11,7 +11,11 @@ MAX_JSON_BODY = 2 * 1024 * 1024
 # 700 000 dicts, some 50 MiB of Python objects: eight such requests at once
 # took the server past 240 MiB. Bodies are refused above this many values.
 MAX_JSON_VALUES = 50_000
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A string runs to its closing quote or to the end of the body, and a
+# backslash may end it too: no match ever fails, so a body of unterminated
+# escapes is scanned once (a pattern that must find the closing quote
+# retries from every quote inside and takes quadratic time).
+_STRING = re.compile(rb'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*(?:"|\Z)', re.DOTALL)
 
 
 def read_json(req, max_bytes=MAX_JSON_BODY):
