@@ -16,6 +16,8 @@ import tempfile
 import threading
 import time
 
+import requests
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import MIB, Client, Server, user_token  # noqa: E402
 
@@ -78,6 +80,9 @@ def main(argv=None):
     parser.add_argument("--dir", default=None, help="where to put the data directory")
     parser.add_argument("--parallel", type=int, default=1,
                         help="chunks sent at once, and downloads of the file at once")
+    parser.add_argument("--logins", type=int, default=0,
+                        help="then this many failing logins at once, three rounds "
+                             "(each hashes with scrypt, 16 MiB)")
     args = parser.parse_args(argv)
     size, chunk_size = parse_size(args.size), parse_size(args.chunk_size)
     workdir = tempfile.mkdtemp(prefix="memory-", dir=args.dir)
@@ -141,6 +146,16 @@ def main(argv=None):
                                  stream=True)
         ranged_bytes = sum(len(p) for p in ranged.iter_content(1 << 20))
         ranged.close()
+        if args.logins:
+            def login(_):
+                for _ in range(3):
+                    resp = requests.post(server.url + "/api/v1/auth/login",
+                                         json={"username": "mem", "password": "wrong"})
+                    assert resp.status_code == 401, resp.status_code
+            with concurrent.futures.ThreadPoolExecutor(args.logins) as pool:
+                list(pool.map(login, range(args.logins)))
+            print(f"{3 * args.logins} failing logins, {args.logins} at a time: "
+                  f"VmHWM {server.memory()['VmHWM'] / 1024:.1f} MiB")
         final = server.memory()
         sampler.stop.set()
         sampler.join()

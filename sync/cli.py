@@ -133,7 +133,7 @@ def cmd_serve(config):
 
     from . import janitor
     from .backup import KitError, lock_data_dir
-    from .wsgi import create_app, limit_malloc_arenas
+    from .wsgi import create_app, tune_malloc
 
     try:
         lock = lock_data_dir(config)  # held until the process ends
@@ -141,7 +141,7 @@ def cmd_serve(config):
         return panic(str(exc))
     rt = _runtime(config, serving=True)
     app = create_app(rt)
-    limit_malloc_arenas()
+    tune_malloc()
     try:
         server = waitress.create_server(
             app, host=config.host, port=config.port, threads=config.threads,

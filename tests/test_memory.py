@@ -9,13 +9,13 @@ import sys
 import pytest
 
 from sync import blobs
-from sync.wsgi import limit_malloc_arenas
+from sync.wsgi import tune_malloc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_malloc_arenas_are_capped_on_glibc():
-    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+def test_malloc_is_tuned_on_glibc():
+    assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
 
 
 def test_a_file_slice_reads_at_most_a_block_at_a_time(tmp_path):
@@ -33,11 +33,12 @@ def test_a_file_slice_reads_at_most_a_block_at_a_time(tmp_path):
 
 @pytest.mark.slow
 def test_parallel_chunks_and_downloads_keep_the_real_server_under_100_mib():
-    """Sixteen 8 MiB chunks arriving at once, then sixteen downloads at once:
-    the peak resident memory of ``python app.py`` stays under 100 MiB."""
+    """Sixteen 8 MiB chunks arriving at once, sixteen downloads at once, then
+    sixteen logins at once (16 MiB of scrypt each): the peak resident memory
+    of ``python app.py`` stays under 100 MiB."""
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "memory.py"), "--size", "192MiB",
-         "--chunk-size", "8MiB", "--parallel", "16"],
+         "--chunk-size", "8MiB", "--parallel", "16", "--logins", "16"],
         capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "target < 100 MiB: ok" in proc.stdout
