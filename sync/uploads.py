@@ -362,7 +362,14 @@ def complete(rt, user, upload_id):
                                      f"{len(missing)} chunk(s) have not been received.",
                                      missing=missing)
         if not upload.instant:
-            _store(rt, upload)
+            try:
+                _store(rt, upload)
+            except FileNotFoundError:
+                # Deleting a device drops its sessions and spool files without
+                # waiting for a complete that is hashing one: 404 as for any
+                # session that is gone.
+                _get(rt, user, upload_id)
+                raise
         with write():
             upload = _get(rt, user, upload_id)
             if upload.state == "completed":

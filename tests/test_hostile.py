@@ -774,3 +774,39 @@ def test_a_body_of_unterminated_escapes_is_refused_without_backtracking(rt, api,
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert resp.status_int == 400 and resp.json["code"] == "body_invalid"
+
+
+def test_deleting_a_device_while_its_upload_completes_is_404_not_500(rt, api, dev, seen,
+                                                                     monkeypatch):
+    """DELETE /devices drops the device's sessions and spool files while a
+    complete may be hashing one; that complete answers 404."""
+    import os
+    import sqlite3
+
+    from sync import blobs
+    data = b"z" * (CHUNK + 10)
+    session = dev.post("/upload", {"path": "late.bin", "size": len(data), "sha256": _sha(data),
+                                   "base_rev": None, "chunk_size": CHUNK}).json
+    for index in range(2):
+        dev.put(f"/upload/{session['id']}/chunks/{index}",
+                raw=data[index * CHUNK:(index + 1) * CHUNK])
+    real_hash_file = blobs.hash_file
+
+    def device_deleted_meanwhile(path):
+        # What DELETE /devices/{id} does from another thread: commit, then
+        # remove the spool files of the sessions it dropped.
+        size_and_sha = real_hash_file(path)
+        con = sqlite3.connect(rt.config.path("sync.sqlite3"))
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute("DELETE FROM devices WHERE id = ?", (seen["id"],))
+        con.commit()
+        con.close()
+        os.unlink(path)
+        return size_and_sha
+
+    monkeypatch.setattr(blobs, "hash_file", device_deleted_meanwhile)
+    resp = send(api.as_(api.token, None), "POST", f"/upload/{session['id']}/complete",
+                headers={"X-Device-Id": seen["id"]})
+    assert resp.status_int == 404, resp.status
+    monkeypatch.setattr(blobs, "hash_file", real_hash_file)
+    assert api.get("/devices").json["devices"] == []
