@@ -189,3 +189,13 @@ def test_an_mtime_no_http_date_can_carry_falls_back_to_the_change_time(dev, mtim
     resp = dev.get("/download/far.txt")
     assert resp.headers["Last-Modified"] == "Fri, 27 Nov 2026 00:00:00 GMT"
     assert dev.get("/download/far.txt", headers={"Range": "bytes=0-0", "If-Range": "x"}).body == b"far"
+
+
+def test_head_honours_if_none_match_and_ranges(api, stored):
+    etag = f'"{sha256(stored)}"'
+    resp = api.head("/download/books/Dune.txt", headers={"If-None-Match": etag}, status=304)
+    assert resp.headers["ETag"] == etag and resp.body == b""
+    resp = api.head("/download/books/Dune.txt", headers={"Range": f"bytes={SIZE}-"},
+                    status=416)
+    assert resp.headers["Content-Range"] == f"bytes */{SIZE}"
+    assert resp.body == b""

@@ -1,5 +1,7 @@
 """The one JSON error shape, for our errors and Falcon's own."""
 
+import pytest
+
 from .helpers import assert_error
 
 
@@ -21,3 +23,22 @@ def test_openapi_document_is_served(anon):
     resp = anon.get("/api/v1/openapi.json")
     assert resp.content_type == "application/json"
     assert isinstance(resp.json, dict)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/devices"),
+    ("PUT", "/devices/{device_id}"),
+    ("POST", "/ack"),
+    ("POST", "/report"),
+    ("POST", "/upload"),
+    ("POST", "/conflicts/0000/resolve"),
+])
+def test_every_json_body_over_2_mib_is_413_and_changes_nothing(dev, device, method, path):
+    before = dev.get(f"/devices/{device['id']}").json
+    big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    resp = dev.request(method, path.format(device_id=device["id"]), raw=big,
+                       content_type="application/json", status=413)
+    assert_error(resp, 413, "body_too_large")
+    assert dev.get(f"/devices/{device['id']}").json == before
+    assert dev.get("/changes").json["changes"] == []

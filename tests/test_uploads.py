@@ -607,3 +607,31 @@ def test_a_reservation_the_filesystem_refuses_is_507_and_leaves_nothing(rt, dev)
     assert_error(resp, 507, "insufficient_storage")
     assert spool_files(rt) == []
     assert count("uploads") == 0
+
+
+def test_another_users_device_id_is_403_on_every_session_call(testapp, rt, dev, device):
+    """Bob with his own user token but alice's device in X-Device-Id."""
+    data = content(CHUNK + 10)
+    session = start(dev, "a.bin", data).json
+    send(dev, session["id"], 0, data)
+    intruder = Api(testapp, auth.issue_user_token(rt, "bob"), device_id=device["id"])
+    sid = session["id"]
+    assert_error(intruder.get(f"/upload/{sid}", status=403), 403, "forbidden")
+    assert_error(intruder.delete(f"/upload/{sid}", status=403), 403, "forbidden")
+    assert_error(intruder.put(f"/upload/{sid}/chunks/1", raw=data[CHUNK:], status=403),
+                 403, "forbidden")
+    assert_error(intruder.post(f"/upload/{sid}/complete", status=403), 403, "forbidden")
+    after = dev.get(f"/upload/{sid}").json
+    assert after["received"] == [0] and after["state"] == "open"
+
+
+def test_complete_after_the_received_bytes_are_lost_is_409(rt, dev):
+    """The spool file vanished (a disk swapped, a hand clean-up): 409 upload_lost,
+    and the library is not touched."""
+    data = content(CHUNK + 10)
+    session = start(dev, "a.bin", data).json
+    for index in range(session["chunk_count"]):
+        send(dev, session["id"], index, data)
+    os.unlink(blobs.spool_path(rt.config, session["id"]))
+    assert_error(dev.post(f"/upload/{session['id']}/complete", status=409), 409, "upload_lost")
+    assert dev.get("/changes").json["changes"] == []
