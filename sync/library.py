@@ -598,12 +598,14 @@ def conflict_json(row):
     return conflict
 
 
-def list_conflicts(rt, user_id):
-    """The user's unresolved conflicts, oldest first."""
+def iter_conflicts(rt, user_id):
+    """The user's unresolved conflicts, oldest first, one at a time: a device
+    can make thousands, and the listing must not hold them all in memory."""
     rows = database.execute_sql(
         f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE user_id = ? "
         f"AND resolved_at IS NULL ORDER BY created_at, rowid", (user_id,))
-    return {"conflicts": [conflict_json(dict(zip(_CONFLICT_COLUMNS, r))) for r in rows]}
+    for r in rows:
+        yield conflict_json(dict(zip(_CONFLICT_COLUMNS, r)))
 
 
 def _device_name(device_id):

@@ -283,3 +283,29 @@ def test_keep_both_without_room_for_a_name_is_400(rt, api, dev, device):
     before = feed(dev)
     assert_error(resolve(api, cid, "keep_both", status=400), 400, "resolution_invalid")
     assert feed(dev) == before and len(api.get("/conflicts").json["conflicts"]) == 1
+
+
+def test_the_conflict_listing_is_streamed_item_by_item():
+    """A long listing leaves in blocks, pulling conflicts from the database
+    as it goes, and the blocks join into the one JSON document."""
+    import json
+
+    from sync.resources.common import STREAM_BLOCK, json_list_stream
+    pulled = []
+
+    def conflicts():
+        for i in range(2000):
+            pulled.append(i)
+            yield {"id": f"{i:06d}", "path": "p" * 100 + "\u00e9"}
+
+    stream = json_list_stream("conflicts", conflicts())
+    first = next(stream)
+    assert len(first) >= STREAM_BLOCK and len(pulled) < 2000
+    body = first + b"".join(stream)
+    assert body.isascii()
+    assert json.loads(body) == {"conflicts": [{"id": f"{i:06d}", "path": "p" * 100 + "\u00e9"}
+                                              for i in range(2000)]}
+
+
+def test_an_empty_conflict_listing_is_an_empty_list(api):
+    assert api.get("/conflicts").json == {"conflicts": []}

@@ -61,3 +61,22 @@ def principal(req):
 def acting_device(req):
     """The device a sync call acts for (see ``sync.devices.acting_device``)."""
     return devices.acting_device(req.context.principal, req.get_header("X-Device-Id"))
+
+
+STREAM_BLOCK = 64 * 1024
+
+
+def json_list_stream(key, items):
+    """``{"<key>": [item, ...]}`` as an iterable of byte blocks, encoded one
+    item at a time (ASCII-escaped, like every JSON answer) so a long list
+    never sits whole in memory."""
+    block = bytearray(b'{"%s": [' % key.encode("ascii"))
+    separator = b""
+    for item in items:
+        block += separator + json.dumps(item).encode("ascii")
+        separator = b", "
+        if len(block) >= STREAM_BLOCK:
+            yield bytes(block)
+            block.clear()
+    block += b"]}"
+    yield bytes(block)

@@ -1,5 +1,7 @@
 """``GET /conflicts`` and ``POST /conflicts/{id}/resolve``."""
 
+import falcon
+
 from .. import library
 from . import common
 
@@ -9,7 +11,9 @@ class Collection:
         self.rt = rt
 
     def on_get(self, req, resp):
-        resp.media = library.list_conflicts(self.rt, common.principal(req).user.id)
+        conflicts = library.iter_conflicts(self.rt, common.principal(req).user.id)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.stream = common.json_list_stream("conflicts", conflicts)
 
 
 class Resolve:
