@@ -120,6 +120,7 @@ def test_documented_bounds_match_the_code():
     assert (changes["minItems"], changes["maxItems"]) == (1, library.MAX_REPORT_ITEMS)
     limit = next(p for p in operations["listChanges"]["parameters"] if p["name"] == "limit")
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, library.MAX_LIMIT)
+    assert limit["schema"]["default"] == library.DEFAULT_LIMIT
     chunk = schemas["UploadCreate"]["properties"]["chunk_size"]
     assert (chunk["minimum"], chunk["maximum"], chunk["default"]) == (
         uploads.MIN_CHUNK_SIZE, uploads.MAX_CHUNK_SIZE, uploads.DEFAULT_CHUNK_SIZE)

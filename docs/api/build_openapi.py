@@ -538,8 +538,8 @@ def sync_operations():
                  "description": "Where the previous page ended (a `cursor` of this feed); "
                                 "absent or empty: from the beginning."},
                 {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                 "description": "Most changes on a page (1 to 1000)."},
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                 "description": "Most changes on a page (1 to 1000, default 100)."},
                 X_DEVICE_ID,
             ], tags=["sync"]),
         },
@@ -703,7 +703,8 @@ not the caller's). `X-Device-Id` naming one of the caller's devices on any
 authenticated call marks that device as seen.
 
 **Errors** are `{"title", "description", "code"}`; clients branch on `code`.
-JSON bodies over 2 MiB are refused with 413. A route that exists answers an
+JSON bodies over 2 MiB are refused with 413, and a body holding more than
+50,000 JSON values (however small) with 400 `body_invalid`. A route that exists answers an
 unlisted method with 405 `method_not_allowed`; an unknown route is 404
 `not_found`. A trailing slash names the same route. `OPTIONS` on a route
 answers 200 with an `Allow` header (with a token where the route needs one).
