@@ -8,6 +8,7 @@ import logging
 import threading
 import unicodedata
 
+import pytest
 import waitress
 
 from sync import auth
@@ -120,3 +121,11 @@ def tree(folder):
 def read(folder, rel):
     with open(os.path.join(str(folder), *rel.split("/")), "rb") as f:
         return f.read()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The real server on waitress in a thread, over a fresh data directory."""
+    server = Server(tmp_path / "data")
+    yield server
+    server.stop()

@@ -105,22 +105,28 @@ def test_backup_of_a_live_data_dir(live, tmp_path):
     assert kit.run_check(live.config)[0] == 0  # and the live one is untouched
 
 
-def test_backup_to_another_filesystem_copies(live):
+@pytest.fixture
+def other_fs(live):
+    """A directory on another filesystem than the data directory (a RAM disk)."""
     if not os.path.isdir("/dev/shm"):
         pytest.skip("no /dev/shm")
-    dest_dir = tempfile.mkdtemp(dir="/dev/shm")
+    root = tempfile.mkdtemp(dir="/dev/shm")
     try:
-        if os.stat(dest_dir).st_dev == os.stat(live.config.data_dir).st_dev:
+        if os.stat(root).st_dev == os.stat(live.config.data_dir).st_dev:
             pytest.skip("/dev/shm is on the same filesystem")
-        dest = kit.config_for(os.path.join(dest_dir, "backup"))
-        result = backup.backup(live.config, dest.data_dir)
-        assert result["copied"] == 8 and result["linked"] == 0
-        for sha256 in set(kit.library(dest).values()):
-            assert os.stat(blobs.blob_path(dest, sha256)).st_nlink == 1
-            assert same_bytes(live.config, dest, sha256)
-        assert kit.run_check(dest)[0] == 0
+        yield root
     finally:
-        shutil.rmtree(dest_dir)
+        shutil.rmtree(root)
+
+
+def test_backup_to_another_filesystem_copies(live, other_fs):
+    dest = kit.config_for(os.path.join(other_fs, "backup"))
+    result = backup.backup(live.config, dest.data_dir)
+    assert result["copied"] == 8 and result["linked"] == 0
+    for sha256 in set(kit.library(dest).values()):
+        assert os.stat(blobs.blob_path(dest, sha256)).st_nlink == 1
+        assert same_bytes(live.config, dest, sha256)
+    assert kit.run_check(dest)[0] == 0
 
 
 def test_a_blob_collected_after_the_snapshot_is_never_missing(live, tmp_path, monkeypatch):
@@ -302,29 +308,22 @@ def test_restore_command_refuses_under_a_running_server(saved, tmp_path):
     assert "new database id" in result.stdout
 
 
-def test_link_dest_reuses_the_blobs_of_an_earlier_backup(live):
-    if not os.path.isdir("/dev/shm"):
-        pytest.skip("no /dev/shm")
-    root = tempfile.mkdtemp(dir="/dev/shm")
-    try:
-        if os.stat(root).st_dev == os.stat(live.config.data_dir).st_dev:
-            pytest.skip("/dev/shm is on the same filesystem")
-        first = kit.config_for(os.path.join(root, "first"))
-        assert backup.backup(live.config, first.data_dir)["copied"] == 8
-        new = kit.put(live, "alice", "new.txt", b"written after the first backup")
-        second = kit.config_for(os.path.join(root, "second"))
-        result = backup.backup(live.config, second.data_dir, link_dest=first.data_dir)
-        assert result["reused"] == 8 and result["copied"] == 1
-        for sha256 in set(kit.library(first).values()):
-            assert os.stat(blobs.blob_path(first, sha256)).st_ino == \
-                os.stat(blobs.blob_path(second, sha256)).st_ino
-        assert same_bytes(live.config, second, new)
-        assert kit.library(second) == kit.library(live.config)
-        with pytest.raises(backup.KitError, match="not on the filesystem"):
-            backup.backup(live.config, os.path.join(root, "third"),
-                          link_dest=live.config.data_dir)
-    finally:
-        shutil.rmtree(root)
+def test_link_dest_reuses_the_blobs_of_an_earlier_backup(live, other_fs):
+    root = other_fs
+    first = kit.config_for(os.path.join(root, "first"))
+    assert backup.backup(live.config, first.data_dir)["copied"] == 8
+    new = kit.put(live, "alice", "new.txt", b"written after the first backup")
+    second = kit.config_for(os.path.join(root, "second"))
+    result = backup.backup(live.config, second.data_dir, link_dest=first.data_dir)
+    assert result["reused"] == 8 and result["copied"] == 1
+    for sha256 in set(kit.library(first).values()):
+        assert os.stat(blobs.blob_path(first, sha256)).st_ino == \
+            os.stat(blobs.blob_path(second, sha256)).st_ino
+    assert same_bytes(live.config, second, new)
+    assert kit.library(second) == kit.library(live.config)
+    with pytest.raises(backup.KitError, match="not on the filesystem"):
+        backup.backup(live.config, os.path.join(root, "third"),
+                      link_dest=live.config.data_dir)
 
 
 def test_the_nightly_backup_script(live, tmp_path):

@@ -9,14 +9,7 @@ import pytest
 
 from sync.client import cli
 
-from .client_harness import Server, folder_api, init, read, sync, tree, write
-
-
-@pytest.fixture
-def server(tmp_path):
-    server = Server(tmp_path / "data")
-    yield server
-    server.stop()
+from .client_harness import folder_api, init, read, server, sync, tree, write  # noqa: F401 (fixture)
 
 
 @pytest.fixture

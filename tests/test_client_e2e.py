@@ -11,15 +11,8 @@ from sync.client import cli
 from sync.client.api import ApiError
 from sync.client.engine import Engine, Options
 
-from .client_harness import (SMALL_CHUNK, CountingApi, Server, folder_api, init, read, sync,
-                             tree, write)
-
-
-@pytest.fixture
-def server(tmp_path):
-    server = Server(tmp_path / "data")
-    yield server
-    server.stop()
+from .client_harness import (SMALL_CHUNK, CountingApi, folder_api, init, read,  # noqa: F401
+                             server, sync, tree, write)
 
 
 @pytest.fixture
