@@ -29,3 +29,12 @@ def assert_4xx(resp):
     assert 400 <= resp.status_int < 500, (resp.status, resp.body[:300])
     if resp.request.method != "HEAD":
         assert resp.json["code"], resp.json
+
+
+def rejected_unchanged(rt, call):
+    """Run ``call``; it must answer a 4xx with a code and change nothing."""
+    before = snapshot(rt.config)
+    resp = call()
+    assert_4xx(resp)
+    assert snapshot(rt.config) == before
+    return resp

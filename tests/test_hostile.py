@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sync import auth
 
-from .state import assert_4xx, snapshot
+from .state import assert_4xx, rejected_unchanged, snapshot
 
 FUZZ = settings(max_examples=25, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -61,15 +61,6 @@ def send(caller, method, path, body=None, raw=None, headers=None):
         raw = json.dumps(body)
         headers = dict(headers or {}, **{"Content-Type": "application/json"})
     return caller.request(method, path, raw=raw, status="*", headers=headers)
-
-
-def rejected_unchanged(rt, call):
-    """Run ``call``; it must answer a 4xx with a code and change nothing."""
-    before = snapshot(rt.config)
-    resp = call()
-    assert_4xx(resp)
-    assert snapshot(rt.config) == before
-    return resp
 
 
 # -- JSON bodies -------------------------------------------------------------
@@ -352,15 +343,20 @@ def _all_rejected(resp, count):
             assert isinstance(result["error"], str) and result["error"], result
 
 
-@FUZZ
-@given(items=st.lists(bad_items(), min_size=1, max_size=3))
-def test_report_items_with_a_bad_field_are_rejected_and_change_nothing(rt, dev, seen, items):
+def _report_rejects_all(rt, dev, items):
+    """A report of ``items``: each one rejected (or the whole body a 4xx), nothing changed."""
     before = snapshot(rt.config)
     resp = send(dev, "POST", "/report", {"changes": items})
     if resp.status_int != 200:
         assert_4xx(resp)
     _all_rejected(resp, len(items))
     assert snapshot(rt.config) == before
+
+
+@FUZZ
+@given(items=st.lists(bad_items(), min_size=1, max_size=3))
+def test_report_items_with_a_bad_field_are_rejected_and_change_nothing(rt, dev, seen, items):
+    _report_rejects_all(rt, dev, items)
 
 
 @FUZZ
@@ -368,12 +364,7 @@ def test_report_items_with_a_bad_field_are_rejected_and_change_nothing(rt, dev, 
 def test_hostile_paths_in_a_report_are_rejected(rt, dev, seen, path):
     items = [dict(VALID_ITEMS["put"], path=path), dict(VALID_ITEMS["delete"], path=path),
              dict(VALID_ITEMS["move"], path=path), dict(VALID_ITEMS["move"], to=path)]
-    before = snapshot(rt.config)
-    resp = send(dev, "POST", "/report", {"changes": items})
-    if resp.status_int != 200:
-        assert_4xx(resp)
-    _all_rejected(resp, len(items))
-    assert snapshot(rt.config) == before
+    _report_rejects_all(rt, dev, items)
 
 
 @pytest.mark.parametrize("body", [

@@ -7,7 +7,7 @@ of another user is invisible (404).
 
 import pytest
 
-from .state import assert_4xx, snapshot
+from .state import rejected_unchanged
 
 
 @pytest.fixture
@@ -26,14 +26,6 @@ def mallory(bob):
     return {"user": bob, "dev": as_device, "device": device}
 
 
-def unchanged(rt, call):
-    before = snapshot(rt.config)
-    resp = call()
-    assert_4xx(resp)
-    assert snapshot(rt.config) == before
-    return resp
-
-
 def test_devices_of_another_user_are_403_and_unlisted(rt, alice, mallory):
     target = alice["device"]["id"]
     for caller in (mallory["user"], mallory["dev"]):
@@ -42,7 +34,7 @@ def test_devices_of_another_user_are_403_and_unlisted(rt, alice, mallory):
         calls = [("GET", f"/devices/{target}", None), ("PUT", f"/devices/{target}", {"name": "x"}),
                  ("DELETE", f"/devices/{target}", None), ("POST", f"/devices/{target}/token", None)]
         for method, path, body in calls:
-            resp = unchanged(rt, lambda: caller.request(method, path, body, status="*"))
+            resp = rejected_unchanged(rt, lambda: caller.request(method, path, body, status="*"))
             assert resp.status_int == 403, (method, path, resp.json)
 
 
@@ -52,7 +44,7 @@ def test_another_users_device_cannot_be_acted_for(rt, alice, mallory):
     for method, path, body in [("GET", "/changes", None), ("POST", "/ack", {"cursor": "x"}),
                                ("POST", "/report", {"changes": [{"op": "delete", "path": "a", "base_rev": None}]}),
                                ("POST", "/upload", {"path": "a", "size": 0})]:
-        resp = unchanged(rt, lambda: bob_as_alice.request(method, path, body, status="*"))
+        resp = rejected_unchanged(rt, lambda: bob_as_alice.request(method, path, body, status="*"))
         if resp.status_int != 405:
             assert resp.status_int == 403, (method, path, resp.json)
 
