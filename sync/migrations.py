@@ -26,8 +26,24 @@ Step = namedtuple("Step", "version description apply")
 Step.__doc__ = """One upgrade: ``apply(conn)`` turns version ``version - 1`` into
 ``version``; it runs inside the migration transaction and must not commit."""
 
-# Schema 1 is the first released schema: nothing to migrate yet.
-STEPS = ()
+WEB_TABLES = """
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id         TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    flash      TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user_id);
+CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS web_devices (
+    user_id   INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL UNIQUE REFERENCES devices (id) ON DELETE CASCADE
+);
+"""
+
+
 
 
 class MigrationError(Exception):
@@ -50,6 +66,11 @@ def sql(script):
         for statement in statements:
             conn.execute(statement)
     return apply
+
+
+STEPS = (
+    Step(2, "web page sessions and the web page's device", sql(WEB_TABLES)),
+)
 
 
 def latest(steps, base):

@@ -11,11 +11,19 @@ from sync.db import SCHEMA_VERSION, SchemaError, database, init_db
 from sync.migrations import Step, sql
 
 
+V1_SCHEMA = os.path.join(os.path.dirname(__file__), "data", "schema_v1.sql")
+
+
 def oldest(tmp_path):
-    """A database at the oldest schema (1), with a user and a device in it."""
+    """A database at the oldest schema (1), as version 1 created it, with a
+    user and a device in it."""
     path = str(tmp_path / "sync.sqlite3")
-    init_db(path)
     conn = sqlite3.connect(path, isolation_level=None)
+    with open(V1_SCHEMA, encoding="utf-8") as f:
+        conn.executescript(f.read() + "\nPRAGMA user_version = 1;\n")
+    conn.execute("PRAGMA journal_mode = wal")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('db_id', '0123456789abcdef'), "
+                 "('rev', '0')")
     conn.execute("INSERT INTO users (name, created_at) VALUES ('alice', 'x')")
     conn.execute("INSERT INTO devices (id, user_id, name, created_at) "
                  "VALUES ('d1', 1, 'Kobo', 'x')")
@@ -64,7 +72,8 @@ def test_the_real_steps_reach_the_schema_version():
 
 
 def test_a_current_database_opens_without_a_copy(tmp_path):
-    path = oldest(tmp_path)
+    path = str(tmp_path / "sync.sqlite3")
+    init_db(path)
     init_db(path)
     assert read(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".bak")]
@@ -146,9 +155,32 @@ def test_no_migration_beside_a_running_server(tmp_path):
     backup.refuse_migration_beside_a_server(config, steps=STEPS)  # no server: fine
     lock = backup.lock_data_dir(config)
     try:
-        backup.refuse_migration_beside_a_server(config)  # nothing to migrate: fine
-        with pytest.raises(backup.KitError, match="restart the server first"):
-            backup.refuse_migration_beside_a_server(config, steps=STEPS)
+        for steps in (migrations.STEPS, STEPS):
+            with pytest.raises(backup.KitError, match="restart the server first"):
+                backup.refuse_migration_beside_a_server(config, steps=steps)
     finally:
         os.close(lock)
-    assert read(str(tmp_path / "sync.sqlite3"), "PRAGMA user_version") == [(1,)]
+    path = str(tmp_path / "sync.sqlite3")
+    assert read(path, "PRAGMA user_version") == [(1,)]
+    init_db(path)  # the server restarted and migrated
+    lock = backup.lock_data_dir(config)
+    try:
+        backup.refuse_migration_beside_a_server(config)  # nothing to migrate: fine
+    finally:
+        os.close(lock)
+
+
+def test_a_version_1_database_gets_the_web_tables_of_a_new_one(tmp_path):
+    """The real steps turn a version 1 database into the schema a new one
+    gets from schema.sql, with its rows kept."""
+    os.makedirs(tmp_path / "old")
+    old = oldest(tmp_path / "old")
+    init_db(old)
+    new = str(tmp_path / "new.sqlite3")
+    init_db(new)
+    for table in ("web_sessions", "web_devices"):
+        assert read(old, f"PRAGMA table_info({table})") == read(new, f"PRAGMA table_info({table})")
+        assert read(old, f"PRAGMA index_list({table})") == read(new, f"PRAGMA index_list({table})")
+    assert read(old, "SELECT name FROM users") == [("alice",)]
+    assert read(old, "SELECT id, name FROM devices") == [("d1", "Kobo")]
+    assert read(old, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
