@@ -30,6 +30,7 @@ RESOLUTION_INVALID = "resolution_invalid"
 RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 BAD_REQUEST = "bad_request"
+CSRF_INVALID = "csrf_invalid"
 INTERNAL = "internal_error"
 
 # The code a bare HTTP error (an unknown route, a wrong method) gets.
@@ -56,6 +57,7 @@ TITLES = {
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     507: "Insufficient Storage",
 }

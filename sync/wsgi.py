@@ -10,12 +10,13 @@ import time
 
 import falcon
 
-from . import blobs, errors
+from . import blobs, errors, web
 from .auth import load_secret
 from .db import init_db
 from .middleware import AccessLog, Auth, Database
 from .resources import conflicts, devices, download, feed, login, meta, report, uploads
 from .runtime import Runtime, new_id
+from .web import pages as web_pages
 
 log = logging.getLogger("sync")
 
@@ -82,7 +83,7 @@ def _discard_spool(rt):
 
 def create_app(rt):
     """The WSGI app for an opened ``Runtime``."""
-    middleware = [Database(), Auth(rt)]
+    middleware = [web.SecurityHeaders(), Database(), Auth(rt), web.Sessions(rt)]
     if rt.config.access_log:
         middleware.insert(0, AccessLog())
     app = falcon.App(middleware=middleware)
@@ -98,9 +99,12 @@ def create_app(rt):
     for template, resource in sync_routes(rt):
         for prefix in API_PREFIXES:
             app.add_route(prefix + template, resource)
-    app.add_error_handler(Exception, _unexpected_error)
-    app.add_error_handler(falcon.HTTPError, _http_error)
-    app.add_error_handler(errors.SyncError, _sync_error)
+    page_routes, site = web_pages.routes(rt, discard_uploads=_discard_spool(rt))
+    for template, resource in page_routes:
+        app.add_route(template, resource)
+    app.add_error_handler(Exception, _unexpected_error(site))
+    app.add_error_handler(falcon.HTTPError, _http_error(site))
+    app.add_error_handler(errors.SyncError, _sync_error(site))
     return app
 
 
@@ -112,21 +116,34 @@ def _render(resp, status, body, headers=None):
         resp.set_header(name, value)
 
 
-def _sync_error(req, resp, exc, params):
-    _render(resp, exc.status, exc.body(), exc.headers)
+# Each handler answers a page of the web page with a page (``web.render_error``)
+# and everything else with the one JSON error shape.
+
+def _sync_error(site):
+    def handle(req, resp, exc, params):
+        if not web.render_error(site, req, resp, exc.status, exc.description, exc.headers):
+            _render(resp, exc.status, exc.body(), exc.headers)
+    return handle
 
 
-def _http_error(req, resp, exc, params):
-    """Falcon's own errors (unknown route, wrong method) in our shape, with a code."""
-    body = exc.to_dict()
-    status = exc.status_code
-    body.setdefault("code", errors.DEFAULT_CODES.get(status, "error"))
-    body.setdefault("description", body.get("title", ""))
-    _render(resp, status, body, dict(exc.headers or {}))
+def _http_error(site):
+    def handle(req, resp, exc, params):
+        """Falcon's own errors (unknown route, wrong method) in our shape, with a code."""
+        body = exc.to_dict()
+        status = exc.status_code
+        body.setdefault("code", errors.DEFAULT_CODES.get(status, "error"))
+        body.setdefault("description", body.get("title", ""))
+        headers = dict(exc.headers or {})
+        if not web.render_error(site, req, resp, status, body["description"], headers):
+            _render(resp, status, body, headers)
+    return handle
 
 
-def _unexpected_error(req, resp, exc, params):
-    log.exception("unexpected error on %s %s", req.method, req.path)
-    _render(resp, 500, {"title": "Internal Server Error",
-                        "description": "The server failed; the error is in its log.",
-                        "code": errors.INTERNAL})
+def _unexpected_error(site):
+    def handle(req, resp, exc, params):
+        log.exception("unexpected error on %s %s", req.method, req.path)
+        description = "The server failed; the error is in its log."
+        if not web.render_error(site, req, resp, 500, description):
+            _render(resp, 500, {"title": "Internal Server Error",
+                                "description": description, "code": errors.INTERNAL})
+    return handle
