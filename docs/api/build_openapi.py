@@ -89,7 +89,9 @@ SCHEMAS = {
                     "description": "A relative POSIX path such as `books/Dune.epub`, "
                                    "normalized to NFC. Rejected (`path_invalid`) when empty, "
                                    "absolute, with an empty, `.` or `..` segment, a backslash "
-                                   "or a control character, a segment over 255 UTF-8 bytes, "
+                                   "or a control character, a line or paragraph separator "
+                                   "(U+2028, U+2029) or a bidirectional control (U+202A-U+202E, "
+                                   "U+2066-U+2069), a segment over 255 UTF-8 bytes, "
                                    "or over 4096 bytes in all."},
     "Mtime": {"type": "integer",
               "description": "Modification time in seconds since the Unix epoch, as the "
