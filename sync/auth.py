@@ -148,6 +148,27 @@ def user_name(name):
 
 
 
+# App passwords: five groups of five lowercase letters and digits
+# (25 characters, 129 bits), easy to type on an e-reader's keyboard.
+APP_PASSWORD_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+APP_PASSWORD_GROUPS, APP_PASSWORD_GROUP_LENGTH = 5, 5
+
+
+def new_app_password():
+    return "-".join(
+        "".join(secrets.choice(APP_PASSWORD_ALPHABET) for _ in range(APP_PASSWORD_GROUP_LENGTH))
+        for _ in range(APP_PASSWORD_GROUPS))
+
+
+def app_password_hash(password):
+    """The stored form of an app password: SHA-256 of its letters and digits.
+    A random secret of 129 bits needs no slow hash, so every WebDAV request
+    is checked with one hash and one indexed lookup. Dashes, spaces and case
+    are ignored, as people type them."""
+    normalized = "".join(password.split()).replace("-", "").lower()
+    return hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 # Every request looks its caller up: plain SQL, since building the query
 # with peewee cost more than the rest of a small request.
 _USER_SQL = "SELECT {} FROM users WHERE name = ?".format(
@@ -180,6 +201,23 @@ def ensure_user(rt, name):
 
 def _find_device(device_id, user_name):
     row = database.execute_sql(_DEVICE_SQL, (device_id, user_name)).fetchone()
+    if row is None:
+        return None
+    split = len(Device._meta.sorted_fields)
+    device = _model(Device, row[:split])
+    device.user = _model(User, row[split:])
+    return device
+
+
+_APP_PASSWORD_SQL = _DEVICE_SQL.replace("d.id = ?", "d.app_password_hash = ?")
+
+
+def app_password_device(user_name, password):
+    """The device of ``user_name`` whose app password this is, or None."""
+    if not valid_user_name(user_name) or not password:
+        return None
+    row = database.execute_sql(_APP_PASSWORD_SQL,
+                               (app_password_hash(password), user_name)).fetchone()
     if row is None:
         return None
     split = len(Device._meta.sorted_fields)

@@ -1,5 +1,5 @@
 """The command line: ``python app.py [serve]``, ``user add``, ``token``,
-``backup``, ``restore``, ``check``.
+``app-password``, ``backup``, ``restore``, ``check``.
 
 Every subcommand takes the settings flags (``--data-dir`` and the rest)
 and honours the ``SYNC_*`` environment variables.
@@ -41,6 +41,13 @@ def build_parser():
     token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
                        help="lifetime in seconds (default: the token_ttl setting)")
     _settings(token)
+
+    app_password = sub.add_parser(
+        "app-password", help="print a new WebDAV app password for a device of a user")
+    app_password.add_argument("name", help="the user")
+    app_password.add_argument("device", help="the device's id or name (created when no "
+                                             "device of the user has that name)")
+    _settings(app_password)
 
     backup = sub.add_parser("backup", help="copy the data directory while the server runs")
     backup.add_argument("dest", help="a new or empty directory to write the backup into")
@@ -89,6 +96,8 @@ def main(argv=None):
             return cmd_user_add(config, args)
         if args.command == "token":
             return cmd_token(config, args)
+        if args.command == "app-password":
+            return cmd_app_password(config, args)
         if args.command in KIT_COMMANDS:
             return cmd_kit(config, args)
         return cmd_serve(config)
@@ -188,4 +197,21 @@ def cmd_token(config, args):
                      f"letters, digits and ._@-)")
     rt = _runtime(config)
     print(auth.issue_user_token(rt, name, args.ttl))
+    return 0
+
+
+def cmd_app_password(config, args):
+    from . import devices
+
+    rt = _runtime(config)
+    try:
+        device, created, password = devices.app_password_for(rt, args.name, args.device)
+    except devices.DeviceChoiceError as exc:
+        return panic(str(exc))
+    if created:
+        print(f"registered device {device.name!r} ({device.id}) for {args.name}",
+              file=sys.stderr)
+    print(f"app password for {args.name}'s device {device.name!r} ({device.id}); "
+          f"it replaces any earlier one:", file=sys.stderr)
+    print(password)
     return 0

@@ -76,6 +76,7 @@ def sync_routes(rt):
         ("/devices", devices.Collection(rt)),
         ("/devices/{device_id}", devices.Item(rt, discard_uploads=_discard_spool(rt))),
         ("/devices/{device_id}/token", devices.Token(rt)),
+        ("/devices/{device_id}/app-password", devices.AppPassword(rt)),
         ("/changes", feed.Changes(rt)),
         ("/ack", feed.Ack(rt)),
         ("/report", report.Report(rt)),
