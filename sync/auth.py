@@ -113,7 +113,7 @@ def login(rt, username, password):
     same work, for an unknown name and a wrong password)."""
     # A name no user can have (a lone surrogate cannot even be sent to
     # SQLite) is answered like an unknown one.
-    name = user_name(username)
+    name = normalize_user_name(username)
     user = User.get_or_none(User.name == name) if name is not None else None
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
     ok = verify_password(password, stored) and user is not None and user.password_hash
@@ -128,7 +128,7 @@ MAX_NAME_LENGTH = 64
 _NAME_PUNCTUATION = frozenset("._@-")
 
 
-def user_name(name):
+def normalize_user_name(name):
     """The NFC form of a usable user name, else None. A name is 1-64
     letters, digits and ``._@-``: no spaces or controls (it goes into the
     access log and the login log as it is), and two spellings of one name
@@ -214,7 +214,8 @@ _APP_PASSWORD_SQL = _DEVICE_SQL.replace("d.id = ?", "d.app_password_hash = ?")
 
 def app_password_device(user_name, password):
     """The device of ``user_name`` whose app password this is, or None."""
-    if not valid_user_name(user_name) or not password:
+    user_name = normalize_user_name(user_name)
+    if user_name is None or not password:
         return None
     row = database.execute_sql(_APP_PASSWORD_SQL,
                                (app_password_hash(password), user_name)).fetchone()
@@ -228,10 +229,10 @@ def app_password_device(user_name, password):
 
 def add_user(rt, name, password):
     """Create a local user with a password, or set the password of an existing one."""
-    if user_name(name) is None:
+    if normalize_user_name(name) is None:
         raise ValueError(f"not a usable user name: {name!r} (1 to {MAX_NAME_LENGTH} "
                          f"letters, digits and ._@-)")
-    name = user_name(name)
+    name = normalize_user_name(name)
     hashed = hash_password(password)
     with write():
         user = User.get_or_none(User.name == name)
@@ -269,7 +270,7 @@ def authenticate(rt, header):
         raise errors.unauthorized("The token has expired; log in again.") from None
     except jwt.InvalidTokenError:
         raise errors.unauthorized("The token is not valid.") from None
-    name = user_name(claims.get("sub"))
+    name = normalize_user_name(claims.get("sub"))
     if name is None:
         raise errors.unauthorized("The token names no valid user.")
     typ = claims.get("typ")

@@ -191,7 +191,7 @@ def cmd_user_add(config, args):
 def cmd_token(config, args):
     from . import auth
 
-    name = auth.user_name(args.name)
+    name = auth.normalize_user_name(args.name)
     if name is None:
         return panic(f"not a usable user name: {args.name!r} (1 to {auth.MAX_NAME_LENGTH} "
                      f"letters, digits and ._@-)")

@@ -52,13 +52,13 @@ def test_a_token_naming_an_unusable_user_is_401(rt, anon, name):
     token = jwt.encode({"sub": name, "exp": 4102444800}, rt.secret, algorithm="HS256")
     resp = rejected_unchanged(rt, lambda: anon.as_(token).get("/devices", status=401))
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-    assert auth.user_name(name) is None
+    assert auth.normalize_user_name(name) is None
 
 
 @pytest.mark.parametrize("name", ["alice", "a" * 64, "bob.smith@example.org", "x-1_2",
                                   "Ærøskøbing", "名前", "ａlice"])
 def test_letters_digits_and_four_marks_make_a_name(name):
-    assert auth.user_name(name) == name
+    assert auth.normalize_user_name(name) == name
 
 
 def test_login_with_an_unusable_name_is_the_ordinary_401(rt, anon):
