@@ -26,26 +26,6 @@ Step = namedtuple("Step", "version description apply")
 Step.__doc__ = """One upgrade: ``apply(conn)`` turns version ``version - 1`` into
 ``version``; it runs inside the migration transaction and must not commit."""
 
-WEB_TABLES = """
-CREATE TABLE IF NOT EXISTS web_sessions (
-    id         TEXT PRIMARY KEY,
-    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    csrf       TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    flash      TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user_id);
-CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions (expires_at);
-CREATE TABLE IF NOT EXISTS web_devices (
-    user_id   INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-    device_id TEXT NOT NULL UNIQUE REFERENCES devices (id) ON DELETE CASCADE
-);
-"""
-
-
-
-
 class MigrationError(Exception):
     """A migration step failed; the database is still at its old version."""
 
@@ -68,8 +48,44 @@ def sql(script):
     return apply
 
 
+_WEBDAV = """
+ALTER TABLE devices ADD COLUMN app_password_hash TEXT;
+CREATE UNIQUE INDEX devices_app_password ON devices (app_password_hash);
+CREATE TABLE dav_folders (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, path)
+) WITHOUT ROWID;
+CREATE TABLE dav_properties (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (user_id, path, name)
+) WITHOUT ROWID;
+"""
+
+_WEB_PAGE = """
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id         TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    flash      TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user_id);
+CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS web_devices (
+    user_id   INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL UNIQUE REFERENCES devices (id) ON DELETE CASCADE
+);
+"""
+
 STEPS = (
-    Step(2, "web page sessions and the web page's device", sql(WEB_TABLES)),
+    Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
+    Step(3, "web page sessions and the web page's device", sql(_WEB_PAGE)),
 )
 
 

@@ -51,7 +51,8 @@ def session_count():
 
 def device_rows():
     with database.connection_context():
-        return database.execute_sql("SELECT id, name FROM devices ORDER BY id").fetchall()
+        return database.execute_sql("SELECT id, name, token_version, app_password_hash "
+                                    "FROM devices ORDER BY id").fetchall()
 
 
 def entry_rows():
@@ -213,6 +214,7 @@ FORMS = [
     ("/devices", {"name": "Kobo"}),
     ("/devices/rename", {"id": "DEVICE", "name": "Renamed"}),
     ("/devices/remove", {"id": "DEVICE"}),
+    ("/devices/app-password", {"id": "DEVICE", "action": "new"}),
     ("/files/move", {"path": "a.txt", "rev": "REV", "to": "b.txt"}),
     ("/files/delete", {"path": "a.txt", "rev": "REV"}),
     ("/conflicts/resolve", {"id": "CONFLICT", "resolution": "keep_client"}),
@@ -321,16 +323,21 @@ def test_hostile_file_and_device_names_are_escaped(rt, alice, api):
 
 
 def test_a_hostile_user_name_is_escaped(rt, app):
-    name = "<b>eve</b>"
-    from sync import auth
+    """Names are letters, digits and ._@- since version 2, but a database of
+    version 1 may hold any printable name."""
+    name = '<b>eve</b>"&'
     with database.connection_context():
-        if not auth.valid_user_name(name):
-            pytest.skip("user names cannot hold markup")
-    add_user(rt, name)
+        database.execute_sql("INSERT INTO users (name, created_at) VALUES (?, ?)",
+                             (name, rt.now()))
+        uid = database.execute_sql("SELECT id FROM users WHERE name = ?", (name,)).fetchone()[0]
+        cookie = sessions.open_session(rt, uid)
     browser = Browser(app)
-    browser.login(name)
-    text = browser.get("/").text
-    assert "<b>eve</b>" not in text and "&lt;b&gt;eve&lt;/b&gt;" in text
+    browser.app.set_cookie("sync_session", cookie)
+    for url in ["/", "/devices"]:
+        text = browser.get(url).text
+        assert "<b>eve" not in text and "&lt;b&gt;eve&lt;/b&gt;&#34;&amp;" in text
+    added = browser.post("/devices", {"name": "Kobo"}, status=200).text
+    assert "<b>eve" not in added and "/dav/files/%3Cb%3Eeve%3C%2Fb%3E%22%26/" in added
 
 
 def _q(key, value):
@@ -619,3 +626,41 @@ def test_static_files_are_served_from_the_package(app):
     client.get("/static/nothing.js", status=404)
     client.get("/static/..%2fpages.py", status=404)
     assert site is not None
+
+
+# -- app passwords ------------------------------------------------------------------
+
+def test_a_new_device_gets_an_app_password_shown_once_with_the_webdav_address(rt, alice, api):
+    resp = alice.post("/devices", {"name": "KOReader"}, status=200)
+    password = re.search(r'<code id="app-password" class="secret">([^<]+)</code>',
+                         resp.text).group(1)
+    assert re.fullmatch(r"[a-z0-9]{5}(-[a-z0-9]{5}){4}", password)
+    assert "http://localhost:80/dav/files/alice/" in resp.text
+    from sync import auth
+    with database.connection_context():
+        assert auth.app_password_device("alice", password) is not None
+    listing = alice.get("/devices").text
+    assert password not in listing
+    assert re.search(r'App password"><a [^>]*>yes', listing)
+
+
+def test_make_a_new_app_password_or_remove_it(rt, alice, api, device):
+    from sync import auth
+    page = alice.get("/devices/app-password?id=" + device["id"]).text
+    assert "has no app password" in page
+    first = alice.post("/devices/app-password", {"id": device["id"], "action": "new"},
+                       status=200)
+    assert "token" not in re.sub(r"<[^>]+>", "", first.text).lower().split("copy")[0]
+    old = re.search(r'id="app-password" class="secret">([^<]+)<', first.text).group(1)
+    second = alice.post("/devices/app-password", {"id": device["id"], "action": "new"},
+                        status=200)
+    new = re.search(r'id="app-password" class="secret">([^<]+)<', second.text).group(1)
+    with database.connection_context():
+        assert auth.app_password_device("alice", old) is None
+        assert auth.app_password_device("alice", new) is not None
+    alice.post("/devices/app-password", {"id": device["id"], "action": "remove"})
+    assert api.get("/devices/" + device["id"]).json["app_password"] is False
+    alice.post("/devices/app-password", {"id": device["id"], "action": "other"}, status=400)
+    alice.post("/devices/app-password", {"id": device["id"], "action": "new"}, csrf=False,
+               status=403)
+    assert api.get("/devices/" + device["id"]).json["app_password"] is False

@@ -7,6 +7,7 @@ import urllib.parse
 import falcon
 
 from .. import auth, devices, errors, library, paths
+from ..db import write
 from ..resources import download, uploads
 from . import form, is_https, local_target, render, sessions, views
 
@@ -20,7 +21,7 @@ class Web:
         self.rt = rt
         self.static = render.Static()
         self.env = render.environment(self.static)
-        self.env.globals.update(history=False, app_passwords=False, extra_nav=[])
+        self.env.globals.update(history=False, app_passwords=True, extra_nav=[])
         self.discard_uploads = discard_uploads
 
     def page(self, req, template, **context):
@@ -115,7 +116,7 @@ class Login(_Resource):
             self.html(req, resp, "login.html", status=exc.status, next=target,
                       error=exc.description, username=username, notice=None)
             return
-        user = auth.ensure_user(self.rt, username)
+        user = auth.ensure_user(self.rt, auth.normalize_user_name(username))
         value = sessions.open_session(self.rt, user.id)
         resp.set_cookie(sessions.COOKIE, value, max_age=self.rt.config.token_ttl, path="/",
                         secure=is_https(self.rt, req), http_only=True, same_site="Strict")
@@ -285,21 +286,28 @@ class Devices(_Resource):
         fields = form(req)
         name, platform = fields.get("name", "").strip(), fields.get("platform", "").strip()
         try:
-            record = devices.register(self.rt, req.context.principal,
-                                      {"name": name, "platform": platform or None})
+            with write():  # the device and its app password, or neither
+                record = devices.register(self.rt, req.context.principal,
+                                          {"name": name, "platform": platform or None})
+                record["app_password_value"] = devices.set_app_password(
+                    self.rt, req.context.principal, record["id"])["app_password"]
         except errors.SyncError as exc:
             self.html(req, resp, "devices.html", status=falcon.HTTP_400,
                       devices=_device_list(self.rt, req),
                       web_device_id=views.web_device_id(_user_id(req)),
                       error=exc.description, name=name, platform=platform)
             return
-        record["app_password_value"] = None
-        scheme = "https" if is_https(self.rt, req) else "http"
-        host = req.get_header("Host") or req.host
-        self.html(req, resp, "device_added.html", device=record,
-                  server_url=f"{scheme}://{host}",
-                  dav_url=f"{scheme}://{host}/dav/files/"
-                          f"{urllib.parse.quote(req.context.session.user_name)}/")
+        self.html(req, resp, "device_added.html", device=record, token=True,
+                  **_addresses(self.rt, req))
+
+
+def _addresses(rt, req):
+    """The server's address as this browser reaches it, and the WebDAV root."""
+    scheme = "https" if is_https(rt, req) else "http"
+    host = req.get_header("Host") or req.host
+    user = urllib.parse.quote(req.context.session.user_name, safe="")
+    return {"server_url": f"{scheme}://{host}",
+            "dav_url": f"{scheme}://{host}/dav/files/{user}/"}
 
 
 def _own_device(rt, req, device_id):
@@ -334,6 +342,28 @@ class RemoveDevice(_Resource):
         device = _own_device(self.rt, req, form(req).get("id"))
         devices.delete(self.rt, req.context.principal, device["id"], self.site.discard_uploads)
         _done(req, f"Removed “{device['name']}”: its token no longer works.", "/devices")
+
+
+class AppPassword(_Resource):
+    """A new app password for a device (shown once), or its removal."""
+
+    def on_get(self, req, resp):
+        self.html(req, resp, "app_password.html",
+                  device=_own_device(self.rt, req, req.get_param("id")))
+
+    def on_post(self, req, resp):
+        fields = form(req)
+        device = _own_device(self.rt, req, fields.get("id"))
+        if fields.get("action") == "remove":
+            devices.remove_app_password(self.rt, req.context.principal, device["id"])
+            _done(req, f"“{device['name']}” has no app password any more.", "/devices")
+        if fields.get("action") != "new":
+            raise errors.bad_request(errors.BODY_INVALID, "Choose to make a new app password "
+                                     "or to remove it.")
+        device["app_password_value"] = devices.set_app_password(
+            self.rt, req.context.principal, device["id"])["app_password"]
+        self.html(req, resp, "device_added.html", device=device, token=False,
+                  **_addresses(self.rt, req))
 
 
 # -- conflicts -----------------------------------------------------------------
@@ -438,6 +468,7 @@ def routes(rt, discard_uploads=None):
         ("/devices", Devices(site)),
         ("/devices/rename", RenameDevice(site)),
         ("/devices/remove", RemoveDevice(site)),
+        ("/devices/app-password", AppPassword(site)),
         ("/conflicts", Conflicts(site)),
         ("/conflicts/resolve", Resolve(site)),
         ("/static/{name}", Static(site)),

@@ -1,4 +1,4 @@
--- The schema of version 1 (schema 1) as released: the oldest database a migration starts from.
+-- The database schema: the source of truth for sync/models.py.
 -- Applied at start-up to a new database; PRAGMA user_version records the
 -- schema version so that later versions can migrate an existing file.
 -- Timestamps are ISO 8601 UTC text ("2026-11-27T04:32:41Z"), so they sort.
