@@ -144,7 +144,7 @@ def cmd_serve(config):
     tune_malloc()
     try:
         server = waitress.create_server(
-            app, host=config.host, port=config.port, threads=config.threads,
+            app, host=config.host, port=config.port, **live_adjustments(config),
             ident="sync", max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,
             clear_untrusted_proxy_headers=True,
             # Read sockets in large pieces (the default 8 KiB halves upload
@@ -164,6 +164,15 @@ def cmd_serve(config):
         pass
     os.close(lock)
     return 0
+
+
+def live_adjustments(config):
+    """waitress settings for waiting requests: a thread for each possible
+    waiter beside the --threads that serve everything else, and connections
+    kept readable while a request runs, so a waiter learns within a second
+    that its client went away (``waitress.client_disconnected``)."""
+    return {"threads": config.threads + config.max_waiters,
+            "channel_request_lookahead": 1}
 
 
 def cmd_user_add(config, args):

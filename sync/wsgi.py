@@ -14,7 +14,7 @@ from . import blobs, errors
 from .auth import load_secret
 from .db import init_db
 from .middleware import AccessLog, Auth, Database
-from .resources import conflicts, devices, download, feed, login, meta, report, uploads
+from .resources import conflicts, devices, download, feed, login, meta, report, uploads, wait
 from .runtime import Runtime, new_id
 
 log = logging.getLogger("sync")
@@ -61,6 +61,7 @@ def sync_routes(rt):
         ("/devices/{device_id}", devices.Item(rt, discard_uploads=_discard_spool(rt))),
         ("/devices/{device_id}/token", devices.Token(rt)),
         ("/changes", feed.Changes(rt)),
+        ("/changes/wait", wait.Wait(rt)),
         ("/ack", feed.Ack(rt)),
         ("/report", report.Report(rt)),
         ("/conflicts", conflicts.Collection(rt)),
