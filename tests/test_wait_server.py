@@ -1,5 +1,5 @@
 """``POST /changes/wait`` on the real waitress server with the settings
-``app.py`` serves with: the thread budget (16 waiters and the API still
+``app.py`` serves with (``sync.httpserver``): the thread budget (16 waiters and the API still
 answers), the cap, and a client that goes away freeing its place."""
 
 import hashlib
@@ -11,10 +11,8 @@ import time
 
 import pytest
 import requests
-import waitress
 
-from sync import auth
-from sync.cli import live_adjustments
+from sync import auth, httpserver
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
@@ -28,9 +26,9 @@ class Served:
         self.config = Config.build(data_dir=str(data_dir), access_log=False, fsync=False,
                                    **settings)
         self.rt = open_runtime(self.config)
-        self.server = waitress.create_server(
-            create_app(self.rt), host="127.0.0.1", port=0, ident="sync-test",
-            asyncore_loop_timeout=0.1, **live_adjustments(self.config))
+        self.server = httpserver.create_server(create_app(self.rt), self.config,
+                                               host="127.0.0.1", port=0,
+                                               asyncore_loop_timeout=0.1)
         self.port = self.server.effective_port
         self.url = f"http://127.0.0.1:{self.port}/api/v1/sync"
         self.thread = threading.Thread(target=self._run, daemon=True)
