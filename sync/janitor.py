@@ -5,7 +5,7 @@ acknowledged past the grace period."""
 import logging
 import threading
 
-from . import library, uploads
+from . import feed, uploads
 from .db import database
 
 log = logging.getLogger("sync.janitor")
@@ -15,7 +15,7 @@ def run_once(rt):
     """One clean-up pass; safe to call at any time, from any thread."""
     with database.connection_context():
         uploads.sweep(rt)
-        library.purge_tombstones(rt)
+        feed.purge_tombstones(rt)
 
 
 def start(rt):
