@@ -19,6 +19,7 @@ import jwt
 
 from . import errors
 from .config import ConfigError
+from .datadir import SECRET_NAME
 from .db import database, write
 from .models import Device, User
 
@@ -66,7 +67,7 @@ def load_secret(config):
     (created with mode 0600 on first start)."""
     if config.jwt_secret:
         return config.jwt_secret.encode("utf-8")
-    path = config.path("secret.key")
+    path = config.path(SECRET_NAME)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

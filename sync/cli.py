@@ -103,21 +103,21 @@ def cmd_kit(config, args):
 
     try:
         return getattr(backup, "cmd_" + args.command)(config, args)
-    except backup.KitError as exc:
+    except backup.DataDirError as exc:
         return panic(str(exc))
     except (OSError, sqlite3.Error) as exc:
         return panic(f"{args.command} failed: {exc}")
 
 
 def _runtime(config, serving=False):
-    from .backup import KitError, refuse_migration_beside_a_server
-    from .db import SchemaError
+    from .datadir import DataDirError
+    from .db import SchemaError, refuse_migration_beside_a_server
     from .wsgi import open_runtime
     try:
         if not serving:
             refuse_migration_beside_a_server(config)
         return open_runtime(config)
-    except KitError as exc:
+    except DataDirError as exc:
         raise ConfigError(str(exc)) from None
     except PermissionError as exc:
         raise ConfigError(f"the data directory {config.data_dir} is not writable "
@@ -132,12 +132,12 @@ def cmd_serve(config):
     import waitress
 
     from . import janitor
-    from .backup import KitError, lock_data_dir
+    from .datadir import DataDirError, lock_data_dir
     from .wsgi import create_app, tune_malloc
 
     try:
         lock = lock_data_dir(config)  # held until the process ends
-    except KitError as exc:
+    except DataDirError as exc:
         return panic(str(exc))
     rt = _runtime(config, serving=True)
     app = create_app(rt)

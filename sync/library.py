@@ -301,6 +301,15 @@ def holds_content(user_id, sha256):
     return row is not None
 
 
+def head_content(user_id, path):
+    """``(sha256, size, mtime, changed_at)`` of the live head of a user's
+    ``path`` (already normalized), or None for an unknown or deleted path."""
+    return database.execute_sql(
+        "SELECT sha256, size, mtime, changed_at FROM entries "
+        "WHERE user_id = ? AND path = ? AND deleted = 0 AND sha256 IS NOT NULL",
+        (user_id, path)).fetchone()
+
+
 def apply_put(rt, user_id, device_id, path, sha256, size, mtime, base_rev):
     """Apply a put whose content the server holds, by the rules of a report.
 

@@ -5,12 +5,11 @@ and error handlers. Nothing is opened at import time."""
 import ctypes
 import json
 import logging
-import os
 import time
 
 import falcon
 
-from . import blobs, errors
+from . import blobs, datadir, errors
 from .auth import load_secret
 from .db import init_db
 from .middleware import AccessLog, Auth, Database
@@ -24,9 +23,8 @@ API_PREFIXES = ("/api/v1/sync", "/api/sync")
 
 def open_runtime(config, clock=time.time, idgen=new_id):
     """Create the data directory layout, open the database and load the secret."""
-    os.makedirs(config.data_dir, exist_ok=True)
-    blobs.ensure_dirs(config)
-    db_id = init_db(config.path("sync.sqlite3"))
+    datadir.prepare(config)
+    db_id = init_db(config.path(datadir.DB_NAME))
     return Runtime(config=config, secret=load_secret(config), db_id=db_id,
                    clock=clock, idgen=idgen)
 

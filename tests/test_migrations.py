@@ -138,17 +138,17 @@ def test_sql_refuses_an_unfinished_statement():
 def test_no_migration_beside_a_running_server(tmp_path):
     """A command run while an older server holds the data directory must not
     migrate the schema under it; the server migrates when it restarts."""
-    from sync import backup
+    from sync import datadir, db
     from sync.config import Config
 
     config = Config.build(data_dir=str(tmp_path), access_log=False)
     oldest(tmp_path)
-    backup.refuse_migration_beside_a_server(config, steps=STEPS)  # no server: fine
-    lock = backup.lock_data_dir(config)
+    db.refuse_migration_beside_a_server(config, steps=STEPS)  # no server: fine
+    lock = datadir.lock_data_dir(config)
     try:
-        backup.refuse_migration_beside_a_server(config)  # nothing to migrate: fine
-        with pytest.raises(backup.KitError, match="restart the server first"):
-            backup.refuse_migration_beside_a_server(config, steps=STEPS)
+        db.refuse_migration_beside_a_server(config)  # nothing to migrate: fine
+        with pytest.raises(datadir.DataDirError, match="restart the server first"):
+            db.refuse_migration_beside_a_server(config, steps=STEPS)
     finally:
         os.close(lock)
     assert read(str(tmp_path / "sync.sqlite3"), "PRAGMA user_version") == [(1,)]
