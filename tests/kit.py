@@ -6,7 +6,7 @@ the row that names it commits, and the library changes through
 import hashlib
 import os
 
-from sync import auth, backup, blobs, datadir, janitor
+from sync import auth, blobs, check, datadir, janitor
 from sync import library as engine
 from sync.config import Config
 from sync.db import database, write
@@ -92,7 +92,7 @@ def config_for(path):
 
 
 def run_check(config, repair=False):
-    """``backup.check`` with its report captured: (problems, lines)."""
+    """``sync.check.check`` with its findings captured: (problems, lines)."""
     lines = []
-    problems = backup.check(config, repair=repair, out=lines.append)
+    problems = check.check(config, repair=repair, out=lines.append)
     return problems, lines
