@@ -9,7 +9,7 @@ import time
 
 import falcon
 
-from . import blobs, datadir, errors
+from . import datadir, errors
 from .auth import load_secret
 from .db import init_db
 from .middleware import AccessLog, Auth, Database
@@ -56,7 +56,7 @@ def sync_routes(rt):
     """(template, resource) for every route under the sync prefixes."""
     return [
         ("/devices", devices.Collection(rt)),
-        ("/devices/{device_id}", devices.Item(rt, discard_uploads=_discard_spool(rt))),
+        ("/devices/{device_id}", devices.Item(rt)),
         ("/devices/{device_id}/token", devices.Token(rt)),
         ("/changes", feed.Changes(rt)),
         ("/ack", feed.Ack(rt)),
@@ -69,13 +69,6 @@ def sync_routes(rt):
         ("/upload/{upload_id}/complete", uploads.Complete(rt)),
         ("/download/{path:path}", download.Download(rt)),
     ]
-
-
-def _discard_spool(rt):
-    def discard(upload_ids):
-        for upload_id in upload_ids:
-            blobs.remove_spool(rt.config, upload_id)
-    return discard
 
 
 def create_app(rt):
