@@ -75,7 +75,7 @@ def _conflict_name(library, path, device_name, date):
         candidate = (folder + "/" if folder else "") + short + tag + ext
         try:
             candidate = paths.normalize(candidate)
-        except errors.SyncError:
+        except paths.PathError:
             break  # the extension leaves no room; later names are longer still
         library.load([candidate])
         if library.head(candidate) is None:

@@ -351,8 +351,8 @@ def _check_path(item, key):
         raise _Rejected(f"'{key}' is required.")
     try:
         return paths.normalize(item[key])
-    except errors.SyncError as exc:
-        raise _Rejected(exc.description) from None
+    except paths.PathError as exc:
+        raise _Rejected(str(exc)) from None
 
 
 def _parse_item(item):

@@ -9,7 +9,7 @@ import time
 
 import falcon
 
-from . import datadir, errors
+from . import datadir, errors, paths
 from .auth import load_secret
 from .db import init_db
 from .middleware import AccessLog, Auth, Database
@@ -92,6 +92,7 @@ def create_app(rt):
     app.add_error_handler(Exception, _unexpected_error)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(errors.SyncError, _sync_error)
+    app.add_error_handler(paths.PathError, _path_error)
     return app
 
 
@@ -105,6 +106,11 @@ def _render(resp, status, body, headers=None):
 
 def _sync_error(req, resp, exc, params):
     _render(resp, exc.status, exc.body(), exc.headers)
+
+
+def _path_error(req, resp, exc, params):
+    """A library path the request names or sends that the library cannot hold."""
+    _render(resp, 400, errors.bad_request(errors.PATH_INVALID, str(exc)).body())
 
 
 def _http_error(req, resp, exc, params):
