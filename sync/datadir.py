@@ -11,6 +11,8 @@ import fcntl
 import os
 import sqlite3
 
+from .fsutil import make_private_dir
+
 DB_NAME = "sync.sqlite3"
 SECRET_NAME = "secret.key"
 LOCK_NAME = "server.lock"
@@ -23,10 +25,10 @@ class DataDirError(Exception):
 
 
 def prepare(config):
-    """Create the data directory and its ``blobs/`` and ``spool/`` folders."""
-    os.makedirs(config.data_dir, exist_ok=True)
+    """Create the data directory and its ``blobs/`` and ``spool/`` folders (0700)."""
+    make_private_dir(config.data_dir)
     for sub in (BLOBS_DIR, SPOOL_DIR):
-        os.makedirs(config.path(sub), exist_ok=True)
+        make_private_dir(config.path(sub))
 
 
 def lock_data_dir(config):
@@ -35,8 +37,8 @@ def lock_data_dir(config):
     Raises ``DataDirError`` when a server (or a restore) holds it."""
     path = config.path(LOCK_NAME)
     try:
-        os.makedirs(config.data_dir, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dir(config.data_dir)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except PermissionError as exc:
         raise DataDirError(f"the data directory {config.data_dir} is not writable "
                            f"({exc.strerror}: {exc.filename})") from None
