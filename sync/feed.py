@@ -55,7 +55,7 @@ def _parse_limit(limit):
     return int(limit)
 
 
-def _decode_cursor(rt, cursor):
+def decode_cursor(rt, cursor):
     """(rev, listing) of a cursor this server issued; 400 ``cursor_invalid`` else."""
     rev = cursors.decode(rt.db_id, cursor)
     listing = rev >= LISTING_OFFSET
@@ -77,7 +77,7 @@ def changes(rt, user_id, cursor=None, limit=None):
         if not cursor:  # absent or empty (`?cursor=`): from the beginning
             after, listing = 0, True
         else:
-            after, listing = _decode_cursor(rt, cursor)
+            after, listing = decode_cursor(rt, cursor)
             if not listing and after < horizon:
                 raise errors.bad_request(
                     errors.CURSOR_EXPIRED,
@@ -107,7 +107,7 @@ def ack(rt, device_id, body):
     if not isinstance(cursor, str):
         raise errors.bad_request(errors.BODY_INVALID, "'cursor' must be a string.")
     with write():
-        rev, _ = _decode_cursor(rt, cursor)
+        rev, _ = decode_cursor(rt, cursor)
         row = database.execute_sql(
             "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
         if row is None:  # deleted since the request was authenticated

@@ -12,12 +12,13 @@ never by clocks. The feed (``sync.feed``) and conflicts (``sync.conflicts``)
 build on it.
 """
 
+import functools
 import json
 import operator
 import re
 
 from . import errors, paths
-from .db import current_rev, database, next_revs, write
+from .db import after_commit, current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
 MAX_INT = 2 ** 63 - 1
@@ -203,11 +204,15 @@ class Library:
         return row["id"]
 
     def flush(self):
-        """Write the changed rows and new conflicts (inside the caller's transaction)."""
+        """Write the changed rows and new conflicts (inside the caller's
+        transaction). Every change of a library passes here: once the
+        transaction commits, the requests waiting for this user's changes
+        wake (``sync.waiting``)."""
         if self.revs_used:
             first = next_revs(self.revs_used)
             if first != self.first_rev:
                 raise RuntimeError("revisions were taken by another writer in this transaction")
+            after_commit(functools.partial(self.rt.waiters.notify, self.user_id))
         cursor = database.cursor()
         if self.dirty:
             cursor.executemany(
