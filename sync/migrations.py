@@ -26,10 +26,6 @@ Step = namedtuple("Step", "version description apply")
 Step.__doc__ = """One upgrade: ``apply(conn)`` turns version ``version - 1`` into
 ``version``; it runs inside the migration transaction and must not commit."""
 
-# Schema 1 is the first released schema: nothing to migrate yet.
-STEPS = ()
-
-
 class MigrationError(Exception):
     """A migration step failed; the database is still at its old version."""
 
@@ -50,6 +46,41 @@ def sql(script):
         for statement in statements:
             conn.execute(statement)
     return apply
+
+
+# -- history (schema 2) --------------------------------------------------------
+# The DDL as it was when schema 2 was made (schema.sql moves on; a step does not).
+_REVISIONS_V2 = """
+CREATE TABLE revisions (
+    rev         INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path        TEXT NOT NULL,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    size        INTEGER,
+    sha256      TEXT,
+    mtime       INTEGER,
+    device_id   TEXT,
+    moved_from  TEXT,
+    moved_to    TEXT,
+    changed_at  TEXT NOT NULL,
+    replaced_at TEXT
+);
+CREATE INDEX revisions_user_path ON revisions (user_id, path, rev);
+CREATE INDEX revisions_sha256 ON revisions (sha256) WHERE sha256 IS NOT NULL;
+CREATE INDEX revisions_aging ON revisions (COALESCE(replaced_at, changed_at))
+    WHERE replaced_at IS NOT NULL OR deleted = 1;
+CREATE INDEX revisions_trash ON revisions (user_id, rev)
+    WHERE deleted = 1 AND replaced_at IS NULL;
+-- Nothing older was kept: each live entry's head becomes its first revision.
+INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, device_id,
+                       moved_from, changed_at)
+    SELECT rev, user_id, path, 0, size, sha256, mtime, device_id, moved_from, changed_at
+    FROM entries WHERE deleted = 0;
+"""
+
+STEPS = (
+    Step(2, "history: the revisions of every path", sql(_REVISIONS_V2)),
+)
 
 
 def latest(steps, base):
