@@ -48,9 +48,27 @@ def sql(script):
     return apply
 
 
-# -- history (schema 2) --------------------------------------------------------
-# The DDL as it was when schema 2 was made (schema.sql moves on; a step does not).
-_REVISIONS_V2 = """
+_WEBDAV = """
+ALTER TABLE devices ADD COLUMN app_password_hash TEXT;
+CREATE UNIQUE INDEX devices_app_password ON devices (app_password_hash);
+CREATE TABLE dav_folders (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, path)
+) WITHOUT ROWID;
+CREATE TABLE dav_properties (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (user_id, path, name)
+) WITHOUT ROWID;
+"""
+
+# -- history (schema 3) --------------------------------------------------------
+# The DDL as it was when schema 3 was made (schema.sql moves on; a step does not).
+_REVISIONS_V3 = """
 CREATE TABLE revisions (
     rev         INTEGER PRIMARY KEY,
     user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -79,7 +97,8 @@ INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, device_
 """
 
 STEPS = (
-    Step(2, "history: the revisions of every path", sql(_REVISIONS_V2)),
+    Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
+    Step(3, "history: the revisions of every path", sql(_REVISIONS_V3)),
 )
 
 
