@@ -63,7 +63,7 @@ def _positive_int(text):
     return value
 
 
-def _non_negative_int(text):
+def _count(text):
     value = int(text)
     if value < 0:
         raise ValueError(f"must not be negative: {text!r}")
@@ -113,7 +113,7 @@ SETTINGS = (
     Setting("janitor_interval", 3600, _seconds,
             "How often expired uploads and unreferenced blobs are cleaned up."),
     # -- history (SPEC §8) --
-    Setting("history_days", 30, _non_negative_int,
+    Setting("history_days", 30, _count,
             "Days the server keeps overwritten and deleted versions (thinned to one "
             "per hour after a day, one per day after a week). 0 keeps none."),
     # --
@@ -125,6 +125,11 @@ SETTINGS = (
     Setting("max_connections", 1000, _positive_int,
             "Connections the server keeps open at once (idle and slow ones included); "
             "the open-files limit is raised to fit."),
+    Setting("max_waiters", 16, _count,
+            "Requests that may wait for changes at once (POST /changes/wait, "
+            "used by `sync --watch`). Each holds a thread of its own, beside "
+            "the --threads that serve everything else; past this many the "
+            "answer comes at once and the client retries later (0: no waiting)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -151,6 +156,7 @@ class Config:
     fsync: bool
     access_log: bool
     max_connections: int
+    max_waiters: int
 
     @classmethod
     def build(cls, **values):
