@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 
 from . import blobs
-from .backup import COMPLETING, MENTIONS, SPOOLED_SESSIONS, referenced
+from .backup import COMPLETING, SPOOLED_SESSIONS, _mentions, referenced
 from .datadir import BLOBS_DIR, DB_NAME, SPOOL_DIR, lock_data_dir, open_existing, server_running
 
 
@@ -146,5 +146,5 @@ def _tables(conn, sha256):
 def mentions(conn, sha256):
     """``[(table, size), ...]``: the rows that name one blob (for messages)."""
     return sorted(set(conn.execute(
-        f"SELECT t, size FROM ({MENTIONS}) AS m WHERE m.sha256 = ?",
+        f"SELECT t, size FROM ({_mentions(conn)}) AS m WHERE m.sha256 = ?",
         (sha256,))))
