@@ -10,7 +10,7 @@ import markupsafe
 import pytest
 import webtest
 
-from sync import library
+from sync import feed, library
 from sync.db import database
 from sync.web import pages, sessions, views
 from sync.wsgi import create_app, open_runtime
@@ -478,7 +478,7 @@ def test_the_web_device_never_holds_back_the_purge_of_tombstones(rt, alice, api,
     dev.post("/ack", {"cursor": dev.get("/changes").json["cursor"]})
     clock.advance(rt.config.tombstone_grace + 1)
     with database.connection_context():
-        library.purge_tombstones(rt)
+        feed.purge_tombstones(rt)
     assert "a.txt" not in [r[0] for r in entry_rows()]
 
 

@@ -122,8 +122,12 @@ class Sessions:
         req.context.session = session
         req.context.user_name = session.user_name
         user = User(id=session.user_id, name=session.user_name)
-        device = views.web_device(self.rt, user) if getattr(resource, "acts", False) else None
-        req.context.principal = Principal(user, device)
+        req.context.principal = Principal(user)
+        # The upload API acts for the web page's device (``acting_device``).
+        req.context.device = views.web_device(self.rt, user) \
+            if getattr(resource, "acts", False) else None
+        req.context.device_refused = errors.bad_request(
+            errors.DEVICE_REQUIRED, "This page does not act for a device.")
         if req.method not in SAFE_METHODS:
             sent = req.get_header("X-CSRF-Token")
             if sent is None:

@@ -6,7 +6,7 @@ import urllib.parse
 
 import falcon
 
-from .. import auth, devices, errors, library, paths
+from .. import auth, conflicts, devices, errors, library, paths
 from ..db import write
 from ..resources import download, uploads
 from . import form, is_https, local_target, render, sessions, views
@@ -17,12 +17,11 @@ CONFLICTS_SHOWN = 100
 class Web:
     """What every page needs: the runtime, the templates and static files."""
 
-    def __init__(self, rt, discard_uploads=None):
+    def __init__(self, rt):
         self.rt = rt
         self.static = render.Static()
         self.env = render.environment(self.static)
         self.env.globals.update(history=False, app_passwords=True, extra_nav=[])
-        self.discard_uploads = discard_uploads
 
     def page(self, req, template, **context):
         session = req.context.get("session")
@@ -340,7 +339,7 @@ class RemoveDevice(_Resource):
 
     def on_post(self, req, resp):
         device = _own_device(self.rt, req, form(req).get("id"))
-        devices.delete(self.rt, req.context.principal, device["id"], self.site.discard_uploads)
+        devices.delete(self.rt, req.context.principal, device["id"])
         _done(req, f"Removed “{device['name']}”: its token no longer works.", "/devices")
 
 
@@ -399,7 +398,7 @@ class Conflicts(_Resource):
         user_id = _user_id(req)
         names = views.device_names(user_id)
         shown = []
-        for conflict in library.iter_conflicts(self.rt, user_id):
+        for conflict in conflicts.iter_conflicts(self.rt, user_id):
             shown.append(conflict)
             if len(shown) > CONFLICTS_SHOWN:
                 break
@@ -415,7 +414,7 @@ class Resolve(_Resource):
         fields = form(req)
         conflict_id = fields.get("id", "")
         resolution = fields.get("resolution", "")
-        result = library.resolve(self.rt, _user_id(req), conflict_id,
+        result = conflicts.resolve(self.rt, _user_id(req), conflict_id,
                                  {"resolution": resolution})
         path = result["conflict"]["path"]
         words = {"keep_server": "kept the server's version",
@@ -449,9 +448,9 @@ class Static:
             resp.set_header("Cache-Control", "no-cache")
 
 
-def routes(rt, discard_uploads=None):
+def routes(rt):
     """(template, resource) of every route of the page, and the ``Web``."""
-    site = Web(rt, discard_uploads)
+    site = Web(rt)
     table = [
         ("/", Overview(site)),
         ("/login", Login(site)),
