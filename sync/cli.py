@@ -154,7 +154,10 @@ def cmd_serve(config):
     try:
         server = waitress.create_server(
             app, host=config.host, port=config.port, threads=config.threads,
-            ident="sync", max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,
+            ident="sync",
+            # A WebDAV PUT carries a whole file: bodies up to the largest file.
+            max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024,
+                                      config.max_file_size) + 65536,
             clear_untrusted_proxy_headers=True,
             # Read sockets in large pieces (the default 8 KiB halves upload
             # speed). Request bodies over 512 KiB stay in waitress's temporary
