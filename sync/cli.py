@@ -13,6 +13,7 @@ import sys
 
 from . import config as config_mod
 from .config import ConfigError
+from .fsutil import PRIVATE_UMASK
 
 log = logging.getLogger("sync")
 
@@ -84,6 +85,9 @@ def panic(message, code=1):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # Whatever the caller's umask: the data directory, backups and restores
+    # hold password hashes and every path of every user.
+    os.umask(PRIVATE_UMASK)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
@@ -138,9 +142,7 @@ def _runtime(config, serving=False):
 
 
 def cmd_serve(config):
-    import waitress
-
-    from . import janitor
+    from . import httpserver, janitor
     from .backup import KitError, lock_data_dir
     from .wsgi import create_app, tune_malloc
 
@@ -152,19 +154,7 @@ def cmd_serve(config):
     app = create_app(rt)
     tune_malloc()
     try:
-        server = waitress.create_server(
-            app, host=config.host, port=config.port, threads=config.threads,
-            ident="sync",
-            # A WebDAV PUT carries a whole file: bodies up to the largest file.
-            max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024,
-                                      config.max_file_size) + 65536,
-            clear_untrusted_proxy_headers=True,
-            # Read sockets in large pieces (the default 8 KiB halves upload
-            # speed). Request bodies over 512 KiB stay in waitress's temporary
-            # files: held in memory, every chunk arriving at once would count
-            # (24 parallel 8 MiB chunks took the server to 253 MiB), and the
-            # files are deleted before the kernel writes them back.
-            recv_bytes=256 * 1024)
+        server = httpserver.create_server(app, config)
     except OSError as exc:
         return panic(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
     janitor.start(rt)
@@ -201,10 +191,12 @@ def cmd_user_add(config, args):
 def cmd_token(config, args):
     from . import auth
 
-    if not auth.valid_user_name(args.name):
-        return panic(f"not a usable user name: {args.name!r}")
+    name = auth.normalize_user_name(args.name)
+    if name is None:
+        return panic(f"not a usable user name: {args.name!r} (1 to {auth.MAX_NAME_LENGTH} "
+                     f"letters, digits and ._@-)")
     rt = _runtime(config)
-    print(auth.issue_user_token(rt, args.name, args.ttl))
+    print(auth.issue_user_token(rt, name, args.ttl))
     return 0
 
 

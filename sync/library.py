@@ -10,6 +10,7 @@ write transaction. Conflicts are decided by ``base_rev`` and content hash,
 never by clocks.
 """
 
+import functools
 import json
 import operator
 import os
@@ -17,7 +18,7 @@ import re
 from datetime import datetime, timezone
 
 from . import cursors, errors, paths
-from .db import current_rev, database, next_revs, write
+from .db import after_commit, current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
 DEFAULT_LIMIT = 100
@@ -223,11 +224,15 @@ class _Library:
         return row["id"]
 
     def flush(self):
-        """Write the changed rows and new conflicts (inside the caller's transaction)."""
+        """Write the changed rows and new conflicts (inside the caller's
+        transaction). Every change of a library passes here: once the
+        transaction commits, the requests waiting for this user's changes
+        wake (``sync.waiting``)."""
         if self.revs_used:
             first = next_revs(self.revs_used)
             if first != self.first_rev:
                 raise RuntimeError("revisions were taken by another writer in this transaction")
+            after_commit(functools.partial(self.rt.waiters.notify, self.user_id))
         cursor = database.cursor()
         if self.dirty:
             cursor.executemany(
