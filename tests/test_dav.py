@@ -538,6 +538,16 @@ def test_copy_of_a_folder_copies_every_file_and_depth_0_only_the_folder(dav, fee
     assert dav.names("shallow/") == [] and "shallow/" in dav.names()
 
 
+def test_a_destination_behind_a_tls_proxy_is_this_server(dav):
+    dav.put("a.txt", b"a", status=201)
+    dav.req("MOVE", "a.txt", status=201,
+            headers={"Destination": "https://localhost" + ROOT + "b.txt"})
+    dav.req("COPY", "b.txt", status=201, headers={"Destination": ROOT + "c.txt"})
+    dav.req("COPY", "b.txt", status=502,
+            headers={"Destination": "https://elsewhere.example" + ROOT + "d.txt"})
+    assert dav.names() == ["b.txt", "c.txt"]
+
+
 def test_move_or_copy_into_a_missing_folder_is_409_and_onto_a_case_twin_is_409(dav):
     dav.put("a.txt", b"a", status=201)
     dav.put("B.txt", b"b", status=201)

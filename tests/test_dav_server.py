@@ -88,10 +88,24 @@ def test_a_put_killed_midway_leaves_nothing_partial(server, password, tmp_path):
 LITMUS_SECTIONS = ("basic", "copymove", "props", "locks", "http")
 
 
+_tried_apt = set()
+
+
 def need(tool):
+    """Skip unless ``tool`` (a Debian package of the same name) is installed;
+    as root with apt-get, install it first (once per run)."""
+    if shutil.which(tool) is None and tool not in _tried_apt and os.geteuid() == 0 \
+            and shutil.which("apt-get"):
+        _tried_apt.add(tool)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", tool]
+        if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True,
+                           timeout=600)
+            subprocess.run(install, env=env, capture_output=True, timeout=600)
     if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (Debian package '{tool}'; .ci/run installs it "
-                    f"when it runs as root)")
+        pytest.skip(f"{tool} is not installed and could not be (the Debian package "
+                    f"'{tool}': apt-get install {tool}, as root)")
 
 
 def test_litmus_passes_basic_copymove_props_locks_and_http(server, password, tmp_path):

@@ -197,6 +197,9 @@ class DavApp:
         if any(part in (".", "..") for part in path.split("/")):
             raise _Refused(400, errors.PATH_INVALID, "The path has a '.' or '..' segment.")
         environ["PATH_INFO"] = path
+        destination = environ.get("HTTP_DESTINATION")
+        if destination:
+            environ["HTTP_DESTINATION"] = _same_server(destination, environ)
 
     def _authenticate(self, environ):
         header = environ.get("HTTP_AUTHORIZATION", "")
@@ -300,6 +303,27 @@ class DavApp:
         if wrapper is not None:
             return wrapper(body, blobs.BLOCK)
         return _blocks(body)
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _host(netloc, scheme):
+    host, _, port = netloc.lower().rpartition(":") if ":" in netloc else (netloc.lower(), "", "")
+    return host if port in ("", _DEFAULT_PORTS.get(scheme, "")) else f"{host}:{port}"
+
+
+def _same_server(destination, environ):
+    """A ``Destination`` on this server as a path: behind a TLS proxy the
+    client writes ``https://`` while the request reached us over HTTP, and
+    WsgiDAV would refuse the scheme (502). Another host stays as it is."""
+    parts = urllib.parse.urlsplit(destination)
+    if not parts.netloc:
+        return destination
+    here = environ.get("HTTP_HOST", "")
+    if _host(parts.netloc, parts.scheme) in (_host(here, "http"), _host(here, "https")):
+        return parts.path
+    return destination
 
 
 def _blocks(body):
