@@ -1,7 +1,7 @@
 """Whole files and whole folders of a library, as WebDAV changes them (SPEC §10).
 
 Every change here goes through the library's unit of work (``sync.library``'s
-``_Library``): a file put, a file delete, a move (a delete and a put with
+``Library``): a file put, a file delete, a move (a delete and a put with
 ``moved_from``). A folder DELETE, MOVE or COPY is one such unit for every file
 under it, in one transaction, so the feed shows one change per file and a
 crash leaves all of it or none. A PUT body is streamed once into a spool file,
@@ -21,7 +21,7 @@ import hashlib
 
 from . import blobs, errors, paths
 from .db import database, write
-from .library import _Library
+from .library import Library, holds_content
 from .uploads import _held_bytes
 
 _SQL_CHUNK = 500
@@ -272,7 +272,6 @@ def check_quota(rt, user_id, size, sha256=None):
 
 
 def _holds(user_id, sha256):
-    from .library import holds_content
     return holds_content(user_id, sha256)
 
 
@@ -287,7 +286,7 @@ def put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match=None,
     with write():
         if spool_id is not None:
             blobs.store_spool(rt.config, spool_id, sha256)
-        library = _Library(rt, user_id)
+        library = Library(rt, user_id)
         library.load([path], [sha256])
         head = library.head(path)
         _check_preconditions(head, if_match, if_none_match)
@@ -324,7 +323,7 @@ def make_folder(rt, user_id, path):
     """MKCOL: an empty folder ``path`` (its parent exists). 405 when a file
     or folder is already there, 409 inside a file or on a case clash."""
     with write():
-        library = _Library(rt, user_id)
+        library = Library(rt, user_id)
         library.load([path])
         if library.head(path) is not None or _is_folder(user_id, path):
             raise errors.SyncError(405, errors.METHOD_NOT_ALLOWED, f"{path!r} already exists.")
@@ -346,7 +345,7 @@ def delete(rt, user_id, device_id, path):
 
 
 def _delete(rt, user_id, device_id, path):
-    library = _Library(rt, user_id)
+    library = Library(rt, user_id)
     library.load([path])
     if library.head(path) is not None:
         targets = [path]
@@ -354,7 +353,7 @@ def _delete(rt, user_id, device_id, path):
         targets = _files_under(user_id, path)
     else:
         raise errors.not_found(f"Nothing is at {path!r}.")
-    library.load(targets)
+    library.load(targets, conflicts=False)
     for target in targets:
         library.delete(target, device_id)
     library.flush()
@@ -406,8 +405,8 @@ def move(rt, user_id, device_id, source, target, overwrite=True):
     with write():
         replaced = _remove_target(rt, user_id, device_id, target, overwrite)
         is_file, pairs, folders = _plan(user_id, source, target)
-        library = _Library(rt, user_id)
-        library.load([p for pair in pairs for p in pair])
+        library = Library(rt, user_id)
+        library.load([p for pair in pairs for p in pair], conflicts=False)
         _check_pairs(library, user_id, pairs, replacing={f for f, _ in pairs})
         for old, new in pairs:
             library.move(old, new, device_id)
@@ -443,8 +442,8 @@ def copy(rt, user_id, device_id, source, target, overwrite=True, depth_infinity=
         is_file, pairs, folders = _plan(user_id, source, target)
         if not is_file and not depth_infinity:
             pairs, folders = [], [(source, None)]
-        library = _Library(rt, user_id)
-        library.load([p for pair in pairs for p in pair])
+        library = Library(rt, user_id)
+        library.load([p for pair in pairs for p in pair], conflicts=False)
         _check_pairs(library, user_id, pairs, replacing=())
         for old, new in pairs:
             head = library.head(old)
