@@ -34,6 +34,15 @@ class Precondition(errors.SyncError):
         super().__init__(412, errors.PRECONDITION_FAILED, description)
 
 
+def library_path(path):
+    """``path`` checked and normalized (SPEC §4); 400 ``path_invalid`` when
+    the library cannot hold it."""
+    try:
+        return paths.normalize(path)
+    except paths.PathError as exc:
+        raise errors.bad_request(errors.PATH_INVALID, str(exc)) from None
+
+
 def _conflict(description):
     return errors.SyncError(409, errors.PATH_CONFLICT, description)
 
@@ -386,7 +395,7 @@ def _plan(user_id, source, target):
 
 def _check_pairs(library, user_id, pairs, replacing):
     for _, to in pairs:
-        if paths.normalize(to) != to:
+        if library_path(to) != to:
             raise errors.bad_request(errors.PATH_INVALID, f"{to!r} is not a valid path.")
     if pairs:
         _check_target(library, user_id, pairs[0][1], replacing)
@@ -471,5 +480,5 @@ def _check_target_path(source, target):
     if not target or source.startswith(target + "/"):
         raise errors.forbidden(f"{target or 'The root'!r} holds {source!r}: it cannot be "
                                f"replaced by it.")
-    if paths.normalize(target) != target:
+    if library_path(target) != target:
         raise errors.bad_request(errors.PATH_INVALID, f"{target!r} is not a valid path.")

@@ -647,3 +647,34 @@ def test_the_sync_api_ignores_webdav_locks(dav, api, kobo, feed):
                                                "base_rev": rev}]},
                       headers={"X-Device-Id": kobo["id"]}).json
     assert result["results"][0]["status"] == "applied"
+
+
+# -- history ---------------------------------------------------------------------------
+
+def revisions(path):
+    """The kept revisions of alice's ``path``, newest first (the history table)."""
+    return database.execute_sql(
+        "SELECT r.deleted, r.sha256, r.moved_from, r.moved_to, r.device_id FROM revisions r "
+        "JOIN users u ON u.id = r.user_id WHERE u.name = 'alice' AND r.path = ? "
+        "ORDER BY r.rev DESC", (path,)).fetchall()
+
+
+def test_every_webdav_write_is_a_revision_of_its_device(dav, kobo):
+    dav.put("a.txt", b"one", status=201)
+    dav.put("a.txt", b"two", status=204)
+    dav.req("MOVE", "a.txt", status=201, headers=dest("b.txt"))
+    dav.req("DELETE", "b.txt", status=204)
+    d = kobo["id"]
+    assert revisions("a.txt") == [(1, None, None, "b.txt", d), (0, sha256(b"two"), None, None, d),
+                                  (0, sha256(b"one"), None, None, d)]
+    assert revisions("b.txt") == [(1, None, None, None, d), (0, sha256(b"two"), "a.txt", None, d)]
+
+
+def test_a_folder_delete_keeps_every_file_in_the_history(dav, kobo):
+    dav.req("MKCOL", "f", status=201)
+    dav.put("f/x.txt", b"x", status=201)
+    dav.put("f/y.txt", b"y", status=201)
+    dav.req("DELETE", "f/", status=204)
+    for name, data in (("f/x.txt", b"x"), ("f/y.txt", b"y")):
+        assert revisions(name) == [(1, None, None, None, kobo["id"]),
+                                   (0, sha256(data), None, None, kobo["id"])]

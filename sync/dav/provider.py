@@ -108,7 +108,7 @@ class _Props:
             raise DAVError(HTTP_FORBIDDEN, context_info="The destination must be in your library.")
         target = library_path("/".join(parts[2:]))
         try:
-            return paths.normalize(target)
+            return tree.library_path(target)
         except errors.SyncError as exc:
             raise dav_error(exc) from None
 
@@ -244,7 +244,7 @@ class Folder(_Props, DAVCollection):
 
     def create_collection(self, name):
         try:
-            path = paths.normalize(self._join(name))
+            path = tree.library_path(self._join(name))
             tree.make_folder(self.ctx.rt, self.ctx.user.id, path)
         except errors.SyncError as exc:
             raise dav_error(exc) from None
@@ -252,7 +252,7 @@ class Folder(_Props, DAVCollection):
     def create_empty_resource(self, name):
         """LOCK of an unmapped URL makes an empty file (RFC 4918 §9.10.4)."""
         try:
-            path = paths.normalize(self._join(name))
+            path = tree.library_path(self._join(name))
             ctx = self.ctx
             with tree.received_body(ctx.rt, lambda n: b"", 0) as (spool_id, sha256, size):
                 tree.put_file(ctx.rt, ctx.user.id, ctx.device.id, path, sha256, size,
@@ -314,7 +314,7 @@ class LibraryProvider(DAVProvider):
             try:
                 if paths.normalize(lib) != lib:
                     return None
-            except errors.SyncError:
+            except paths.PathError:
                 return None
         base = f"/{FILES}/{parts[1]}"
         full = base + ("/" + lib if lib else "")

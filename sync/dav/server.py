@@ -29,7 +29,7 @@ from wsgidav.lock_man.lock_storage import LockStorageDict
 from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.request_server import RequestServer
 
-from .. import errors, paths, tree
+from .. import errors, tree
 from .provider import Folder, dav_error, library_path
 
 MAX_LOCK_SECONDS = 30 * 60
@@ -105,7 +105,7 @@ class DavServer(RequestServer):
         if not isinstance(parent, Folder):
             self._fail(HTTP_CONFLICT, context_info="The parent must be an existing folder.")
         try:
-            lib = paths.normalize(library_path(path.split("/", 3)[3] if path.count("/") >= 3
+            lib = tree.library_path(library_path(path.split("/", 3)[3] if path.count("/") >= 3
                                                else ""))
         except errors.SyncError as exc:
             raise dav_error(exc) from None
