@@ -19,7 +19,7 @@ import secrets
 import shutil
 import sqlite3
 
-from . import blobs, migrations
+from . import blobs, counts, migrations
 from .db import SCHEMA_VERSION
 from .fsutil import fsync_path
 
@@ -520,6 +520,7 @@ def _check(config, repair, out):
             return problems
         for row in conn.execute("PRAGMA foreign_key_check"):
             problem(f"database: foreign key broken in {row[0]} (rowid {row[1]} -> {row[2]})")
+        _check_counts(conn, repair, out, problem)
         refs = referenced(conn)
         spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
 
@@ -571,6 +572,25 @@ def _check(config, repair, out):
             problem(f"orphan {rel} (nothing names it; --repair removes it)")
     out("no problems" if not problems else f"{problems} problem(s)")
     return problems
+
+
+def _check_counts(conn, repair, out, problem):
+    """The maintained figures (pending changes, quota usage) against a recount."""
+    conn.execute("BEGIN")
+    try:
+        wrong = counts.differences(conn)
+    finally:
+        conn.execute("COMMIT")
+    if not wrong:
+        out("counts: pending changes and quota usage match a recount")
+        return
+    for what, stored, real in wrong:
+        if repair:
+            out(f"fixed {what}: was {stored}, is {real}")
+        else:
+            problem(f"{what} is {stored}, a recount says {real} (--repair fixes it)")
+    if repair:
+        with_transaction(conn, [(statement, ()) for statement in counts.REWRITE])
 
 
 def with_transaction(conn, statements):

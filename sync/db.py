@@ -14,7 +14,7 @@ import peewee
 
 from . import migrations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schema.sql")
 BUSY_TIMEOUT_S = 30

@@ -14,9 +14,10 @@ import json
 import operator
 import os
 import re
+import time
 from datetime import datetime, timezone
 
-from . import cursors, errors, paths
+from . import counts, cursors, errors, paths
 from .db import current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
@@ -87,8 +88,13 @@ class _Library:
         self.loaded_conflict_paths = set()
         self.dirty = {}
         self.new_conflicts = []
+        self.resolved = []
         self.first_rev = None
         self.revs_used = 0
+        # path -> (rev, sha256 or None, size) as the database holds it, None
+        # for no row: what the maintained counts are adjusted from.
+        self.original = {}
+        self.bytes_delta = 0
 
     # -- loading ------------------------------------------------------------
 
@@ -101,9 +107,11 @@ class _Library:
             for row in database.execute_sql(
                     f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND path IN ({_marks(len(chunk))})",
                     [uid] + chunk):
-                self.entries[row[0]] = dict(zip(_COLUMNS, row))
+                self.entries[row[0]] = entry = dict(zip(_COLUMNS, row))
+                self.original[row[0]] = _original(entry)
         for p in new_paths:
             self.entries.setdefault(p, None)
+            self.original.setdefault(p, None)
         self._load_folds({paths.fold(p) for p in path_list})
         self._load_conflicts(path_list)
         self._load_held(shas)
@@ -116,6 +124,7 @@ class _Library:
                     f"AND fold IN ({_marks(len(chunk))})", [self.user_id] + chunk):
                 entry = dict(zip(_COLUMNS, row))
                 self.entries.setdefault(entry["path"], entry)
+                self.original.setdefault(entry["path"], _original(entry))
         # The rows in memory are newer than the database for paths changed here.
         for f in new_folds:
             self.live_by_fold[f] = set()
@@ -222,8 +231,46 @@ class _Library:
             self.held[row["client_sha256"]] = row["client_size"]
         return row["id"]
 
+    def resolve_conflict(self, row, resolution):
+        """Mark the conflict ``row`` resolved (written by ``flush``)."""
+        row["resolution"], row["resolved_at"] = resolution, self.now
+        self.resolved.append(row)
+
+    def _originals(self):
+        """The database's rows of the changed paths, for the counts."""
+        missing = [p for p in self.dirty if p not in self.original]
+        for chunk in _chunks(missing):
+            for row in database.execute_sql(
+                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? "
+                    f"AND path IN ({_marks(len(chunk))})", [self.user_id] + chunk):
+                self.original[row[0]] = _original(dict(zip(_COLUMNS, row)))
+        return {p: self.original.get(p) for p in self.dirty}
+
     def flush(self):
-        """Write the changed rows and new conflicts (inside the caller's transaction)."""
+        """Write the changed rows, new conflicts and resolutions, and adjust
+        the maintained counts and the queue of content that may have lost its
+        last reference (inside the caller's transaction)."""
+        originals = self._originals()
+        sizes = {}  # content whose holders may change -> its size
+        dropped = set()  # content a row stopped referring to
+        for path, old in originals.items():
+            new = self.dirty[path]
+            if old is not None and old[1] is not None:
+                sizes[old[1]] = old[2]
+                if old[1] != new["sha256"]:
+                    dropped.add(old[1])
+            if new["sha256"] is not None:
+                sizes[new["sha256"]] = new["size"]
+        for row in self.new_conflicts:
+            if row["client_sha256"] is not None:
+                sizes[row["client_sha256"]] = row["client_size"]
+        for row in self.resolved:
+            if row["client_sha256"] is not None:
+                sizes[row["client_sha256"]] = row["client_size"]
+                dropped.add(row["client_sha256"])
+            if row["server_sha256"] is not None:
+                dropped.add(row["server_sha256"])
+        before = counts.held(self.user_id, sizes)
         if self.revs_used:
             first = next_revs(self.revs_used)
             if first != self.first_rev:
@@ -248,8 +295,23 @@ class _Library:
                 f"INSERT INTO conflicts ({', '.join(columns)}) VALUES ({_marks(len(columns))})",
                 [tuple(self.user_id if c == "user_id" else row[c] for c in columns)
                  for row in self.new_conflicts])
+        if self.resolved:
+            cursor.executemany(
+                "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE id = ?",
+                [(row["resolution"], row["resolved_at"], row["id"]) for row in self.resolved])
+        after = counts.held(self.user_id, sizes)
+        self.bytes_delta = (sum(sizes[s] or 0 for s in after - before)
+                            - sum(sizes[s] or 0 for s in before - after))
+        counts.add_user(self.user_id, bytes_=self.bytes_delta)
+        counts.entries_changed(self.user_id,
+                               [old[0] for old in originals.values() if old is not None],
+                               sum(1 for old in originals.values() if old is None))
+        queue_content(dropped - after, self.now)
+        for path, entry in self.dirty.items():
+            self.original[path] = _original(entry)
         self.dirty = {}
         self.new_conflicts = []
+        self.resolved = []
         self.first_rev = None
         self.revs_used = 0
 
@@ -302,6 +364,10 @@ class _Library:
         return _result("applied", self.move(source, target, device_id)["rev"])
 
 
+def _original(entry):
+    return (entry["rev"], None if entry["deleted"] else entry["sha256"], entry["size"])
+
+
 def _result(status, rev=None, conflict_id=None):
     result = {"status": status, "rev": rev}
     if conflict_id is not None:
@@ -310,6 +376,37 @@ def _result(status, rev=None, conflict_id=None):
 
 
 # -- content and uploads -------------------------------------------------------
+
+# Whether anything still needs a content: the clean-up removes a blob only
+# when this finds nothing. Every table that refers to content by its sha256
+# has its branch here (all indexed), and every change that drops such a
+# reference queues the content with ``queue_content``.
+CONTENT_REFERENCED_SQL = (
+    "SELECT j.value FROM json_each(?) j WHERE "
+    "EXISTS (SELECT 1 FROM entries WHERE sha256 = j.value AND deleted = 0) "
+    "OR EXISTS (SELECT 1 FROM conflicts WHERE client_sha256 = j.value AND resolved_at IS NULL) "
+    "OR EXISTS (SELECT 1 FROM conflicts WHERE server_sha256 = j.value AND resolved_at IS NULL) "
+    "OR EXISTS (SELECT 1 FROM uploads WHERE sha256 = j.value AND state = 'open')")
+
+
+def content_referenced(shas):
+    """The subset of ``shas`` that something still refers to."""
+    found = set()
+    for chunk in _chunks(shas):
+        found.update(row[0] for row in database.execute_sql(
+            CONTENT_REFERENCED_SQL, (json.dumps(chunk),)))
+    return found
+
+
+def queue_content(shas, now):
+    """Queue content that may have lost its last reference for the clean-up
+    (inside the write transaction that dropped the reference)."""
+    shas = [s for s in shas if s is not None]
+    if shas:
+        database.cursor().executemany(
+            "INSERT OR IGNORE INTO blob_queue (sha256, queued_at) VALUES (?, ?)",
+            [(s, now) for s in shas])
+
 
 def holds_content(user_id, sha256):
     """Whether the user's library references this content: a live entry with
@@ -337,33 +434,61 @@ def apply_put(rt, user_id, device_id, path, sha256, size, mtime, base_rev):
 
 # -- tombstones ----------------------------------------------------------------
 
-def purge_tombstones(rt):
+PURGE_BATCH = 1000
+
+
+def purge_tombstones(rt, pause=None):
     """Remove tombstones every device of their user has acknowledged past,
     once the grace period has passed since they were written; each user's
-    ``horizon_rev`` records the newest purged one."""
+    ``horizon_rev`` records the newest purged one. Works in batches of at
+    most ``PURGE_BATCH`` rows, one write transaction each (``pause()`` runs
+    between them), walking each user's tombstones in revision order from
+    the horizon: a pass costs what it purges, not the size of the library.
+    Returns ``(rows purged, longest transaction in seconds)``."""
     cutoff = datetime.fromtimestamp(int(rt.clock() - rt.config.tombstone_grace),
                                     timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with write():
-        users = database.execute_sql(
-            "SELECT u.id, u.horizon_rev, "
-            "(SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.acked_rev IS NULL), "
-            "(SELECT MIN(d.acked_rev) FROM devices d WHERE d.user_id = u.id) "
-            "FROM users u WHERE EXISTS (SELECT 1 FROM entries e WHERE e.user_id = u.id "
-            "AND e.deleted = 1 AND e.changed_at <= ?)", (cutoff,)).fetchall()
-        for user_id, horizon, unacked, min_acked in users:
-            if unacked:
-                continue
-            upto = MAX_INT if min_acked is None else min_acked
-            newest = database.execute_sql(
-                "SELECT MAX(rev) FROM entries WHERE user_id = ? AND deleted = 1 "
-                "AND rev <= ? AND changed_at <= ?", (user_id, upto, cutoff)).fetchone()[0]
-            if newest is None:
-                continue
-            database.execute_sql(
-                "DELETE FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? "
-                "AND changed_at <= ?", (user_id, upto, cutoff))
-            database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
-                                 (max(horizon, newest), user_id))
+    purged, longest = 0, 0.0
+    for (user_id,) in database.execute_sql("SELECT id FROM users").fetchall():
+        while True:
+            started = time.monotonic()
+            with write():
+                n = _purge_batch(user_id, cutoff)
+            longest = max(longest, time.monotonic() - started)
+            purged += n
+            if n < PURGE_BATCH:
+                break
+            if pause is not None:
+                pause()
+    return purged, longest
+
+
+def _purge_batch(user_id, cutoff):
+    horizon, unacked, min_acked = database.execute_sql(
+        "SELECT horizon_rev, (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id "
+        "AND d.acked_rev IS NULL), (SELECT MIN(d.acked_rev) FROM devices d "
+        "WHERE d.user_id = u.id) FROM users u WHERE u.id = ?", (user_id,)).fetchone()
+    if unacked:
+        return 0
+    upto = MAX_INT if min_acked is None else min_acked
+    # In revision order: the walk stops at the first tombstone whose grace
+    # period has not passed (the later ones are younger).
+    rows = database.execute_sql(
+        "SELECT rev, changed_at FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? "
+        "ORDER BY rev LIMIT ?", (user_id, upto, PURGE_BATCH)).fetchall()
+    revs = []
+    for rev, changed_at in rows:
+        if changed_at > cutoff:
+            break
+        revs.append(rev)
+    if not revs:
+        return 0
+    database.execute_sql(
+        "DELETE FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? AND rev IN "
+        "(SELECT value FROM json_each(?))", (user_id, revs[-1], json.dumps(revs)))
+    database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
+                         (max(horizon, revs[-1]), user_id))
+    counts.entries_removed(user_id, revs)
+    return len(revs)
 
 
 # -- the changes feed and acks -------------------------------------------------
@@ -442,11 +567,13 @@ def ack(rt, device_id, body):
     with write():
         rev, _ = _decode_cursor(rt, cursor)
         row = database.execute_sql(
-            "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
+            "SELECT acked_rev, acked_at, user_id FROM devices WHERE id = ?",
+            (device_id,)).fetchone()
         if row is None:  # deleted since the request was authenticated
             raise errors.not_found("This device no longer exists.")
-        acked_rev, acked_at = row
+        acked_rev, acked_at, user_id = row
         if acked_rev is None or rev > acked_rev:
+            counts.acked(user_id, device_id, acked_rev, rev)
             acked_rev, acked_at = rev, rt.now()
             database.execute_sql("UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
                                  (acked_rev, acked_at, device_id))
@@ -666,6 +793,21 @@ def _resolve_changes(rt, library, row, resolution):
                         row["client_mtime"])]
 
 
+def _check_resolution_quota(rt, user_id, library, resolution):
+    """507 ``quota_exceeded`` (the caller's transaction rolls back and the
+    conflict stays open) for a resolution that keeps the client's version
+    while the user's content is over the quota, unless it frees space.
+    ``keep_server`` only ever frees space and is always allowed."""
+    quota = rt.config.quota
+    if not quota or resolution == "keep_server" or library.bytes_delta < 0:
+        return
+    if counts.usage(user_id) > quota:
+        raise errors.SyncError(
+            507, errors.QUOTA_EXCEEDED,
+            f"Your content is over its quota of {quota} bytes: resolve with keep_server, "
+            f"or delete files first.")
+
+
 def resolve(rt, user_id, conflict_id, body):
     """Settle one of the user's conflicts with ``keep_server``, ``keep_client``
     or ``keep_both``; the resolution's changes append to the feed."""
@@ -688,9 +830,7 @@ def resolve(rt, user_id, conflict_id, body):
                                      f"This conflict was resolved with {row['resolution']}.")
         library = _Library(rt, user_id)
         changed = _resolve_changes(rt, library, row, resolution)
+        library.resolve_conflict(row, resolution)
         library.flush()
-        row["resolution"], row["resolved_at"] = resolution, library.now
-        database.execute_sql(
-            "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE id = ?",
-            (resolution, library.now, conflict_id))
+        _check_resolution_quota(rt, user_id, library, resolution)
     return {"conflict": conflict_json(row), "results": [change_json(e) for e in changed]}

@@ -11,11 +11,18 @@ from sync.db import SCHEMA_VERSION, SchemaError, database, init_db
 from sync.migrations import Step, sql
 
 
+SCHEMA_V1 = os.path.join(os.path.dirname(__file__), "schema_v1.sql")
+
+
 def oldest(tmp_path):
-    """A database at the oldest schema (1), with a user and a device in it."""
+    """A database at the oldest schema (1, as the first release created it),
+    with a user and a device in it."""
     path = str(tmp_path / "sync.sqlite3")
-    init_db(path)
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = wal")
+    with open(SCHEMA_V1, encoding="utf-8") as f:
+        conn.executescript(f.read() + "\nPRAGMA user_version = 1;\n")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('db_id', 'olddb'), ('rev', '0')")
     conn.execute("INSERT INTO users (name, created_at) VALUES ('alice', 'x')")
     conn.execute("INSERT INTO devices (id, user_id, name, created_at) "
                  "VALUES ('d1', 1, 'Kobo', 'x')")
@@ -64,7 +71,8 @@ def test_the_real_steps_reach_the_schema_version():
 
 
 def test_a_current_database_opens_without_a_copy(tmp_path):
-    path = oldest(tmp_path)
+    path = str(tmp_path / "sync.sqlite3")
+    init_db(path)
     init_db(path)
     assert read(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".bak")]
@@ -146,9 +154,23 @@ def test_no_migration_beside_a_running_server(tmp_path):
     backup.refuse_migration_beside_a_server(config, steps=STEPS)  # no server: fine
     lock = backup.lock_data_dir(config)
     try:
-        backup.refuse_migration_beside_a_server(config)  # nothing to migrate: fine
+        with pytest.raises(backup.KitError, match="restart the server first"):
+            backup.refuse_migration_beside_a_server(config)  # the real steps
         with pytest.raises(backup.KitError, match="restart the server first"):
             backup.refuse_migration_beside_a_server(config, steps=STEPS)
     finally:
         os.close(lock)
     assert read(str(tmp_path / "sync.sqlite3"), "PRAGMA user_version") == [(1,)]
+
+
+def test_a_current_database_beside_a_running_server_is_fine(tmp_path):
+    from sync import backup
+    from sync.config import Config
+
+    config = Config.build(data_dir=str(tmp_path), access_log=False)
+    init_db(str(tmp_path / "sync.sqlite3"))
+    lock = backup.lock_data_dir(config)
+    try:
+        backup.refuse_migration_beside_a_server(config)  # nothing to migrate
+    finally:
+        os.close(lock)
