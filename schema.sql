@@ -28,9 +28,13 @@ CREATE TABLE IF NOT EXISTS devices (
     acked_rev     INTEGER,                     -- NULL until the first ack
     acked_at      TEXT,
     created_at    TEXT NOT NULL,
-    last_seen_at  TEXT
+    last_seen_at  TEXT,
+    -- SHA-256 (hex) of the device's WebDAV app password; NULL: none. The
+    -- password is random (over 100 bits), so a fast hash is enough.
+    app_password_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS devices_user ON devices (user_id);
+CREATE UNIQUE INDEX IF NOT EXISTS devices_app_password ON devices (app_password_hash);
 
 -- One row per library path of a user: its latest state (a tombstone when
 -- deleted). `rev` is unique server-wide; the feed reads (user_id, rev).
@@ -124,7 +128,26 @@ CREATE TABLE IF NOT EXISTS upload_chunks (
     PRIMARY KEY (upload_id, idx)
 ) WITHOUT ROWID;
 
--- Maintained figures: each is changed in the same write transaction as the
+-- WebDAV (schema 2). Empty folders made with MKCOL: the library holds only
+-- files, and a folder that holds one exists without a row here.
+CREATE TABLE IF NOT EXISTS dav_folders (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,                  -- NFC, validated, no trailing '/'
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, path)
+) WITHOUT ROWID;
+
+-- Dead properties set with PROPPATCH, by library path (file or folder);
+-- `value` is the property's XML element as UTF-8 text.
+CREATE TABLE IF NOT EXISTS dav_properties (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path    TEXT NOT NULL,
+    name    TEXT NOT NULL,                     -- Clark notation: {namespace}name
+    value   TEXT NOT NULL,
+    PRIMARY KEY (user_id, path, name)
+) WITHOUT ROWID;
+
+-- Maintained figures (schema 3): each is changed in the same write transaction as the
 -- change that moves it, so that no request counts the library. `app.py
 -- check` recounts them and `check --repair` rewrites them.
 -- `entries`: the user's rows in entries (tombstones included); `bytes`: the

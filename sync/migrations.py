@@ -26,10 +26,6 @@ Step = namedtuple("Step", "version description apply")
 Step.__doc__ = """One upgrade: ``apply(conn)`` turns version ``version - 1`` into
 ``version``; it runs inside the migration transaction and must not commit."""
 
-# Schema 1 is the first released schema.
-STEPS = []
-
-
 class MigrationError(Exception):
     """A migration step failed; the database is still at its old version."""
 
@@ -50,6 +46,65 @@ def sql(script):
         for statement in statements:
             conn.execute(statement)
     return apply
+
+
+_WEBDAV = """
+ALTER TABLE devices ADD COLUMN app_password_hash TEXT;
+CREATE UNIQUE INDEX devices_app_password ON devices (app_password_hash);
+CREATE TABLE dav_folders (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, path)
+) WITHOUT ROWID;
+CREATE TABLE dav_properties (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (user_id, path, name)
+) WITHOUT ROWID;
+"""
+
+# -- schema 3: maintained counts and the clean-up queue -----------------------
+
+def _counts_step(conn):
+    """Figures that requests used to count are kept as changes commit; the
+    clean-up works from a queue of content that may have lost its last
+    reference, so every blob of the old database is queued once."""
+    from . import counts
+    sql("""
+CREATE TABLE user_counts (
+    user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    entries INTEGER NOT NULL DEFAULT 0,
+    bytes   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE device_counts (
+    device_id     TEXT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+    acked_entries INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE blob_queue (
+    sha256    TEXT PRIMARY KEY,
+    queued_at TEXT NOT NULL
+) WITHOUT ROWID;
+DROP INDEX IF EXISTS entries_user_sha256;
+CREATE INDEX entries_sha256 ON entries (sha256, user_id);
+CREATE INDEX entries_tombstones ON entries (user_id, rev) WHERE deleted = 1;
+CREATE INDEX conflicts_client_sha256 ON conflicts (client_sha256, user_id)
+    WHERE resolved_at IS NULL;
+CREATE INDEX conflicts_server_sha256 ON conflicts (server_sha256) WHERE resolved_at IS NULL;
+CREATE INDEX uploads_open ON uploads (user_id) WHERE state = 'open';
+CREATE INDEX uploads_sha256 ON uploads (sha256);
+INSERT INTO blob_queue (sha256, queued_at) SELECT sha256, created_at FROM blobs;
+""")(conn)
+    for statement in counts.REWRITE:
+        conn.execute(statement)
+
+
+STEPS = (
+    Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
+    Step(3, "maintained counts and the clean-up queue", _counts_step),
+)
 
 
 def latest(steps, base):
@@ -131,42 +186,3 @@ def upgrade(conn, path, steps=STEPS, fsync=True):
     finally:
         conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
     return version, pending[-1].version
-
-
-# -- schema 2: maintained counts and the clean-up queue -----------------------
-
-def _counts_step(conn):
-    """Figures that requests used to count are kept as changes commit; the
-    clean-up works from a queue of content that may have lost its last
-    reference, so every blob of the old database is queued once."""
-    from . import counts
-    sql("""
-CREATE TABLE user_counts (
-    user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-    entries INTEGER NOT NULL DEFAULT 0,
-    bytes   INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE device_counts (
-    device_id     TEXT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
-    acked_entries INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE blob_queue (
-    sha256    TEXT PRIMARY KEY,
-    queued_at TEXT NOT NULL
-) WITHOUT ROWID;
-DROP INDEX IF EXISTS entries_user_sha256;
-CREATE INDEX entries_sha256 ON entries (sha256, user_id);
-CREATE INDEX entries_tombstones ON entries (user_id, rev) WHERE deleted = 1;
-CREATE INDEX conflicts_client_sha256 ON conflicts (client_sha256, user_id)
-    WHERE resolved_at IS NULL;
-CREATE INDEX conflicts_server_sha256 ON conflicts (server_sha256) WHERE resolved_at IS NULL;
-CREATE INDEX uploads_open ON uploads (user_id) WHERE state = 'open';
-CREATE INDEX uploads_sha256 ON uploads (sha256);
-INSERT INTO blob_queue (sha256, queued_at) SELECT sha256, created_at FROM blobs;
-""")(conn)
-    for statement in counts.REWRITE:
-        conn.execute(statement)
-
-
-STEPS.append(Step(2, "maintained counts and the clean-up queue", _counts_step))
-STEPS = tuple(STEPS)
