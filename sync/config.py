@@ -63,6 +63,13 @@ def _positive_int(text):
     return value
 
 
+def _count(text):
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must not be negative: {text!r}")
+    return value
+
+
 def _optional_str(text):
     return text or None
 
@@ -113,6 +120,11 @@ SETTINGS = (
     Setting("max_connections", 1000, _positive_int,
             "Connections the server keeps open at once (idle and slow ones included); "
             "the open-files limit is raised to fit."),
+    Setting("max_waiters", 16, _count,
+            "Requests that may wait for changes at once (POST /changes/wait, "
+            "used by `sync --watch`). Each holds a thread of its own, beside "
+            "the --threads that serve everything else; past this many the "
+            "answer comes at once and the client retries later (0: no waiting)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -138,6 +150,7 @@ class Config:
     fsync: bool
     access_log: bool
     max_connections: int
+    max_waiters: int
 
     @classmethod
     def build(cls, **values):

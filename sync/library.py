@@ -10,6 +10,7 @@ write transaction. Conflicts are decided by ``base_rev`` and content hash,
 never by clocks.
 """
 
+import functools
 import json
 import operator
 import os
@@ -18,7 +19,7 @@ import time
 from datetime import datetime, timezone
 
 from . import counts, cursors, errors, paths
-from .db import current_rev, database, next_revs, write
+from .db import after_commit, current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
 DEFAULT_LIMIT = 100
@@ -249,7 +250,9 @@ class _Library:
     def flush(self):
         """Write the changed rows, new conflicts and resolutions, and adjust
         the maintained counts and the queue of content that may have lost its
-        last reference (inside the caller's transaction)."""
+        last reference (inside the caller's transaction). Every change of a
+        library passes here: once the transaction commits, the requests
+        waiting for this user's changes wake (``sync.waiting``)."""
         originals = self._originals()
         sizes = {}  # content whose holders may change -> its size
         dropped = set()  # content a row stopped referring to
@@ -275,6 +278,7 @@ class _Library:
             first = next_revs(self.revs_used)
             if first != self.first_rev:
                 raise RuntimeError("revisions were taken by another writer in this transaction")
+            after_commit(functools.partial(self.rt.waiters.notify, self.user_id))
         cursor = database.cursor()
         if self.dirty:
             cursor.executemany(
