@@ -112,6 +112,11 @@ SETTINGS = (
             "device of the user has acknowledged them (seconds, or 30d)."),
     Setting("janitor_interval", 3600, _seconds,
             "How often expired uploads and unreferenced blobs are cleaned up."),
+    # -- history (SPEC §8) --
+    Setting("history_days", 30, _count,
+            "Days the server keeps overwritten and deleted versions (thinned to one "
+            "per hour after a day, one per day after a week). 0 keeps none."),
+    # --
     Setting("fsync", True, _bool,
             "fsync files and directories before acknowledging writes. Only "
             "turn off for throwaway test servers."),
@@ -147,6 +152,7 @@ class Config:
     device_token_ttl: int
     tombstone_grace: int
     janitor_interval: int
+    history_days: int
     fsync: bool
     access_log: bool
     max_connections: int

@@ -1,5 +1,5 @@
-"""Periodic clean-up in the server process: expired upload sessions and
-their spool files, content nothing refers to any more, and tombstones every
+"""Periodic clean-up in the server process: revisions retention no longer
+keeps, expired upload sessions and their spool files, content nothing refers to any more, and tombstones every
 device has acknowledged past the grace period.
 
 A pass costs what changed since the last one, not the size of the library:
@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from . import blobs, library, uploads
+from . import blobs, history, library, uploads
 from .db import database, write
 
 log = logging.getLogger("sync.janitor")
@@ -66,6 +66,8 @@ def run_once(rt, pause=_pause):
     """One clean-up pass; safe to call at any time, from any thread.
     Returns what it removed and the longest write transaction it held."""
     with database.connection_context():
+        # First: the content of the revisions it drops is queued for the sweep.
+        history.expire(rt, on_dropped=lambda shas: library.queue_content(shas, rt.now()))
         sessions, t1 = uploads.sweep(rt, pause)
         removed, t2 = sweep_blobs(rt, pause)
         tombstones, t3 = library.purge_tombstones(rt, pause)

@@ -96,12 +96,18 @@ class _Library:
         # for no row: what the maintained counts are adjusted from.
         self.original = {}
         self.bytes_delta = 0
+        # History: every revision made here, in order, and the revisions of
+        # rows loaded from the database that they replace.
+        self.revisions = []
+        self.replaced = []
+        self._made = {}
 
     # -- loading ------------------------------------------------------------
 
-    def load(self, path_list=(), shas=()):
+    def load(self, path_list=(), shas=(), conflicts=True):
         """Load the rows of ``path_list``, the live rows sharing their case
-        folds, the unresolved conflicts on them, and which of ``shas`` are held."""
+        folds, the unresolved conflicts on them (unless ``conflicts`` is
+        false), and which of ``shas`` are held."""
         uid = self.user_id
         new_paths = [p for p in set(path_list) if p not in self.entries]
         for chunk in _chunks(new_paths):
@@ -114,7 +120,8 @@ class _Library:
             self.entries.setdefault(p, None)
             self.original.setdefault(p, None)
         self._load_folds({paths.fold(p) for p in path_list})
-        self._load_conflicts(path_list)
+        if conflicts:
+            self._load_conflicts(path_list)
         self._load_held(shas)
 
     def _load_folds(self, folds):
@@ -158,6 +165,13 @@ class _Library:
                 if size is not None:
                     self.held[sha] = size
 
+    def forget(self, path_list):
+        """Drop what is loaded of ``path_list`` and their case folds, so that
+        the next ``load`` reads them again (another writer changed them)."""
+        for path in path_list:
+            self.entries.pop(path, None)
+            self.live_by_fold.pop(paths.fold(path), None)
+
     # -- changing -----------------------------------------------------------
 
     def head(self, path):
@@ -178,12 +192,14 @@ class _Library:
         self.revs_used += 1
         return rev
 
-    def _set(self, path, device_id, sha256=None, size=None, mtime=None, moved_from=None):
+    def _set(self, path, device_id, sha256=None, size=None, mtime=None, moved_from=None,
+             moved_to=None):
         deleted = sha256 is None
         entry = {"path": path, "fold": paths.fold(path), "rev": self._next_rev(),
                  "deleted": 1 if deleted else 0, "size": size, "sha256": sha256,
                  "mtime": mtime, "device_id": device_id, "moved_from": moved_from,
                  "changed_at": self.now}
+        self._record(path, entry, moved_to)
         self.entries[path] = entry
         self.dirty[path] = entry
         live = self.live_by_fold.setdefault(entry["fold"], set())
@@ -194,16 +210,27 @@ class _Library:
             self.held[sha256] = size
         return entry
 
+    def _record(self, path, entry, moved_to):
+        """Keep ``entry`` as a revision, and mark the one it replaces."""
+        earlier = self._made.get(path)
+        if earlier is not None:
+            earlier["replaced_at"] = self.now
+        elif self.entries.get(path) is not None:
+            self.replaced.append((self.now, self.entries[path]["rev"]))
+        revision = dict(entry, moved_to=moved_to, replaced_at=None)
+        self._made[path] = revision
+        self.revisions.append(revision)
+
     def put(self, path, device_id, sha256, size, mtime, moved_from=None):
         return self._set(path, device_id, sha256, size, mtime, moved_from)
 
-    def delete(self, path, device_id):
-        return self._set(path, device_id)
+    def delete(self, path, device_id, moved_to=None):
+        return self._set(path, device_id, moved_to=moved_to)
 
     def move(self, source, target, device_id):
         """Tombstone ``source`` and put its content at ``target``; the put's entry."""
         entry = self.head(source)
-        self.delete(source, device_id)
+        self.delete(source, device_id, moved_to=target)
         return self.put(target, device_id, entry["sha256"], entry["size"], entry["mtime"],
                         moved_from=source)
 
@@ -313,11 +340,25 @@ class _Library:
         queue_content(dropped - after, self.now)
         for path, entry in self.dirty.items():
             self.original[path] = _original(entry)
+        if self.revisions:
+            cursor.executemany(
+                "INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, "
+                "device_id, moved_from, moved_to, changed_at, replaced_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(r["rev"], self.user_id, r["path"], r["deleted"], r["size"], r["sha256"],
+                  r["mtime"], r["device_id"], r["moved_from"], r["moved_to"],
+                  r["changed_at"], r["replaced_at"]) for r in self.revisions])
+        if self.replaced:
+            cursor.executemany("UPDATE revisions SET replaced_at = ? WHERE rev = ?",
+                               self.replaced)
         self.dirty = {}
         self.new_conflicts = []
         self.resolved = []
         self.first_rev = None
         self.revs_used = 0
+        self.revisions = []
+        self.replaced = []
+        self._made = {}
 
     # -- the rules of a report ----------------------------------------------
 
@@ -390,7 +431,8 @@ CONTENT_REFERENCED_SQL = (
     "EXISTS (SELECT 1 FROM entries WHERE sha256 = j.value AND deleted = 0) "
     "OR EXISTS (SELECT 1 FROM conflicts WHERE client_sha256 = j.value AND resolved_at IS NULL) "
     "OR EXISTS (SELECT 1 FROM conflicts WHERE server_sha256 = j.value AND resolved_at IS NULL) "
-    "OR EXISTS (SELECT 1 FROM uploads WHERE sha256 = j.value AND state = 'open')")
+    "OR EXISTS (SELECT 1 FROM uploads WHERE sha256 = j.value AND state = 'open') "
+    "OR EXISTS (SELECT 1 FROM revisions WHERE sha256 = j.value)")
 
 
 def content_referenced(shas):

@@ -66,13 +66,43 @@ CREATE TABLE dav_properties (
 ) WITHOUT ROWID;
 """
 
-# -- schema 3: maintained counts and the clean-up queue -----------------------
+# -- history (schema 3) --------------------------------------------------------
+# The DDL as it was when schema 3 was made (schema.sql moves on; a step does not).
+_REVISIONS_V3 = """
+CREATE TABLE revisions (
+    rev         INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path        TEXT NOT NULL,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    size        INTEGER,
+    sha256      TEXT,
+    mtime       INTEGER,
+    device_id   TEXT,
+    moved_from  TEXT,
+    moved_to    TEXT,
+    changed_at  TEXT NOT NULL,
+    replaced_at TEXT
+);
+CREATE INDEX revisions_user_path ON revisions (user_id, path, rev);
+CREATE INDEX revisions_sha256 ON revisions (sha256) WHERE sha256 IS NOT NULL;
+CREATE INDEX revisions_aging ON revisions (COALESCE(replaced_at, changed_at))
+    WHERE replaced_at IS NOT NULL OR deleted = 1;
+CREATE INDEX revisions_trash ON revisions (user_id, rev)
+    WHERE deleted = 1 AND replaced_at IS NULL;
+-- Nothing older was kept: each live entry's head becomes its first revision.
+INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, device_id,
+                       moved_from, changed_at)
+    SELECT rev, user_id, path, 0, size, sha256, mtime, device_id, moved_from, changed_at
+    FROM entries WHERE deleted = 0;
+"""
+
+# -- schema 4: maintained counts and the clean-up queue -----------------------
 
 def _counts_step(conn):
-    """Figures that requests used to count are kept as changes commit; the
-    clean-up works from a queue of content that may have lost its last
-    reference, so every blob of the old database is queued once."""
-    from . import counts
+    """Figures that requests used to count are kept as changes commit (filled
+    here by a recount); the clean-up works from a queue of content that may
+    have lost its last reference, so every blob of the old database is
+    queued once."""
     sql("""
 CREATE TABLE user_counts (
     user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
@@ -96,14 +126,24 @@ CREATE INDEX conflicts_server_sha256 ON conflicts (server_sha256) WHERE resolved
 CREATE INDEX uploads_open ON uploads (user_id) WHERE state = 'open';
 CREATE INDEX uploads_sha256 ON uploads (sha256);
 INSERT INTO blob_queue (sha256, queued_at) SELECT sha256, created_at FROM blobs;
+INSERT INTO user_counts (user_id, entries, bytes)
+    SELECT u.id, (SELECT COUNT(*) FROM entries e WHERE e.user_id = u.id),
+           (SELECT COALESCE(SUM(size), 0) FROM (
+                SELECT sha256, size FROM entries WHERE user_id = u.id AND deleted = 0
+                AND sha256 IS NOT NULL
+                UNION SELECT client_sha256, client_size FROM conflicts WHERE user_id = u.id
+                AND resolved_at IS NULL AND client_sha256 IS NOT NULL))
+    FROM users u;
+INSERT INTO device_counts (device_id, acked_entries)
+    SELECT d.id, (SELECT COUNT(*) FROM entries e WHERE e.user_id = d.user_id
+                  AND e.rev <= d.acked_rev) FROM devices d;
 """)(conn)
-    for statement in counts.REWRITE:
-        conn.execute(statement)
 
 
 STEPS = (
     Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
-    Step(3, "maintained counts and the clean-up queue", _counts_step),
+    Step(3, "history: the revisions of every path", sql(_REVISIONS_V3)),
+    Step(4, "maintained counts and the clean-up queue", _counts_step),
 )
 
 
