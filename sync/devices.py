@@ -4,7 +4,7 @@ Service functions take the ``Runtime`` and the caller's ``Principal``; they
 raise ``SyncError`` for the 4xx answers of SPEC §3 and §5 (Devices).
 """
 
-from . import counts, cursors, errors, library
+from . import blobs, counts, cursors, errors, library
 from .auth import app_password_hash, issue_device_token, new_app_password
 from .db import database, write
 from .models import Device
@@ -106,9 +106,9 @@ def update(rt, principal, device_id, body):
     return to_json(rt, device)
 
 
-def delete(rt, principal, device_id, discard_uploads=None):
-    """Delete a device: its tokens die, its upload sessions go, and
-    ``discard_uploads(upload_ids)`` removes their spool files after commit."""
+def delete(rt, principal, device_id):
+    """Delete a device: its tokens die, its upload sessions go, and their
+    spool files are removed once that has committed."""
     _forbid_device_token(principal, "delete devices")
     with write():
         device = _lookup(principal, device_id)
@@ -119,8 +119,8 @@ def delete(rt, principal, device_id, discard_uploads=None):
         # cut short): the clean-up checks it.
         library.queue_content({r[1] for r in sessions}, rt.now())
         device.delete_instance()
-    if discard_uploads is not None:
-        discard_uploads(upload_ids)
+    for upload_id in upload_ids:
+        blobs.remove_spool(rt.config, upload_id)
 
 
 def regenerate_token(rt, principal, device_id):

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from . import blobs, history, library, uploads
+from . import blobs, feed, history, library, uploads
 from .db import database, write
 
 log = logging.getLogger("sync.janitor")
@@ -70,7 +70,7 @@ def run_once(rt, pause=_pause):
         history.expire(rt, on_dropped=lambda shas: library.queue_content(shas, rt.now()))
         sessions, t1 = uploads.sweep(rt, pause)
         removed, t2 = sweep_blobs(rt, pause)
-        tombstones, t3 = library.purge_tombstones(rt, pause)
+        tombstones, t3 = feed.purge_tombstones(rt, pause)
     return {"uploads": sessions, "blobs": removed, "tombstones": tombstones,
             "longest_write_s": max(t1, t2, t3)}
 

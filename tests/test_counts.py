@@ -159,8 +159,8 @@ def test_purge_and_device_deletion_keep_the_counts(rt, api, dev, device, phone, 
 
 
 def test_a_purge_in_batches(rt, api, dev, device, clock, monkeypatch):
-    from sync import library
-    monkeypatch.setattr(library, "PURGE_BATCH", 7)
+    from sync import feed
+    monkeypatch.setattr(feed, "PURGE_BATCH", 7)
     for i in range(20):
         hold(device, f"f{i}", b"x", rt=rt)
     report(dev, *({"op": "delete", "path": f"f{i}", "base_rev": i + 1} for i in range(20)))
