@@ -477,9 +477,19 @@ def test_the_web_device_never_holds_back_the_purge_of_tombstones(rt, alice, api,
     dev.post("/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": rev}]})
     dev.post("/ack", {"cursor": dev.get("/changes").json["cursor"]})
     clock.advance(rt.config.tombstone_grace + 1)
+    seed(rt, "alice", {"b.txt": b"new"})
     with database.connection_context():
         feed.purge_tombstones(rt)
     assert "a.txt" not in [r[0] for r in entry_rows()]
+    web = [d for d in api.get("/devices").json["devices"] if d["platform"] == "web"]
+    assert web[0]["pending_changes"] == 0
+    import sqlite3
+    from sync import counts
+    conn = sqlite3.connect(rt.config.path("sync.sqlite3"))
+    try:
+        assert counts.differences(conn) == []  # what check recounts agrees
+    finally:
+        conn.close()
 
 
 def views_head(rt, path):

@@ -5,7 +5,7 @@ same service functions as the JSON API."""
 
 import dataclasses
 
-from .. import devices
+from .. import counts, devices
 from ..auth import Principal
 from ..db import database, write
 from ..models import Device
@@ -14,9 +14,8 @@ PAGE_SIZE = 200
 WEB_DEVICE_NAME = "Web page"
 WEB_PLATFORM = "web"
 # The web page holds no copy of the library, so it is never behind: its ack
-# is a revision no library reaches, the highest a cursor can carry below the
-# listing offset (``sync.library.LISTING_OFFSET``).
-WEB_DEVICE_ACK = 10 ** 17 - 1
+# is past every revision.
+WEB_DEVICE_ACK = counts.ALWAYS_ACKED
 
 _FILE_COLUMNS = "e.path, e.rev, e.size, e.mtime, e.changed_at, e.device_id, d.name"
 
@@ -161,6 +160,7 @@ def web_device(rt, user):
                 database.execute_sql(
                     "UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
                     (WEB_DEVICE_ACK, rt.now(), device_id))
+                counts.acked(user.id, device_id, None, WEB_DEVICE_ACK)
                 database.execute_sql(
                     "INSERT INTO web_devices (user_id, device_id) VALUES (?, ?)",
                     (user.id, device_id))
