@@ -28,9 +28,13 @@ CREATE TABLE IF NOT EXISTS devices (
     acked_rev     INTEGER,                     -- NULL until the first ack
     acked_at      TEXT,
     created_at    TEXT NOT NULL,
-    last_seen_at  TEXT
+    last_seen_at  TEXT,
+    -- SHA-256 (hex) of the device's WebDAV app password; NULL: none. The
+    -- password is random (over 100 bits), so a fast hash is enough.
+    app_password_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS devices_user ON devices (user_id);
+CREATE UNIQUE INDEX IF NOT EXISTS devices_app_password ON devices (app_password_hash);
 
 -- One row per library path of a user: its latest state (a tombstone when
 -- deleted). `rev` is unique server-wide; the feed reads (user_id, rev).
@@ -113,4 +117,23 @@ CREATE TABLE IF NOT EXISTS upload_chunks (
     idx       INTEGER NOT NULL,
     size      INTEGER NOT NULL,
     PRIMARY KEY (upload_id, idx)
+) WITHOUT ROWID;
+
+-- WebDAV (schema 2). Empty folders made with MKCOL: the library holds only
+-- files, and a folder that holds one exists without a row here.
+CREATE TABLE IF NOT EXISTS dav_folders (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,                  -- NFC, validated, no trailing '/'
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, path)
+) WITHOUT ROWID;
+
+-- Dead properties set with PROPPATCH, by library path (file or folder);
+-- `value` is the property's XML element as UTF-8 text.
+CREATE TABLE IF NOT EXISTS dav_properties (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path    TEXT NOT NULL,
+    name    TEXT NOT NULL,                     -- Clark notation: {namespace}name
+    value   TEXT NOT NULL,
+    PRIMARY KEY (user_id, path, name)
 ) WITHOUT ROWID;

@@ -14,6 +14,7 @@ import os
 import secrets
 import stat
 import threading
+import unicodedata
 
 import jwt
 
@@ -24,7 +25,7 @@ from .models import Device, User
 
 # scrypt: 16 MiB of memory per hash, about 50 ms on a Raspberry Pi 4.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
-MAX_NAME_LENGTH = 150
+MIN_SECRET_BYTES = 32
 # Each hash holds its 16 MiB until it ends: sixteen logins at once (no token
 # needed) took the server from 35 to 179 MiB resident. Two run at a time;
 # the others wait their turn, which also spreads a burst of guesses.
@@ -65,7 +66,13 @@ def load_secret(config):
     """The signing secret: ``SYNC_JWT_SECRET``, else ``DATA_DIR/secret.key``
     (created with mode 0600 on first start)."""
     if config.jwt_secret:
-        return config.jwt_secret.encode("utf-8")
+        secret = config.jwt_secret.encode("utf-8")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"the JWT secret (SYNC_JWT_SECRET or --jwt-secret) is {len(secret)} bytes; a signing secret needs at least "
+                f"{MIN_SECRET_BYTES} (make one with: python3 -c 'import secrets; "
+                f"print(secrets.token_hex(32))')")
+        return secret
     path = config.path("secret.key")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -77,7 +84,7 @@ def load_secret(config):
                 f"run: chmod 600 {path}") from None
         with open(path, "rb") as f:
             secret = f.read().strip()
-        if len(secret) < 32:
+        if len(secret) < MIN_SECRET_BYTES:
             raise ConfigError(f"{path} is too short to be a secret; delete it to make a new one")
         return secret
     with os.fdopen(fd, "wb") as f:
@@ -106,7 +113,8 @@ def login(rt, username, password):
     same work, for an unknown name and a wrong password)."""
     # A name no user can have (a lone surrogate cannot even be sent to
     # SQLite) is answered like an unknown one.
-    user = User.get_or_none(User.name == username) if valid_user_name(username) else None
+    name = normalize_user_name(username)
+    user = User.get_or_none(User.name == name) if name is not None else None
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
     ok = verify_password(password, stored) and user is not None and user.password_hash
     if not ok:
@@ -116,9 +124,49 @@ def login(rt, username, password):
             "expires_in": rt.config.token_ttl}
 
 
-def valid_user_name(name):
-    return (isinstance(name, str) and 0 < len(name) <= MAX_NAME_LENGTH
-            and name == name.strip() and name.isprintable() and "/" not in name)
+MAX_NAME_LENGTH = 64
+_NAME_PUNCTUATION = frozenset("._@-")
+
+
+def normalize_user_name(name):
+    """The NFC form of a usable user name, else None. A name is 1-64
+    letters, digits and ``._@-``: no spaces or controls (it goes into the
+    access log and the login log as it is), and two spellings of one name
+    (NFD and NFC "alicé") are one user."""
+    if not isinstance(name, str) or len(name) > 4 * MAX_NAME_LENGTH:
+        return None
+    try:
+        name = unicodedata.normalize("NFC", name)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < len(name) <= MAX_NAME_LENGTH:
+        return None
+    if not all(ch.isalpha() or ch.isdecimal() or ch in _NAME_PUNCTUATION for ch in name):
+        return None
+    return name
+
+
+
+
+# App passwords: five groups of five lowercase letters and digits
+# (25 characters, 129 bits), easy to type on an e-reader's keyboard.
+APP_PASSWORD_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+APP_PASSWORD_GROUPS, APP_PASSWORD_GROUP_LENGTH = 5, 5
+
+
+def new_app_password():
+    return "-".join(
+        "".join(secrets.choice(APP_PASSWORD_ALPHABET) for _ in range(APP_PASSWORD_GROUP_LENGTH))
+        for _ in range(APP_PASSWORD_GROUPS))
+
+
+def app_password_hash(password):
+    """The stored form of an app password: SHA-256 of its letters and digits.
+    A random secret of 129 bits needs no slow hash, so every WebDAV request
+    is checked with one hash and one indexed lookup. Dashes, spaces and case
+    are ignored, as people type them."""
+    normalized = "".join(password.split()).replace("-", "").lower()
+    return hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # Every request looks its caller up: plain SQL, since building the query
@@ -161,10 +209,30 @@ def _find_device(device_id, user_name):
     return device
 
 
+_APP_PASSWORD_SQL = _DEVICE_SQL.replace("d.id = ?", "d.app_password_hash = ?")
+
+
+def app_password_device(user_name, password):
+    """The device of ``user_name`` whose app password this is, or None."""
+    user_name = normalize_user_name(user_name)
+    if user_name is None or not password:
+        return None
+    row = database.execute_sql(_APP_PASSWORD_SQL,
+                               (app_password_hash(password), user_name)).fetchone()
+    if row is None:
+        return None
+    split = len(Device._meta.sorted_fields)
+    device = _model(Device, row[:split])
+    device.user = _model(User, row[split:])
+    return device
+
+
 def add_user(rt, name, password):
     """Create a local user with a password, or set the password of an existing one."""
-    if not valid_user_name(name):
-        raise ValueError(f"not a usable user name: {name!r}")
+    if normalize_user_name(name) is None:
+        raise ValueError(f"not a usable user name: {name!r} (1 to {MAX_NAME_LENGTH} "
+                         f"letters, digits and ._@-)")
+    name = normalize_user_name(name)
     hashed = hash_password(password)
     with write():
         user = User.get_or_none(User.name == name)
@@ -202,8 +270,8 @@ def authenticate(rt, header):
         raise errors.unauthorized("The token has expired; log in again.") from None
     except jwt.InvalidTokenError:
         raise errors.unauthorized("The token is not valid.") from None
-    name = claims.get("sub")
-    if not valid_user_name(name):
+    name = normalize_user_name(claims.get("sub"))
+    if name is None:
         raise errors.unauthorized("The token names no valid user.")
     typ = claims.get("typ")
     if typ is None:

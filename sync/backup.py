@@ -21,7 +21,7 @@ import sqlite3
 
 from . import blobs, migrations
 from .db import SCHEMA_VERSION
-from .fsutil import fsync_path
+from .fsutil import fsync_path, make_private_dir
 
 LOCK_NAME = "server.lock"
 DB_NAME = "sync.sqlite3"
@@ -59,8 +59,8 @@ def lock_data_dir(config):
     Raises ``KitError`` when a server (or a restore) holds it."""
     path = config.path(LOCK_NAME)
     try:
-        os.makedirs(config.data_dir, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dir(config.data_dir)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except PermissionError as exc:
         raise KitError(f"the data directory {config.data_dir} is not writable "
                        f"({exc.strerror}: {exc.filename})") from None

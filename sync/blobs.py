@@ -11,7 +11,7 @@ import os
 import re
 
 from .db import database
-from .fsutil import fsync_path
+from .fsutil import fsync_path, make_private_dir
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{8,64}$")
@@ -35,7 +35,7 @@ def spool_path(config, upload_id):
 
 def ensure_dirs(config):
     for sub in ("blobs", "spool"):
-        os.makedirs(config.path(sub), exist_ok=True)
+        make_private_dir(config.path(sub))
 
 
 def remove_spool(config, upload_id):
@@ -148,7 +148,7 @@ def store_spool(config, upload_id, sha256):
     target = blob_path(config, sha256)
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        os.makedirs(folder, exist_ok=True)
+        make_private_dir(folder)
         if config.fsync:
             fsync_path(os.path.dirname(folder))
     if os.path.exists(target):

@@ -1,5 +1,5 @@
 """The command line: ``python app.py [serve]``, ``user add``, ``token``,
-``backup``, ``restore``, ``check``.
+``app-password``, ``backup``, ``restore``, ``check``.
 
 Every subcommand takes the settings flags (``--data-dir`` and the rest)
 and honours the ``SYNC_*`` environment variables.
@@ -14,6 +14,7 @@ import sys
 from . import cliargs
 from . import config as config_mod
 from .config import ConfigError
+from .fsutil import PRIVATE_UMASK
 
 log = logging.getLogger("sync")
 MIN_PASSWORD = 8
@@ -46,6 +47,13 @@ def build_parser():
                        "setting)")
     _create_flag(token)
     _settings(token)
+
+    app_password = sub.add_parser(
+        "app-password", help="print a new WebDAV app password for a device of a user")
+    app_password.add_argument("name", help="the user")
+    app_password.add_argument("device", help="the device's id or name (created when no "
+                                             "device of the user has that name)")
+    _settings(app_password)
 
     backup = sub.add_parser("backup", help="copy the data directory while the server runs")
     backup.add_argument("dest", help="a new or empty directory to write the backup into")
@@ -89,6 +97,9 @@ def panic(message, code=1):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # Whatever the caller's umask: the data directory, backups and restores
+    # hold password hashes and every path of every user.
+    os.umask(PRIVATE_UMASK)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
@@ -97,6 +108,8 @@ def main(argv=None):
             return cmd_user_add(config, args)
         if args.command == "token":
             return cmd_token(config, args)
+        if args.command == "app-password":
+            return cmd_app_password(config, args)
         if args.command in KIT_COMMANDS:
             return cmd_kit(config, args)
         return cmd_serve(config)
@@ -187,9 +200,7 @@ def port_problem(host, port):
 def cmd_serve(config):
     import signal
 
-    import waitress
-
-    from . import janitor
+    from . import httpserver, janitor
     from .backup import KitError, lock_data_dir
     from .wsgi import create_app, tune_malloc
 
@@ -204,16 +215,7 @@ def cmd_serve(config):
     app = create_app(rt)
     tune_malloc()
     try:
-        server = waitress.create_server(
-            app, host=config.host, port=config.port, threads=config.threads,
-            ident="sync", max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,
-            clear_untrusted_proxy_headers=True,
-            # Read sockets in large pieces (the default 8 KiB halves upload
-            # speed). Request bodies over 512 KiB stay in waitress's temporary
-            # files: held in memory, every chunk arriving at once would count
-            # (24 parallel 8 MiB chunks took the server to 253 MiB), and the
-            # files are deleted before the kernel writes them back.
-            recv_bytes=256 * 1024)
+        server = httpserver.create_server(app, config)
     except OSError as exc:
         return panic(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
     janitor.start(rt)
@@ -275,10 +277,29 @@ def cmd_user_add(config, args):
 def cmd_token(config, args):
     from . import auth
 
-    if not auth.valid_user_name(args.name):
-        return panic(f"not a usable user name: {args.name!r}")
+    name = auth.normalize_user_name(args.name)
+    if name is None:
+        return panic(f"not a usable user name: {args.name!r} (1 to {auth.MAX_NAME_LENGTH} "
+                     f"letters, digits and ._@-)")
     refuse_missing_database(config, args.create)
     rt = _runtime(config)
     ttl = None if args.ttl is None else max(1, int(args.ttl))
-    print(auth.issue_user_token(rt, args.name, ttl))
+    print(auth.issue_user_token(rt, name, ttl))
+    return 0
+
+
+def cmd_app_password(config, args):
+    from . import devices
+
+    rt = _runtime(config)
+    try:
+        device, created, password = devices.app_password_for(rt, args.name, args.device)
+    except devices.DeviceChoiceError as exc:
+        return panic(str(exc))
+    if created:
+        print(f"registered device {device.name!r} ({device.id}) for {args.name}",
+              file=sys.stderr)
+    print(f"app password for {args.name}'s device {device.name!r} ({device.id}); "
+          f"it replaces any earlier one:", file=sys.stderr)
+    print(password)
     return 0

@@ -95,6 +95,10 @@ SETTINGS = (
             "fsync files and directories before acknowledging writes. Only "
             "turn off for throwaway test servers."),
     Setting("access_log", True, _bool, "Log one line per request to standard error."),
+    # Limits that keep one client from taking the server from the others.
+    Setting("max_connections", 1000, _positive_int,
+            "Connections the server keeps open at once (idle and slow ones included); "
+            "the open-files limit is raised to fit."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -119,6 +123,7 @@ class Config:
     janitor_interval: int
     fsync: bool
     access_log: bool
+    max_connections: int
 
     @classmethod
     def build(cls, **values):

@@ -7,16 +7,14 @@ write lock is taken at the start, so two writers queue on the busy timeout
 instead of failing with "database is locked" when one upgrades a read).
 """
 
-import os
 import secrets
 
 import peewee
 
-from . import migrations
+from . import assets, migrations
 
-SCHEMA_VERSION = 1
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "schema.sql")
+SCHEMA_VERSION = 2
+SCHEMA_PATH = assets.path("schema.sql")
 BUSY_TIMEOUT_S = 30
 
 PRAGMAS = (

@@ -5,7 +5,7 @@ raise ``SyncError`` for the 4xx answers of SPEC §3 and §5 (Devices).
 """
 
 from . import cursors, errors
-from .auth import issue_device_token
+from .auth import app_password_hash, issue_device_token, new_app_password
 from .db import database, write
 from .models import Device
 from .runtime import iso
@@ -52,6 +52,7 @@ def to_json(rt, device):
         "acked_cursor": (None if device.acked_rev is None
                          else cursors.encode(rt.db_id, device.acked_rev)),
         "pending_changes": pending_changes(device),
+        "app_password": device.app_password_hash is not None,
     }
 
 
@@ -160,3 +161,66 @@ def touch(rt, device):
     with write():
         Device.update(last_seen_at=stamp).where(Device.id == device.id).execute()
     device.last_seen_at = stamp
+
+
+# -- app passwords (WebDAV) ----------------------------------------------------
+
+def set_app_password(rt, principal, device_id):
+    """A new app password for the device (user token only), replacing the
+    old one; only its hash is kept, so it is shown this once."""
+    _forbid_device_token(principal, "manage app passwords")
+    password = new_app_password()
+    with write():
+        device = _lookup(principal, device_id)
+        Device.update(app_password_hash=app_password_hash(password)).where(
+            Device.id == device.id).execute()
+    return {"app_password": password}
+
+
+def remove_app_password(rt, principal, device_id):
+    """Revoke the device's app password (nothing to do when it has none)."""
+    _forbid_device_token(principal, "manage app passwords")
+    with write():
+        device = _lookup(principal, device_id)
+        Device.update(app_password_hash=None).where(Device.id == device.id).execute()
+
+
+class DeviceChoiceError(Exception):
+    """The command line named no usable user or device; the message says what to do."""
+
+
+def app_password_for(rt, user_name, device_ref):
+    """``app.py app-password NAME DEVICE``: a new app password for the user's
+    device named or numbered ``device_ref``, registering a device of that
+    name when the user has none. Returns ``(device, created, password)``."""
+    from .models import User
+
+    user = User.get_or_none(User.name == user_name)
+    if user is None:
+        raise DeviceChoiceError(
+            f"there is no user {user_name!r}; create it with: app.py user add {user_name}")
+    password = new_app_password()
+    created = False
+    with write():
+        device = Device.get_or_none((Device.id == device_ref) & (Device.user == user.id))
+        if device is None:
+            named = list(Device.select().where((Device.user == user.id)
+                                               & (Device.name == device_ref)))
+            if len(named) > 1:
+                raise DeviceChoiceError(
+                    f"{user_name} has {len(named)} devices named {device_ref!r}; "
+                    f"give the device's id instead (GET /api/v1/sync/devices lists them)")
+            if named:
+                device = named[0]
+            else:
+                try:
+                    _check_name(device_ref)
+                except errors.SyncError as exc:
+                    raise DeviceChoiceError(f"cannot register a device named "
+                                            f"{device_ref!r}: {exc.description}") from None
+                device = Device.create(id=rt.idgen(), user=user.id, name=device_ref,
+                                       platform="webdav", created_at=rt.now())
+                created = True
+        Device.update(app_password_hash=app_password_hash(password)).where(
+            Device.id == device.id).execute()
+    return device, created, password

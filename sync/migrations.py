@@ -26,10 +26,6 @@ Step = namedtuple("Step", "version description apply")
 Step.__doc__ = """One upgrade: ``apply(conn)`` turns version ``version - 1`` into
 ``version``; it runs inside the migration transaction and must not commit."""
 
-# Schema 1 is the first released schema: nothing to migrate yet.
-STEPS = ()
-
-
 class MigrationError(Exception):
     """A migration step failed; the database is still at its old version."""
 
@@ -50,6 +46,29 @@ def sql(script):
         for statement in statements:
             conn.execute(statement)
     return apply
+
+
+_WEBDAV = """
+ALTER TABLE devices ADD COLUMN app_password_hash TEXT;
+CREATE UNIQUE INDEX devices_app_password ON devices (app_password_hash);
+CREATE TABLE dav_folders (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, path)
+) WITHOUT ROWID;
+CREATE TABLE dav_properties (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (user_id, path, name)
+) WITHOUT ROWID;
+"""
+
+STEPS = (
+    Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
+)
 
 
 def latest(steps, base):

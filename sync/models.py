@@ -51,6 +51,7 @@ class Device(BaseModel):
     acked_at = peewee.TextField(null=True)
     created_at = peewee.TextField()
     last_seen_at = peewee.TextField(null=True)
+    app_password_hash = peewee.TextField(null=True)
 
     class Meta:
         table_name = "devices"
@@ -157,4 +158,32 @@ class UploadChunk(BaseModel):
         without_rowid = True
 
 
-ALL_MODELS = (Meta, User, Device, Entry, Conflict, Blob, Upload, UploadChunk)
+class DavFolder(BaseModel):
+    """An empty folder made over WebDAV (MKCOL); folders holding files need none."""
+
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    path = peewee.TextField()
+    created_at = peewee.TextField()
+
+    class Meta:
+        table_name = "dav_folders"
+        primary_key = peewee.CompositeKey("user", "path")
+        without_rowid = True
+
+
+class DavProperty(BaseModel):
+    """A WebDAV dead property of a file or folder, set with PROPPATCH."""
+
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    path = peewee.TextField()
+    name = peewee.TextField()
+    value = peewee.TextField()
+
+    class Meta:
+        table_name = "dav_properties"
+        primary_key = peewee.CompositeKey("user", "path", "name")
+        without_rowid = True
+
+
+ALL_MODELS = (Meta, User, Device, Entry, Conflict, Blob, Upload, UploadChunk, DavFolder,
+              DavProperty)

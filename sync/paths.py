@@ -16,6 +16,9 @@ MAX_SEGMENT_BYTES = 255
 # Unicode category Cc is exactly these 65 code points; a regex checks a
 # path in one pass (a report validates up to 1,000 paths per request).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Line and paragraph separators, and the bidirectional embeddings, overrides
+# and isolates: "invoice\u202etxt.exe" displays as "invoiceexe.txt".
+_DISGUISING = re.compile("[\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _invalid(path, why):
@@ -30,6 +33,9 @@ def normalize(path):
         raise _invalid(path, "it is empty")
     if _CONTROL.search(path):
         raise _invalid(path, "it contains a control character")
+    if _DISGUISING.search(path):
+        raise _invalid(path, "it contains a line separator or a bidirectional control, "
+                             "which can make a name display as another")
     if "\\" in path:
         raise _invalid(path, "it contains a backslash; use / between folders")
     try:

@@ -10,9 +10,9 @@ import time
 
 import falcon
 
-from . import blobs, errors
+from . import blobs, errors, fsutil
 from .auth import load_secret
-from .db import init_db
+from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, Database
 from .resources import conflicts, devices, download, feed, login, meta, report, uploads
 from .runtime import Runtime, new_id
@@ -20,13 +20,29 @@ from .runtime import Runtime, new_id
 log = logging.getLogger("sync")
 
 API_PREFIXES = ("/api/v1/sync", "/api/sync")
+PRIVATE_BLOBS = "private_blobs"  # meta key: every blob file has been made 0600
 
 
 def open_runtime(config, clock=time.time, idgen=new_id):
     """Create the data directory layout, open the database and load the secret."""
-    os.makedirs(config.data_dir, exist_ok=True)
+    fsutil.make_private_dir(config.data_dir)
+    changed = fsutil.tighten(config.data_dir, skip=("secret.key",))
     blobs.ensure_dirs(config)
+    # SQLite creates a database 0644 (and its -wal and -shm files with the
+    # database's mode): made 0600 first, it stays private.
+    fsutil.create_private_file(config.path("sync.sqlite3"))
     db_id = init_db(config.path("sync.sqlite3"))
+    with database.connection_context():
+        if meta_get(PRIVATE_BLOBS) is None:
+            # Once per data directory (blob files are made 0600 since).
+            changed += fsutil.tighten_files(config.path("blobs"))
+            with write():
+                database.execute_sql("INSERT OR IGNORE INTO meta (key, value) VALUES (?, '1')",
+                                     (PRIVATE_BLOBS,))
+    if changed:
+        log.warning("took group and other permissions away from %d file(s) in %s "
+                    "(the data directory is 0700, its files 0600)", len(changed),
+                    config.data_dir)
     return Runtime(config=config, secret=load_secret(config), db_id=db_id,
                    clock=clock, idgen=idgen)
 
@@ -60,6 +76,7 @@ def sync_routes(rt):
         ("/devices", devices.Collection(rt)),
         ("/devices/{device_id}", devices.Item(rt, discard_uploads=_discard_spool(rt))),
         ("/devices/{device_id}/token", devices.Token(rt)),
+        ("/devices/{device_id}/app-password", devices.AppPassword(rt)),
         ("/changes", feed.Changes(rt)),
         ("/ack", feed.Ack(rt)),
         ("/report", report.Report(rt)),

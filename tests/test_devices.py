@@ -5,7 +5,7 @@ import pytest
 from .helpers import assert_error
 
 DEVICE_KEYS = {"id", "name", "platform", "created_at", "last_seen_at", "acked_cursor",
-               "pending_changes"}
+               "pending_changes", "app_password"}
 
 
 def test_register_returns_device_and_token_once(api, device):

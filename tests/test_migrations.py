@@ -11,11 +11,19 @@ from sync.db import SCHEMA_VERSION, SchemaError, database, init_db
 from sync.migrations import Step, sql
 
 
+V1_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "schema-v1.sql")
+
+
 def oldest(tmp_path):
-    """A database at the oldest schema (1), with a user and a device in it."""
+    """A database at the oldest schema (1, as version 1 of the server wrote
+    it), with a user and a device in it."""
     path = str(tmp_path / "sync.sqlite3")
-    init_db(path)
     conn = sqlite3.connect(path, isolation_level=None)
+    with open(V1_SCHEMA, encoding="utf-8") as f:
+        conn.executescript(f.read())
+    conn.execute("PRAGMA journal_mode = wal")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('db_id', 'feedc0de'), ('rev', '0')")
     conn.execute("INSERT INTO users (name, created_at) VALUES ('alice', 'x')")
     conn.execute("INSERT INTO devices (id, user_id, name, created_at) "
                  "VALUES ('d1', 1, 'Kobo', 'x')")
@@ -64,10 +72,30 @@ def test_the_real_steps_reach_the_schema_version():
 
 
 def test_a_current_database_opens_without_a_copy(tmp_path):
-    path = oldest(tmp_path)
+    path = str(tmp_path / "sync.sqlite3")
+    init_db(path)
     init_db(path)
     assert read(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".bak")]
+
+
+def test_the_real_steps_turn_a_version_1_database_into_the_schema(tmp_path):
+    """Every table, column and index of schema.sql, and the rows kept."""
+    path = oldest(tmp_path)
+    init_db(path)
+    fresh = str(tmp_path / "fresh.sqlite3")
+    init_db(fresh)
+
+    def shape(p):
+        tables = [r[0] for r in read(p, "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                        "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        indexes = read(p, "SELECT name FROM sqlite_master WHERE type = 'index' "
+                          "AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        return {t: sorted(columns(p, t)) for t in tables}, indexes
+    assert shape(path) == shape(fresh)
+    assert read(path, "SELECT id, name, app_password_hash FROM devices") == [("d1", "Kobo", None)]
+    assert read(path, "SELECT value FROM meta WHERE key = 'db_id'") == [("feedc0de",)]
+    assert read(path + ".v1.bak", "PRAGMA user_version") == [(1,)]
 
 
 def test_an_old_database_is_upgraded_through_every_step(tmp_path):
@@ -146,9 +174,16 @@ def test_no_migration_beside_a_running_server(tmp_path):
     backup.refuse_migration_beside_a_server(config, steps=STEPS)  # no server: fine
     lock = backup.lock_data_dir(config)
     try:
-        backup.refuse_migration_beside_a_server(config)  # nothing to migrate: fine
         with pytest.raises(backup.KitError, match="restart the server first"):
             backup.refuse_migration_beside_a_server(config, steps=STEPS)
     finally:
         os.close(lock)
     assert read(str(tmp_path / "sync.sqlite3"), "PRAGMA user_version") == [(1,)]
+    current = Config.build(data_dir=str(tmp_path / "current"), access_log=False)
+    os.makedirs(current.data_dir)
+    init_db(current.path("sync.sqlite3"))
+    lock = backup.lock_data_dir(current)
+    try:
+        backup.refuse_migration_beside_a_server(current)  # nothing to migrate: fine
+    finally:
+        os.close(lock)

@@ -141,7 +141,8 @@ class FakeResponse:
 
 
 DEVICE = {"id": "d1", "name": "Kobo", "platform": None, "created_at": "2026-11-27T00:00:00Z",
-          "last_seen_at": None, "acked_cursor": None, "pending_changes": 0}
+          "last_seen_at": None, "acked_cursor": None, "pending_changes": 0,
+          "app_password": False}
 
 
 def test_checker_accepts_a_documented_answer():

@@ -89,7 +89,9 @@ SCHEMAS = {
                     "description": "A relative POSIX path such as `books/Dune.epub`, "
                                    "normalized to NFC. Rejected (`path_invalid`) when empty, "
                                    "absolute, with an empty, `.` or `..` segment, a backslash "
-                                   "or a control character, a segment over 255 UTF-8 bytes, "
+                                   "or a control character, a line or paragraph separator "
+                                   "(U+2028, U+2029) or a bidirectional control (U+202A-U+202E, "
+                                   "U+2066-U+2069), a segment over 255 UTF-8 bytes, "
                                    "or over 4096 bytes in all."},
     "Mtime": {"type": "integer",
               "description": "Modification time in seconds since the Unix epoch, as the "
@@ -124,6 +126,9 @@ SCHEMAS = {
         "pending_changes": {"type": "integer", "minimum": 0,
                             "description": "Library entries (tombstones included) changed "
                                            "after the acked cursor."},
+        "app_password": {"type": "boolean",
+                         "description": "Whether the device has a WebDAV app password "
+                                        "(`POST /devices/{id}/app-password`)."},
     }),
     "DeviceList": obj({"devices": {"type": "array", "items": ref("Device")}}),
     "DeviceCreate": obj({
@@ -138,6 +143,13 @@ SCHEMAS = {
     }, description="Only the members given change.", closed=False),
     "DeviceToken": obj({"token": {"type": "string",
                                   "description": "The device token (JWT); the old one dies."}}),
+    "AppPassword": obj({"app_password": {
+        "type": "string", "pattern": "^[a-z0-9]{5}(-[a-z0-9]{5}){4}$",
+        "examples": ["k3x9a-7mq2p-zt4hb-w8c1n-e5r6d"],
+        "description": "The device's WebDAV password, shown only here: five groups of five "
+                       "random lowercase letters and digits. A WebDAV client logs in at "
+                       "`/dav/files/{user}/` with HTTP Basic, the user name and this password "
+                       "(the dashes, spaces and case do not matter). Only a hash is stored."}}),
     "Change": obj({
         "path": ref("LibraryPath"),
         "op": {"enum": ["put", "delete"]},
@@ -515,6 +527,24 @@ def sync_operations():
             "post": op("regenerateDeviceToken", "A new device token; the old one dies.", {
                 "200": ok("DeviceToken"),
                 "403": device_forbidden_own,
+                "404": error("No such device.", ["not_found"]),
+            }, params=[DEVICE_ID], tags=["devices"]),
+        },
+        "/devices/{device_id}/app-password": {
+            "post": op("createAppPassword", "A new WebDAV app password for the device; it "
+                                            "replaces the old one.", {
+                "200": ok("AppPassword"),
+                "403": error("Another user's device, or a device token (app passwords are "
+                             "managed with a user token only).", ["forbidden"]),
+                "404": error("No such device.", ["not_found"]),
+            }, params=[DEVICE_ID], tags=["devices"],
+                description="The device's WebDAV requests (HTTP Basic with the user name and "
+                            "this password) act for it: their changes carry its id. Deleting "
+                            "the device revokes the password too."),
+            "delete": op("deleteAppPassword", "Revoke the device's app password (204 also "
+                                              "when it has none).", {
+                "204": NO_CONTENT,
+                "403": error("Another user's device, or a device token.", ["forbidden"]),
                 "404": error("No such device.", ["not_found"]),
             }, params=[DEVICE_ID], tags=["devices"]),
         },

@@ -1,4 +1,4 @@
-"""``/devices``: register, list, read, rename, delete, and new tokens."""
+"""``/devices``: register, list, read, rename, delete, new tokens and app passwords."""
 
 import falcon
 
@@ -39,3 +39,17 @@ class Token:
 
     def on_post(self, req, resp, device_id):
         resp.media = devices.regenerate_token(self.rt, principal(req), device_id)
+
+
+class AppPassword:
+    """``/devices/{id}/app-password``: the device's WebDAV password (user token only)."""
+
+    def __init__(self, rt):
+        self.rt = rt
+
+    def on_post(self, req, resp, device_id):
+        resp.media = devices.set_app_password(self.rt, principal(req), device_id)
+
+    def on_delete(self, req, resp, device_id):
+        devices.remove_app_password(self.rt, principal(req), device_id)
+        resp.status = falcon.HTTP_204

@@ -19,7 +19,11 @@ from .common import principal
 
 log = logging.getLogger("sync.download")
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+# No file has 20 digits of bytes; a longer number (Python refuses to convert
+# one over 4,300 digits at all) counts as "beyond any file".
+_MAX_DIGITS = 19
+_BEYOND = 10 ** _MAX_DIGITS
 _ENCODED_SLASH = re.compile(r"%2f", re.IGNORECASE)
 
 
@@ -44,17 +48,22 @@ def byte_range(header, size):
         return None
     first, last = match.groups()
     if first == "":
-        length = min(int(last), size)
+        length = min(_number(last), size)
         if length == 0:
             raise _unsatisfiable(size)
         return size - length, length
-    start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if last != "" and int(last) < start:
+    start = _number(first)
+    end = size - 1 if last == "" else min(_number(last), size - 1)
+    if last != "" and _number(last) < start:
         return None
     if start >= size:
         raise _unsatisfiable(size)
     return start, end - start + 1
+
+
+def _number(digits):
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else _BEYOND
 
 
 def _unsatisfiable(size):

@@ -1,11 +1,10 @@
 """Unauthenticated routes: health check and the API document."""
 
-import os
-
 import falcon
 
-OPENAPI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "docs", "api", "openapi.json")
+from .. import assets
+
+OPENAPI_PATH = assets.path("openapi.json")
 
 
 class Health:

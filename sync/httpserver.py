@@ -1,0 +1,79 @@
+"""The HTTP server: waitress, with the settings that keep slow or idle
+connections from locking everyone else out (SPEC §6).
+
+waitress reads requests asynchronously, so a connection trickling its
+headers costs a socket, not a worker thread; what runs out first is
+waitress's ``connection_limit`` (100 by default: 98 tricklers stopped every
+other client) and then the process's file descriptors. ``create_server``
+raises the first, polls with ``poll()`` (``select()`` stops at descriptor
+1024), and raises the soft descriptor limit so that the connection limit
+can be reached, or lowers the limit to fit.
+"""
+
+import logging
+import resource
+
+import waitress
+
+log = logging.getLogger("sync")
+
+# Idle keep-alive connections are closed after this long (waitress: 120 s).
+IDLE_TIMEOUT_S = 60
+# Per connection: its socket, and a temporary file for a large request body
+# while waitress receives it. Beyond that: the database, blobs being
+# streamed, the listening socket, logs.
+FDS_PER_CONNECTION = 2
+FDS_SPARE = 256
+
+
+def fd_budget(wanted):
+    """Raise the soft limit on open files towards ``wanted`` (never above the
+    hard limit); the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def connection_limit(config, budget=fd_budget):
+    """The connection limit to use: the setting, or fewer when the process
+    may not open enough files for it (``budget(wanted)``: the files it may open)."""
+    wanted = config.max_connections
+    soft = budget(wanted * FDS_PER_CONNECTION + FDS_SPARE + config.threads)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    fits = max((soft - FDS_SPARE - config.threads) // FDS_PER_CONNECTION, 16)
+    if fits < wanted:
+        log.warning("only %d connections fit in the limit of %d open files (ulimit -n); "
+                    "--max-connections %d lowered to %d", fits, soft, wanted, fits)
+        return fits
+    return wanted
+
+
+def options(config):
+    """waitress settings for ``config`` (``waitress.create_server`` keywords)."""
+    return dict(
+        host=config.host, port=config.port, threads=config.threads, ident="sync",
+        max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,
+        clear_untrusted_proxy_headers=True,
+        connection_limit=connection_limit(config),
+        channel_timeout=IDLE_TIMEOUT_S,
+        asyncore_use_poll=True,
+        # Read sockets in large pieces (the default 8 KiB halves upload
+        # speed). Request bodies over 512 KiB stay in waitress's temporary
+        # files: held in memory, every chunk arriving at once would count
+        # (24 parallel 8 MiB chunks took the server to 253 MiB), and the
+        # files are deleted before the kernel writes them back.
+        recv_bytes=256 * 1024)
+
+
+def create_server(app, config, **overrides):
+    """A waitress server for ``app`` (not started: call ``run()``)."""
+    kwargs = options(config)
+    kwargs.update(overrides)
+    return waitress.create_server(app, **kwargs)

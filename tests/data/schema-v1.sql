@@ -1,0 +1,116 @@
+-- The database schema: the source of truth for sync/models.py.
+-- Applied at start-up to a new database; PRAGMA user_version records the
+-- schema version so that later versions can migrate an existing file.
+-- Timestamps are ISO 8601 UTC text ("2026-11-27T04:32:41Z"), so they sort.
+
+-- Server-wide values: 'db_id' (random, carried in every cursor so a cursor
+-- from another or a restored database is recognised) and 'rev' (the last
+-- revision handed out; one counter for the whole server).
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    password_hash TEXT,                        -- NULL: token-only user
+    horizon_rev   INTEGER NOT NULL DEFAULT 0,  -- tombstones up to this rev are purged
+    created_at    TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS devices (
+    id            TEXT PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    platform      TEXT,
+    token_version INTEGER NOT NULL DEFAULT 1,  -- the `ver` claim a token must carry
+    acked_rev     INTEGER,                     -- NULL until the first ack
+    acked_at      TEXT,
+    created_at    TEXT NOT NULL,
+    last_seen_at  TEXT
+);
+CREATE INDEX IF NOT EXISTS devices_user ON devices (user_id);
+
+-- One row per library path of a user: its latest state (a tombstone when
+-- deleted). `rev` is unique server-wide; the feed reads (user_id, rev).
+CREATE TABLE IF NOT EXISTS entries (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,                  -- NFC, validated
+    fold       TEXT NOT NULL,                  -- path.casefold(), for case clashes
+    rev        INTEGER NOT NULL,
+    deleted    INTEGER NOT NULL DEFAULT 0,
+    size       INTEGER,                        -- NULL on a tombstone
+    sha256     TEXT,                           -- NULL on a tombstone
+    mtime      INTEGER,                        -- NULL on a tombstone
+    device_id  TEXT,                           -- the device that made the change
+    moved_from TEXT,                           -- set on the put half of a move
+    changed_at TEXT NOT NULL,
+    UNIQUE (user_id, path)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_user_rev ON entries (user_id, rev);
+CREATE INDEX IF NOT EXISTS entries_user_fold ON entries (user_id, fold);
+CREATE INDEX IF NOT EXISTS entries_user_sha256 ON entries (user_id, sha256);
+
+CREATE TABLE IF NOT EXISTS conflicts (
+    id               TEXT PRIMARY KEY,
+    user_id          INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path             TEXT NOT NULL,
+    kind             TEXT NOT NULL
+                     CHECK (kind IN ('modify_modify', 'delete_modify', 'move', 'case_clash')),
+    created_at       TEXT NOT NULL,
+    server_rev       INTEGER,
+    server_op        TEXT,
+    server_sha256    TEXT,
+    server_size      INTEGER,
+    server_mtime     INTEGER,
+    server_device_id TEXT,
+    client_op        TEXT NOT NULL,
+    client_sha256    TEXT,
+    client_size      INTEGER,
+    client_mtime     INTEGER,
+    client_device_id TEXT,
+    client_to        TEXT,
+    resolution       TEXT,
+    resolved_at      TEXT
+);
+CREATE INDEX IF NOT EXISTS conflicts_user ON conflicts (user_id, resolved_at);
+
+-- Content the server holds in blobs/ab/<sha256>. A row is written only
+-- after the file has been renamed into place and its directory fsynced.
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256     TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS uploads (
+    id                 TEXT PRIMARY KEY,
+    user_id            INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    device_id          TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    path               TEXT NOT NULL,
+    size               INTEGER NOT NULL,
+    sha256             TEXT NOT NULL,
+    base_rev           INTEGER,
+    mtime              INTEGER,
+    chunk_size         INTEGER NOT NULL,
+    chunk_count        INTEGER NOT NULL,
+    state              TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'completed')),
+    instant            INTEGER NOT NULL DEFAULT 0,  -- content already held: no spool file
+    created_at         TEXT NOT NULL,
+    touched_at         TEXT NOT NULL,               -- expiry counts from here
+    result_status      TEXT,                        -- the answer of complete, replayed
+    result_rev         INTEGER,
+    result_conflict_id TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_user ON uploads (user_id);
+CREATE INDEX IF NOT EXISTS uploads_touched ON uploads (state, touched_at);
+
+-- A chunk row exists only once its bytes are written and fsynced.
+CREATE TABLE IF NOT EXISTS upload_chunks (
+    upload_id TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    idx       INTEGER NOT NULL,
+    size      INTEGER NOT NULL,
+    PRIMARY KEY (upload_id, idx)
+) WITHOUT ROWID;
