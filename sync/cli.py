@@ -258,8 +258,9 @@ def read_password(args, stdin=None, ask=getpass.getpass):
 def cmd_user_add(config, args):
     from . import auth
 
-    if not auth.valid_user_name(args.name):
-        return panic(f"not a usable user name: {args.name!r}")
+    if auth.normalize_user_name(args.name) is None:
+        return panic(f"not a usable user name: {args.name!r} (1 to {auth.MAX_NAME_LENGTH} "
+                     f"letters, digits and ._@-)")
     refuse_missing_database(config, args.create)
     password = read_password(args)
     rt = _runtime(config)
