@@ -62,9 +62,9 @@ class Conflict:
             client = f"moved to {self.to}"
         else:
             client = f"{_size(c.get('size'))}"
+        here = " (this device)" if self.mine else ""
         return [f"the server's version: {server}",
-                f"{self.who(c.get('device_id'))}'s version: {client} "
-                f"(since {self.c.get('created_at')})"]
+                f"{self.device}'s version{here}: {client} (since {self.c.get('created_at')})"]
 
     def what(self):
         """The conflict in one line."""
