@@ -7,13 +7,17 @@ write lock is taken at the start, so two writers queue on the busy timeout
 instead of failing with "database is locked" when one upgrades a read).
 """
 
+import contextlib
+import os
 import secrets
+import threading
 
 import peewee
 
 from . import assets, migrations
+from .datadir import DB_NAME, DataDirError, open_existing, server_running
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_PATH = assets.path("schema.sql")
 BUSY_TIMEOUT_S = 30
 
@@ -76,9 +80,43 @@ def init_db(path, steps=None, fsync=True):
         return meta_get("db_id")
 
 
+_pending = threading.local()  # callbacks waiting for this thread's commit
+
+
+@contextlib.contextmanager
 def write():
-    """A write transaction: ``with write(): ...`` (nests as a savepoint)."""
-    return database.atomic("IMMEDIATE")
+    """A write transaction: ``with write(): ...`` (nests as a savepoint).
+
+    When the outermost transaction commits, the callbacks given to
+    ``after_commit`` inside it run (in order); a rollback drops them.
+    """
+    try:
+        with database.atomic("IMMEDIATE"):
+            yield
+    except BaseException:
+        if not database.in_transaction():
+            _pending.callbacks = []
+        raise
+    if not database.in_transaction():
+        run_after_commit()
+
+
+def after_commit(callback):
+    """Run ``callback()`` once the current write transaction has committed
+    (at once outside a transaction). It must not raise."""
+    if not database.in_transaction():
+        callback()
+        return
+    callbacks = getattr(_pending, "callbacks", None)
+    if callbacks is None:
+        callbacks = _pending.callbacks = []
+    callbacks.append(callback)
+
+
+def run_after_commit():
+    callbacks, _pending.callbacks = getattr(_pending, "callbacks", None) or [], []
+    for callback in callbacks:
+        callback()
 
 
 def meta_get(key):
@@ -96,3 +134,24 @@ def next_revs(count=1):
 
 def current_rev():
     return int(meta_get("rev"))
+
+
+def refuse_migration_beside_a_server(config, steps=None):
+    """Raise ``DataDirError`` when the database needs a migration while a
+    server (an older version, still running) holds the data directory: a
+    command such as ``app.py token`` must not change the schema under it."""
+    steps = migrations.STEPS if steps is None else steps
+    path = config.path(DB_NAME)
+    if not os.path.isfile(path) or not server_running(config):
+        return
+    conn = open_existing(path, readonly=True)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    target = migrations.latest(steps, SCHEMA_VERSION)
+    if 0 < version < target:
+        raise DataDirError(f"the database is at schema {version} and this version of the "
+                           f"server migrates it to {target}, but a server (an older version) "
+                           f"is running on {config.data_dir}; restart the server first: it "
+                           f"migrates the database on start")

@@ -7,6 +7,8 @@ import secrets
 import time
 from datetime import datetime, timezone
 
+from .waiting import Waiters
+
 
 def new_id():
     return secrets.token_hex(12)
@@ -30,6 +32,7 @@ class Runtime:
     db_id: str
     clock: object = time.time
     idgen: object = new_id
+    waiters: Waiters = dataclasses.field(default_factory=Waiters)
 
     def now(self):
         """The current time as an ISO 8601 UTC string."""

@@ -165,6 +165,13 @@ class Api:
     def register_device(self, name, platform):
         return self.request("POST", "/devices", json={"name": name, "platform": platform}).json()
 
+    def list_devices(self):
+        return self.request("GET", "/devices").json()["devices"]
+
+    def delete_device(self, device_id):
+        """Remove a device (a user token only); its tokens stop working."""
+        self.request("DELETE", f"/devices/{quote(device_id, safe='')}", ok=(204,))
+
     def get_device(self, device_id):
         return self.request("GET", f"/devices/{quote(device_id, safe='')}").json()
 

@@ -208,7 +208,7 @@ def _forget_old_device(api, folder):
     if not device_id:
         return None
     try:
-        api.request("DELETE", f"/devices/{device_id}", ok=(204,))
+        api.delete_device(device_id)
     except (ApiError, Unreachable):
         return None  # gone already; `devices remove` can do it later
     return f"the old device {old.get('device_name')!r} (removed)"
@@ -309,7 +309,7 @@ def cmd_status(args, api):
     lines += [f"  receive  move {m.source.path} -> {m.path}" for m in plan.moves]
     lines += [f"  receive  delete {d.path}" for d in plan.deletes]
     lines += [f"  problem  {p}" for p in plan.problems]
-    mine = engine._mine(conflicts)
+    mine = engine.mine(conflicts)
     print(f"{len(plan.reports)} to send, {len(plan.downloads) + len(plan.moves) + len(plan.deletes)}"
           f" to receive, {len(mine)} conflict(s) of this device open"
           + (f" ({len(conflicts) - len(mine)} of other devices)" if len(conflicts) > len(mine)
@@ -330,7 +330,7 @@ def _folder_api(folder, api=None):
 def _seen_conflicts(folder, config, api, conflicts):
     """The server's conflicts as ``choices.Conflict``, seen from ``folder``."""
     from .choices import Conflict
-    names = {d["id"]: d["name"] for d in api.request("GET", "/devices").json()["devices"]}
+    names = {d["id"]: d["name"] for d in api.list_devices()}
     state = state_mod.State.open(folder)
     try:
         heads = list(state.remote())

@@ -117,7 +117,8 @@ class Engine:
                 return sorted(latest.values(), key=lambda c: c["rev"]), cursor, relisted
 
     # Conflicts
-    def _mine(self, conflicts):
+    def mine(self, conflicts):
+        """``{id: conflict}`` of the conflicts (as the server lists them) this device made."""
         me = self.config["device_id"]
         return {c["id"]: c for c in conflicts if (c.get("client") or {}).get("device_id") == me}
 
@@ -175,7 +176,7 @@ class Engine:
         conflicts; without it (``status``) the same plan is computed and
         nothing is recorded."""
         conflicts = self.api.conflicts()
-        mine = self._mine(conflicts)
+        mine = self.mine(conflicts)
         cursor = self.state.get("cursor")
         changes, next_cursor, relisted = self.read_feed(cursor)
         remote = with_changes({} if relisted else self.state.remote(), changes)
@@ -233,7 +234,7 @@ class Engine:
         self._apply_deletes(plan.deletes, summary)
         if plan.reports:  # reports and uploads may have raised conflicts
             conflicts = self.api.conflicts()
-        mine = self._mine(conflicts)
+        mine = self.mine(conflicts)
         self._record_conflicts(mine)
         summary.open_conflicts = len(mine)
         if self.next_cursor != self.state.get("acked"):

@@ -45,7 +45,7 @@ def cmd_devices(args, api):
     from .cli import PROG, _folder_api, fail
     folder = os.path.abspath(args.folder)
     config, api = _folder_api(folder, api)
-    devices = api.request("GET", "/devices").json()["devices"]
+    devices = api.list_devices()
     if args.action == "remove":
         return _remove(args, config, devices, PROG, fail)
     if args.name:
@@ -80,7 +80,7 @@ def _remove(args, config, devices, prog, fail):
                     "$SYNC_TOKEN (from `app.py token NAME`)")
     api = Api(config["server"], args.token, ca_bundle=config.get("ca_bundle"))
     try:
-        api.request("DELETE", f"/devices/{device['id']}", ok=(204,))
+        api.delete_device(device["id"])
     except ApiError as exc:
         if exc.status in (401, 403):
             return fail(f"the server refused the token ({exc.description}): removing a "
