@@ -65,7 +65,7 @@ def test_a_folder_whose_device_was_removed_is_reattached_without_sending_anythin
     capsys.readouterr()
     assert sync(b) == 1
     err = capsys.readouterr().err
-    assert "device token (the device was removed, or its token regenerated)" in err
+    assert "refused the token of this folder's device (the device was removed" in err
     assert "init FOLDER --reattach --server URL --token USER_TOKEN" in err
     assert cli.main(["init", str(b), "--server", server.url,
                      "--token", server.user_token()]) == 1

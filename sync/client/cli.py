@@ -142,8 +142,8 @@ def main(argv=None, api=None):
 
 def _api_reason(exc):
     if exc.status == 401:
-        return ("the server refused this folder's device token (the device was removed, or "
-                f"its token regenerated): run `{PROG} init FOLDER --reattach --server URL "
+        return ("the server refused the token of this folder's device (the device was "
+                f"removed, or its token regenerated): run `{PROG} init FOLDER --reattach --server URL "
                 "--token USER_TOKEN`")
     return f"the server answered {exc.status} {exc.code}: {exc.description}"
 
