@@ -142,6 +142,9 @@ def waiting_figures(server, waiters, label, devices):
         for sock in socks:
             sock.close()
     print(f"{label}: idle RSS {idle['VmRSS'] / 1024:.1f} MiB, {idle['Threads']} threads")
+    if not waiters:
+        print(f"{label}: a wait: {past.status_code} {past.json()} in {past_s * 1000:.1f} ms")
+        return
     print(f"{label}: {waiters} waiting: RSS {busy['VmRSS'] / 1024:.1f} MiB "
           f"(+{(busy['VmRSS'] - idle['VmRSS']) / 1024:.1f}), {busy['Threads']} threads")
     print(f"{label}: GET /devices median {med * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms while "
