@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from xml.etree import ElementTree
 
 import requests
 
@@ -84,7 +85,7 @@ def propfind(session, url, **kw):
     resp = session.request("PROPFIND", url, data=PROPS, timeout=600,
                            headers={"Depth": "1", "Content-Type": "application/xml"}, **kw)
     assert resp.status_code == 207, resp.status_code
-    return resp.content.count(b"<ns0:response>") or resp.content.count(b"response>") // 2
+    return len(ElementTree.fromstring(resp.content).findall("{DAV:}response"))
 
 
 def chunked_upload(client, path, data_path, size, sha):
@@ -141,6 +142,8 @@ def main():
                          "size": 1, "mtime": 1600000000 + i, "base_rev": None}
                         for i in range(start, min(start + 1000, args.files))]).raise_for_status()
 
+        seeded = server.memory()
+
         def feed_pages():
             cursor, count = None, 0
             while True:
@@ -150,9 +153,11 @@ def main():
                 if not body["has_more"]:
                     return count
         feed_s, _ = timed(feed_pages)
+        fed = server.memory()
         propfind(dav, root + "many/")  # warm
         prop_s, count = timed(lambda: propfind(dav, root + "many/"))
         assert count == args.files + 1, count
+        listed = server.memory()
         print(f"{'':<44} {'time':>10} {'throughput':>14} {'ratio':>6}")
         line(f"feed: {args.files} entries, pages of 1000", feed_s)
         line(f"PROPFIND Depth 1, {args.files} files (server)", prop_s, baseline=feed_s,
@@ -204,7 +209,9 @@ def main():
         line(f"GET {mib} MiB, WsgiDAV filesystem peer", peer_get_s, mib, down_s,
              "server ahead" if dav_get_s < peer_get_s else "peer ahead")
         print(f"server peak RSS: {memory['VmHWM'] / 1024:.1f} MiB "
-              f"(now {memory['VmRSS'] / 1024:.1f} MiB)")
+              f"(now {memory['VmRSS'] / 1024:.1f} MiB); after seeding "
+              f"{seeded['VmHWM'] / 1024:.1f}, after the feed {fed['VmHWM'] / 1024:.1f}, "
+              f"after PROPFIND {listed['VmHWM'] / 1024:.1f} MiB")
     finally:
         if peer is not None:
             peer.kill()
