@@ -24,6 +24,15 @@ DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # the server's default
 FEED_PAGE = 1000
 
 
+_CHANGE_KEYS = ("rev", "op", "path", "sha256", "size", "mtime", "moved_from")
+
+
+def _changes(latest):
+    """The feed's changes in rev order, as dicts, one at a time."""
+    for values in sorted(latest.values()):
+        yield {k: v for k, v in zip(_CHANGE_KEYS, values) if v is not None or k == "mtime"}
+
+
 class PassError(Exception):
     """The pass stopped before changing anything; the message says why."""
 
@@ -110,10 +119,12 @@ class Engine:
                 cursor, relisted, latest = None, True, {}
                 continue
             for change in page["changes"]:
-                latest[change["path"]] = change
+                # A tuple, not the page's dict: a first listing of 100,000
+                # entries is held whole, and a dict costs four times more.
+                latest[change["path"]] = tuple(change.get(k) for k in _CHANGE_KEYS)
             cursor = page["cursor"]
             if not page["has_more"]:
-                return sorted(latest.values(), key=lambda c: c["rev"]), cursor, relisted
+                return _changes(latest), cursor, relisted
 
     def _rebase_after_relist(self):
         """After a relist nothing of the old history can be trusted: a base
@@ -226,7 +237,7 @@ class Engine:
         summary.problems.extend(found.problems)
         summary.problems.extend(plan.problems)
         if not self.options.allow_mass_delete:
-            refusal = plan.mass_delete(len(self.state.synced()))
+            refusal = plan.mass_delete(self.state.synced_count())
             if refusal:
                 raise PassError(refusal)
         self._drop_stale_uploads(found.files)
