@@ -30,11 +30,18 @@ RESOLUTION_INVALID = "resolution_invalid"
 RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 BAD_REQUEST = "bad_request"
+CSRF_INVALID = "csrf_invalid"
 # History (SPEC §8).
 REV_INVALID = "rev_invalid"
 REWIND_TOO_OLD = "rewind_too_old"
 CASE_CLASH = "case_clash"
 INTERNAL = "internal_error"
+
+# WebDAV (SPEC §10) and login throttling (SPEC §3).
+PRECONDITION_FAILED = "precondition_failed"  # If-Match / If-None-Match / Overwrite: F
+PATH_CONFLICT = "path_conflict"              # inside a file, a file where a folder is, a case clash
+FILE_TOO_LARGE = "file_too_large"            # a file over --max-file-size
+TOO_MANY_ATTEMPTS = "too_many_attempts"      # failed logins past the throttle
 
 # The code a bare HTTP error (an unknown route, a wrong method) gets.
 DEFAULT_CODES = {
@@ -57,9 +64,11 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    412: "Precondition Failed",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     507: "Insufficient Storage",
 }
