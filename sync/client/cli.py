@@ -1,5 +1,6 @@
 """The client's command line: ``init``, ``sync`` (once or ``--watch``),
-``status``, ``conflicts`` and ``resolve``. Exit status 0 means the folder is
+``status``, ``conflicts`` and ``resolve``; ``history``, ``restore``,
+``trash`` and ``rewind`` live in ``sync.client.history``. Exit status 0 means the folder is
 in sync (or the command did what it said); anything else comes with a
 one-line reason on standard error."""
 
@@ -9,6 +10,7 @@ import platform
 import socket
 import sys
 
+from . import history
 from . import state as state_mod
 from . import watch
 from .api import Api, ApiError, Unreachable
@@ -72,6 +74,8 @@ def build_parser():
     resolve.add_argument("folder", metavar="FOLDER")
     resolve.add_argument("id", metavar="ID")
     resolve.add_argument("resolution", choices=RESOLUTIONS)
+
+    history.add_commands(sub)
     return parser
 
 
@@ -99,6 +103,8 @@ def main(argv=None, api=None):
             return cmd_status(args, api)
         if args.command == "conflicts":
             return cmd_conflicts(args, api)
+        if args.command in history.COMMANDS:
+            return history.run(args, api)
         return cmd_resolve(args, api)
     except (FolderError, PassError, Unreachable) as exc:
         return fail(str(exc))
