@@ -144,13 +144,6 @@ class Library:
                 if size is not None:
                     self.held[sha] = size
 
-    def forget(self, path_list):
-        """Drop what is loaded of ``path_list`` and their case folds, so that
-        the next ``load`` reads them again (another writer changed them)."""
-        for path in path_list:
-            self.entries.pop(path, None)
-            self.live_by_fold.pop(paths.fold(path), None)
-
     # -- changing -----------------------------------------------------------
 
     def head(self, path):
@@ -163,6 +156,19 @@ class Library:
             return None
         others = sorted(p for p in live if p != path and p not in ignore)
         return self.entries[others[0]] if others else None
+
+    def renumber(self, first_rev):
+        """Give the changes made so far revisions from ``first_rev`` on: for
+        changes planned outside the write transaction, once it holds the
+        lock (other users' writes took the revisions planned on)."""
+        if self.first_rev is None or first_rev == self.first_rev:
+            return
+        delta = first_rev - self.first_rev
+        for entry in self.dirty.values():
+            entry["rev"] += delta
+        for revision in self.revisions:
+            revision["rev"] += delta
+        self.first_rev = first_rev
 
     def _next_rev(self):
         if self.first_rev is None:
