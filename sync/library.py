@@ -164,9 +164,7 @@ class Library:
         if self.first_rev is None or first_rev == self.first_rev:
             return
         delta = first_rev - self.first_rev
-        for entry in self.dirty.values():
-            entry["rev"] += delta
-        for revision in self.revisions:
+        for revision in self.revisions:  # every changed entry is one of them
             revision["rev"] += delta
         self.first_rev = first_rev
 
@@ -202,9 +200,10 @@ class Library:
             earlier["replaced_at"] = self.now
         elif self.entries.get(path) is not None:
             self.replaced.append((self.now, self.entries[path]["rev"]))
-        revision = dict(entry, moved_to=moved_to, replaced_at=None)
-        self._made[path] = revision
-        self.revisions.append(revision)
+        # The entry itself is the revision (a new dict for every change).
+        entry["moved_to"], entry["replaced_at"] = moved_to, None
+        self._made[path] = entry
+        self.revisions.append(entry)
 
     def put(self, path, device_id, sha256, size, mtime, moved_from=None):
         return self._set(path, device_id, sha256, size, mtime, moved_from)
@@ -330,9 +329,9 @@ class Library:
                 "INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, "
                 "device_id, moved_from, moved_to, changed_at, replaced_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(r["rev"], self.user_id, r["path"], r["deleted"], r["size"], r["sha256"],
+                ((r["rev"], self.user_id, r["path"], r["deleted"], r["size"], r["sha256"],
                   r["mtime"], r["device_id"], r["moved_from"], r["moved_to"],
-                  r["changed_at"], r["replaced_at"]) for r in self.revisions])
+                  r["changed_at"], r["replaced_at"]) for r in self.revisions))
         if self.replaced:
             cursor.executemany("UPDATE revisions SET replaced_at = ? WHERE rev = ?",
                                self.replaced)
