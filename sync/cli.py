@@ -343,8 +343,20 @@ def cmd_restore(config, args):
     if not r["secret"]:
         print("  the backup holds no secret.key: set SYNC_JWT_SECRET as before, or a new "
               "key is made on start and every token must be issued again")
-    print("  start the server; it migrates an older database (after copying it) on start")
+    print(_restore_next_step(r["schema"]))
     return 0
+
+
+def _restore_next_step(schema):
+    """What starting the server does with the restored database."""
+    from . import migrations
+    from .db import SCHEMA_VERSION
+
+    target = migrations.latest(migrations.STEPS, SCHEMA_VERSION)
+    if schema < target:
+        return (f"  start the server: the backup's database is at schema {schema}, and the "
+                f"server migrates it to {target} on start (after copying it)")
+    return "  start the server"
 
 
 def cmd_check(config, args):

@@ -164,3 +164,22 @@ def test_a_port_in_use_creates_no_data_directory(tmp_path):
         line = one_line_error(run("--port", str(port), "--data-dir", str(tmp_path / "new")))
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line
     assert not (tmp_path / "new").exists()
+
+
+# 17. restore says it migrates only when it will
+
+def test_restore_says_it_migrates_only_an_older_database(tmp_path):
+    from sync.db import SCHEMA_VERSION
+    old = run("restore", os.path.join(ROOT, "tests", "data", "v1"),
+              "--data-dir", str(tmp_path / "from-v1"))
+    assert old.returncode == 0, old.stderr
+    assert old.stdout.splitlines()[-1] == (
+        "  start the server: the backup's database is at schema 1, and the server migrates "
+        f"it to {SCHEMA_VERSION} on start (after copying it)")
+    data = str(tmp_path / "data")
+    assert run("token", "alice", "--create", "--data-dir", data).returncode == 0
+    assert run("backup", str(tmp_path / "bk"), "--data-dir", data).returncode == 0
+    new = run("restore", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "restored"))
+    assert new.returncode == 0, new.stderr
+    assert new.stdout.splitlines()[-1] == "  start the server"
+    assert "server migrates" not in new.stdout
