@@ -13,7 +13,7 @@ from . import datadir, errors, fsutil, paths, web
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, Database
-from .resources import (conflicts, devices, download, feed, history, home, login, meta, report,
+from .resources import (conflicts, devices, download, feed, history, login, meta, report,
                         uploads, wait)
 from .runtime import Runtime, new_id
 from .web import pages as web_pages
@@ -134,7 +134,6 @@ def create_api(rt):
     # possibly to a request already committed, into an empty 500.
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(
         dumps=json.dumps)
-    app.add_route("/", home.Home())
     app.add_route("/healthz", meta.Health())
     app.add_route("/api/v1/openapi.json", meta.OpenAPI())
     app.add_route("/api/v1/auth/login", login.Login(rt))

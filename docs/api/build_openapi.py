@@ -932,14 +932,6 @@ nothing and answers the same."""
 
 def other_operations():
     return {
-        "/": {"get": op("home", "A short page for a browser: the server's name and version, "
-                        "and where the API and this document are.", {
-            "200": {"description": "An HTML page.",
-                    "content": {"text/html": {"schema": {"type": "string"}}}}},
-            auth=False, tags=["meta"]),
-              "head": op("homeHead", "The headers of GET /, without the page.", {
-                  "200": {"description": "The page's headers (Content-Length of the page)."}},
-                  auth=False, tags=["meta"])},
         "/healthz": {"get": op("health", "The server is up.", {"200": ok("Health")},
                                auth=False, tags=["meta"])},
         "/api/v1/openapi.json": {"get": op("openapi", "This document.", {
@@ -976,7 +968,7 @@ across that user's devices.
 Every route under `/api/v1/sync` is also served under the alias `/api/sync`
 with identical behaviour (the alias operations carry the tag `alias`).
 
-**Authentication.** Everything but `/`, `/healthz`, `/api/v1/openapi.json` and
+**Authentication.** Everything but `/healthz`, `/api/v1/openapi.json` and
 `/api/v1/auth/login` needs `Authorization: Bearer <JWT>` (HS256 only): a
 user token (`sub`) or a device token (`sub`, `typ: "device"`, `did`,
 `ver`). A missing or bad token is 401 with `WWW-Authenticate: Bearer`.
