@@ -166,11 +166,14 @@ def _runtime(config, serving=False):
         raise ConfigError(f"cannot open the data directory {config.data_dir}: {exc}") from None
 
 
-class Stop(Exception):
-    """SIGTERM (systemctl stop): leave the serving loop like Ctrl-C does."""
+class Stop(KeyboardInterrupt):
+    """SIGTERM (systemctl stop): leave the serving loop as Ctrl-C does (a
+    KeyboardInterrupt, which the loop's channels let through, where they
+    catch and log any other exception)."""
 
 
 def _on_sigterm(signum, frame):
+    log.info("stopping (SIGTERM)")
     raise Stop()
 
 
@@ -226,9 +229,9 @@ def cmd_serve(config):
           f"(data in {config.data_dir})", flush=True)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        server.run()
-    except (KeyboardInterrupt, Stop) as exc:
-        log.info("stopping (%s)", "SIGTERM" if isinstance(exc, Stop) else "interrupted")
+        server.run()  # returns once Ctrl-C or SIGTERM (Stop) ended its loop
+    except KeyboardInterrupt:
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
     server.close()

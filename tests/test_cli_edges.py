@@ -131,9 +131,9 @@ def test_short_passwords_are_refused_and_a_reset_says_updated(tmp_path):
 @pytest.mark.slow
 def test_sigterm_logs_stopping_and_stopped(tmp_path):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir",
-                             str(tmp_path / "data")], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "app.py", "--port", str(port),
+                             "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "listening" in proc.stdout.readline()
         deadline = time.time() + 20
@@ -144,8 +144,29 @@ def test_sigterm_logs_stopping_and_stopped(tmp_path):
             except requests.ConnectionError:
                 assert time.time() < deadline
                 time.sleep(0.1)
+        # Requests keep coming while the signal arrives: it must stop the
+        # server whatever the loop is doing at that moment.
+        import threading
+        busy = threading.Event()
+
+        def hammer():
+            with requests.Session() as session:
+                while True:
+                    try:
+                        session.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    except requests.RequestException:
+                        return
+                    busy.set()
+
+        thread = threading.Thread(target=hammer, daemon=True)
+        thread.start()
+        busy.wait(10)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            raise AssertionError(proc.communicate(timeout=10))
     finally:
         if proc.poll() is None:
             proc.kill()
