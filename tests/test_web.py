@@ -771,3 +771,25 @@ def test_an_unknown_address_gets_a_page_and_the_api_keeps_json(app):
     assert page.content_type == "text/html" and "Not Found" in page.text
     api = client.get("/api/v1/sync/nothing", status=404)
     assert api.content_type == "application/json" and api.json["code"] == "not_found"
+
+
+@pytest.mark.parametrize("trusted,peer,secure", [
+    ("127.0.0.1", "127.0.0.1", True), ("10.0.0.0/8", "10.1.2.3", True),
+    ("127.0.0.1", "192.0.2.7", False), ("", "127.0.0.1", False)])
+def test_the_cookie_is_secure_behind_a_trusted_proxy_that_says_https(tmp_path, clock, trusted,
+                                                                     peer, secure):
+    from sync.config import Config
+    try:
+        config = Config.build(data_dir=str(tmp_path / "d"), access_log=False,
+                              trusted_proxies=trusted)
+    except ValueError:
+        pytest.skip("no --trusted-proxies setting yet")
+    rt = open_runtime(config, clock=clock)
+    add_user(rt, "alice")
+    browser = Browser(create_app(rt))
+    resp = browser.app.post("/login", {"username": "alice", "password": "correct horse "
+                                       "battery staple"},
+                            headers={"X-Forwarded-Proto": "https",
+                                     "X-Forwarded-For": "198.51.100.9"},
+                            extra_environ={"REMOTE_ADDR": peer}, status=303)
+    assert ("Secure" in resp.headers["Set-Cookie"]) == secure

@@ -28,6 +28,7 @@ SECURITY_HEADERS = {
 }
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 NOT_PAGES = ("/api/", "/dav", "/healthz")
+FORWARDED_PROTO_KEY = "sync.forwarded_proto"
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -41,14 +42,14 @@ class SecurityHeaders:
 
 
 def trusted_proxies(config):
-    """The addresses of ``--trusted-proxies`` (none when the setting is absent)."""
-    raw = getattr(config, "trusted_proxies", None) or ""
-    if not isinstance(raw, str):
-        raw = ",".join(str(a) for a in raw)
-    found = set()
-    for part in raw.split(","):
+    """The networks of ``--trusted-proxies`` (none when the setting is absent),
+    from a comma-separated text or a tuple of addresses or networks."""
+    raw = getattr(config, "trusted_proxies", None) or ()
+    parts = raw.split(",") if isinstance(raw, str) else raw
+    found = []
+    for part in parts:
         try:
-            found.add(ipaddress.ip_address(part.strip()))
+            found.append(ipaddress.ip_network(str(part).strip(), strict=False))
         except ValueError:
             continue
     return found
@@ -60,11 +61,15 @@ def is_https(rt, req):
     if req.env.get("wsgi.url_scheme") == "https":
         return True
     try:
-        peer = ipaddress.ip_address(req.env.get("REMOTE_ADDR") or "")
+        peer = ipaddress.ip_address((req.env.get("REMOTE_ADDR") or "").strip("[]"))
     except ValueError:
         return False
-    proto = (req.get_header("X-Forwarded-Proto") or "").split(",")[-1].strip().lower()
-    return proto == "https" and peer in trusted_proxies(rt.config)
+    if not any(peer in net for net in trusted_proxies(rt.config)):
+        return False
+    # The header as a trusted proxy sent it (kept aside when proxy headers
+    # are dropped from the request), else as it still stands.
+    proto = req.env.get(FORWARDED_PROTO_KEY) or req.get_header("X-Forwarded-Proto") or ""
+    return proto.split(",")[-1].strip().lower() == "https"
 
 
 def form(req):
