@@ -793,3 +793,22 @@ def test_the_cookie_is_secure_behind_a_trusted_proxy_that_says_https(tmp_path, c
                                      "X-Forwarded-For": "198.51.100.9"},
                             extra_environ={"REMOTE_ADDR": peer}, status=303)
     assert ("Secure" in resp.headers["Set-Cookie"]) == secure
+
+
+def test_the_login_form_is_throttled_like_the_api(rt, app, clock):
+    """Ten failed logins for a name (SPEC §3) lock the name out of the form
+    too, the right password included, with a sentence and Retry-After."""
+    if not hasattr(rt, "login_throttle"):
+        pytest.skip("no login throttle yet")
+    add_user(rt, "alice")
+    guesser = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "203.0.113.7"})
+    for _ in range(10):
+        guesser.post("/login", {"username": "alice", "password": "wrong"}, status=401)
+        clock.advance(1)
+    browser = Browser(app)
+    resp = browser.login("alice", status=429)
+    assert resp.content_type == "text/html" and 'role="alert"' in resp.text
+    assert 590 <= int(resp.headers["Retry-After"]) <= 600
+    assert "Set-Cookie" not in resp.headers and session_count() == 0
+    clock.advance(600)
+    browser.login("alice")
