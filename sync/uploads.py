@@ -34,10 +34,6 @@ MAX_CHUNK_SIZE = 64 * MIB
 
 MAX_INT = 2 ** 63 - 1  # SQLite's INTEGER
 
-FILE_TOO_LARGE = "file_too_large"
-UPLOAD_BUSY = "upload_busy"
-UPLOAD_COMPLETED = "upload_completed"
-
 _INDEX = re.compile(r"^[0-9]{1,12}$")
 _DIGEST_MEMBER = re.compile(r"^([a-z][a-z0-9_.*-]*)=:([A-Za-z0-9+/=]*):(;.*)?$")
 
@@ -55,11 +51,11 @@ class _Gate:
     def chunk(self, upload_id, index):
         with self._cond:
             if upload_id in self._closing:
-                raise errors.SyncError(409, UPLOAD_BUSY,
+                raise errors.SyncError(409, errors.UPLOAD_BUSY,
                                        "The upload is being completed or cancelled.")
             indices = self._writing.setdefault(upload_id, set())
             if index in indices:
-                raise errors.SyncError(409, UPLOAD_BUSY,
+                raise errors.SyncError(409, errors.UPLOAD_BUSY,
                                        f"Chunk {index} is already being received.")
             indices.add(index)
         try:
@@ -112,7 +108,7 @@ def _check_body(rt, body):
     if not _is_int(size) or size < 0:
         raise _invalid("'size' must be a non-negative integer (bytes).")
     if size > rt.config.max_file_size:
-        raise errors.SyncError(413, FILE_TOO_LARGE,
+        raise errors.SyncError(413, errors.FILE_TOO_LARGE,
                                f"Files are limited to {rt.config.max_file_size} bytes.")
     sha256 = body["sha256"]
     if not blobs.is_sha256(sha256):
@@ -204,7 +200,7 @@ def _get(rt, user, upload_id):
 def _get_open(rt, user, upload_id):
     upload = _get(rt, user, upload_id)
     if upload.state == "completed":
-        raise errors.SyncError(409, UPLOAD_COMPLETED, "The upload is already complete.")
+        raise errors.SyncError(409, errors.UPLOAD_COMPLETED, "The upload is already complete.")
     return upload
 
 
@@ -404,7 +400,7 @@ def _store(rt, upload):
         blobs.store_spool(rt.config, upload.id, upload.sha256)
     elif not os.path.exists(target) or blobs.hash_file(target) != (upload.size, upload.sha256):
         raise errors.SyncError(
-            409, "upload_lost",
+            409, errors.UPLOAD_LOST,
             "The received bytes of this upload are gone; cancel it and upload again.")
 
 

@@ -135,7 +135,7 @@ def _http_error(req, resp, exc, params):
     """Falcon's own errors (unknown route, wrong method) in our shape, with a code."""
     body = exc.to_dict()
     status = exc.status_code
-    body.setdefault("code", errors.DEFAULT_CODES.get(status, "error"))
+    body.setdefault("code", errors.DEFAULT_CODES.get(status, errors.ERROR))
     body.setdefault("description", body.get("title", ""))
     _render(resp, status, body, dict(exc.headers or {}))
 

@@ -3,6 +3,8 @@
 import hashlib
 import json
 
+from sync import errors
+
 PREFIX = "/api/v1/sync"
 
 
@@ -74,6 +76,7 @@ def check_response(method, url, resp):
     if resp.status_int >= 400 and method != "HEAD":
         body = resp.json
         assert isinstance(body.get("code"), str) and body["code"], body
+        assert body["code"] in errors.CODES, f"{body['code']!r} is not in sync/errors.py"
         assert isinstance(body.get("title"), str), body
         assert isinstance(body.get("description"), str) and body["description"], body
     for check in RESPONSE_CHECKS:
