@@ -15,8 +15,7 @@ from sync import auth
 from sync.config import Config
 from sync.runtime import Runtime
 
-from .helpers import sha256
-from .test_uploads import content
+from .helpers import content, sha256
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,8 @@ from sync.db import database
 from sync.models import Device
 from sync.wsgi import create_app, open_runtime
 
-from .conftest import Ids
-from .helpers import Api, assert_error, sha256
-from .libhelpers import hold
+from .helpers import Api, Ids, assert_error, sha256
+from . import seed
 
 OTHER_DB = "0123456789abcdef"
 CHUNK = 256 * 1024
@@ -75,7 +74,7 @@ def phone(api):
 
 def test_answers_at_once_when_the_library_already_changed(rt, dev, device):
     before = head_cursor(dev)
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     waiter = Waiter(dev, {"cursor": before, "timeout": 30})
     assert waiter.result() == {"changes": True}
     assert waiter.elapsed < PROMPT_S
@@ -90,7 +89,7 @@ def test_no_change_answers_false_after_the_timeout(rt, dev):
 
 
 def test_a_report_of_another_device_wakes_the_waiter(rt, dev, device, phone):
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     cursor = head_cursor(dev)
     waiter = Waiter(dev, {"cursor": cursor, "timeout": 30})
     waiting(rt, 1)
@@ -123,9 +122,9 @@ def test_upload_completion_wakes_the_waiter(rt, dev, phone):
 
 
 def test_a_resolution_wakes_the_waiter(rt, api, dev, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
-    conflict_id = hold(device, "a.txt", b"three", base_rev=1, rt=rt)["conflict_id"]
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "a.txt", b"two", base_rev=1)
+    conflict_id = seed.put(rt, device, "a.txt", b"three", base_rev=1)["conflict_id"]
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
     api.post(f"/conflicts/{conflict_id}/resolve", {"resolution": "keep_client"})
@@ -133,9 +132,9 @@ def test_a_resolution_wakes_the_waiter(rt, api, dev, device):
 
 
 def test_a_resolution_that_changes_nothing_does_not_wake(rt, api, dev, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
-    conflict_id = hold(device, "a.txt", b"three", base_rev=1, rt=rt)["conflict_id"]
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "a.txt", b"two", base_rev=1)
+    conflict_id = seed.put(rt, device, "a.txt", b"three", base_rev=1)["conflict_id"]
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 2})
     waiting(rt, 1)
     api.post(f"/conflicts/{conflict_id}/resolve", {"resolution": "keep_server"})
@@ -147,7 +146,7 @@ def test_changes_of_another_user_do_not_wake(rt, dev, bob):
     bobs = bob.as_(bob.post("/devices", {"name": "Bob's"}).json["token"])
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 2})
     waiting(rt, 1)
-    hold(bobs.get("/devices").json["devices"][0], "bob.txt", b"bob", rt=rt)
+    seed.put(rt, bobs.get("/devices").json["devices"][0], "bob.txt", b"bob")
     assert waiter.result() == {"changes": False}
     assert waiter.elapsed >= 2
 
@@ -156,14 +155,14 @@ def test_many_waiters_of_one_user_all_wake(rt, dev, phone, device):
     cursor = head_cursor(dev)
     waiters = [Waiter(dev, {"cursor": cursor, "timeout": 30}) for _ in range(5)]
     waiting(rt, 5)
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     assert [w.result() for w in waiters] == [{"changes": True}] * 5
     assert rt.waiters.count == 0
 
 
 def test_a_cursor_behind_a_listing_page_answers_at_once(rt, dev, device):
     for i in range(3):
-        hold(device, f"{i}.txt", str(i).encode(), rt=rt)
+        seed.put(rt, device, f"{i}.txt", str(i).encode())
     first_page = dev.get("/changes?limit=1").json
     assert first_page["has_more"]
     assert Waiter(dev, {"cursor": first_page["cursor"]}).result() == {"changes": True}
@@ -174,7 +173,7 @@ def test_the_alias_prefix_and_a_user_token_with_x_device_id(rt, api, device):
     cursor = head_cursor(alias)
     waiter = Waiter(alias, {"cursor": cursor, "timeout": 30})
     waiting(rt, 1)
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     assert waiter.result() == {"changes": True}
 
 
@@ -226,7 +225,7 @@ def test_past_the_cap_a_change_already_there_is_still_told(tmp_path):
     cursor = head_cursor(dev)
     assert Waiter(dev, {"cursor": cursor, "timeout": 5}).result()["backoff"] >= 1
     device = dev.get("/devices").json["devices"][0]
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     assert Waiter(dev, {"cursor": cursor, "timeout": 5}).result() == {"changes": True}
 
 
@@ -275,7 +274,7 @@ def test_a_bad_timeout_is_body_invalid(dev, timeout):
 def test_timeout_bounds_are_accepted(rt, dev):
     cursor = head_cursor(dev)
     assert Waiter(dev, {"cursor": cursor, "timeout": 1}).result() == {"changes": False}
-    hold(dev.get("/devices").json["devices"][0], "a.txt", b"x", rt=rt)
+    seed.put(rt, dev.get("/devices").json["devices"][0], "a.txt", b"x")
     assert Waiter(dev, {"cursor": cursor, "timeout": 55}).result() == {"changes": True}
 
 
@@ -303,8 +302,8 @@ def test_a_cursor_of_another_database_is_expired(dev):
 
 
 def test_a_cursor_behind_the_tombstone_horizon_is_expired(rt, dev, device, clock):
-    hold(device, "a", b"1", rt=rt)
-    hold(device, "b", b"2", rt=rt)
+    seed.put(rt, device, "a", b"1")
+    seed.put(rt, device, "b", b"2")
     dev.post("/report", {"changes": [{"op": "delete", "path": "b", "base_rev": 2}]})
     dev.post("/ack", {"cursor": head_cursor(dev)})
     clock.advance(rt.config.tombstone_grace + 1)

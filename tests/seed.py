@@ -1,22 +1,26 @@
-"""Seeding a data directory the way the server writes it, for the tests of
-backup, restore and check: a blob file is fsync-renamed into place before
-the row that names it commits, and the library changes through
-``sync.library``."""
+"""Seeding a data directory without HTTP, the way the server writes it: a
+blob file is fsync-renamed into place before the row that names it commits,
+and the library changes through ``sync.library`` (the path an upload's
+completion takes). Also reading a data directory back for the assertions of
+the backup, restore and check tests."""
 
-import hashlib
 import os
 
-from sync import auth, blobs, check, datadir, janitor
-from sync import library as engine
+from sync import auth, blobs, check, datadir, janitor, library
 from sync.config import Config
 from sync.db import database, write
+from sync.models import Device
+
+from .helpers import sha256
+
+HEAD = object()  # base_rev: the rev of the path's live head, whatever it is now
 
 
 def store_blob(config, data):
     """Write ``data`` to ``blobs/ab/<sha256>`` (temporary name, fsync,
     rename) and return its sha256."""
-    sha256 = hashlib.sha256(data).hexdigest()
-    path = blobs.blob_path(config, sha256)
+    digest = sha256(data)
+    path = blobs.blob_path(config, digest)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -24,7 +28,7 @@ def store_blob(config, data):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    return sha256
+    return digest
 
 
 def head_rev(user_id, path):
@@ -34,28 +38,38 @@ def head_rev(user_id, path):
     return row[0] if row else None
 
 
-def put(rt, user, path, data, device_id=None):
-    """Store ``data`` at ``path`` in ``user``'s library as a new revision,
-    as a completed upload does: blob file, then in one transaction its row
-    and ``library.apply_put``. Returns the sha256."""
+def _caller(rt, who):
+    """(user id, device id) of ``who``: a device JSON record, or a user name
+    (created when new) acting without a device."""
+    if isinstance(who, str):
+        return auth.ensure_user(rt, who).id, None
+    return Device.get_by_id(who["id"]).user_id, who["id"]
+
+
+def put(rt, who, path, data=b"content", base_rev=HEAD, mtime=1700000000):
+    """Put ``data`` at ``path`` as a completed upload does: the blob file,
+    then in one transaction its row and ``library.apply_put``. ``who`` is a
+    device JSON record or a user name; ``base_rev`` defaults to the rev of
+    the path's head (the put then applies, or is unchanged). Returns
+    apply_put's answer."""
     with database.connection_context():
-        user_id = auth.ensure_user(rt, user).id
-        sha256 = store_blob(rt.config, data)
+        user_id, device_id = _caller(rt, who)
+        digest = store_blob(rt.config, data)
         with write():
+            if base_rev is HEAD:
+                base_rev = head_rev(user_id, path)
             database.execute_sql(
                 "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-                (sha256, len(data), rt.now()))
-            result = engine.apply_put(rt, user_id, device_id, path, sha256, len(data), 0,
-                                       head_rev(user_id, path))
-    assert result["status"] in ("applied", "unchanged"), result
-    return sha256
+                (digest, len(data), rt.now()))
+            return library.apply_put(rt, user_id, device_id, path, digest, len(data), mtime,
+                                     base_rev)
 
 
-def delete(rt, user, path):
+def delete(rt, who, path):
     """Delete ``path`` through a report, leaving a tombstone."""
     with database.connection_context():
-        user_id = auth.ensure_user(rt, user).id
-        result = engine.report(rt, user_id, None, {"changes": [
+        user_id, device_id = _caller(rt, who)
+        result = library.report(rt, user_id, device_id, {"changes": [
             {"op": "delete", "path": path, "base_rev": head_rev(user_id, path)}]})
     assert result["results"][0]["status"] == "applied", result
 
@@ -68,9 +82,9 @@ def collect_garbage(rt):
     return sorted(before - set(blobs.blob_files(rt.config)))
 
 
-def library(config):
+def live_entries(config):
     """``{(user, path): sha256}`` of the live entries of the database in ``config``."""
-    conn = datadir.open_existing(config.path("sync.sqlite3"), readonly=True)
+    conn = datadir.open_existing(config.path(datadir.DB_NAME), readonly=True)
     try:
         return {(user, path): sha256 for user, path, sha256 in conn.execute(
             "SELECT users.name, path, sha256 FROM entries JOIN users ON users.id = user_id "
@@ -80,7 +94,7 @@ def library(config):
 
 
 def db_id(config):
-    conn = datadir.open_existing(config.path("sync.sqlite3"), readonly=True)
+    conn = datadir.open_existing(config.path(datadir.DB_NAME), readonly=True)
     try:
         return conn.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()[0]
     finally:
