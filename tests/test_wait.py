@@ -3,7 +3,6 @@ notification path: waiters in threads of their own, woken by the commits of
 reports, upload completions and resolutions; the cap and its backoff; the
 errors, which change nothing."""
 
-import hashlib
 import os
 import threading
 import time
@@ -118,7 +117,7 @@ def test_upload_completion_wakes_the_waiter(rt, dev, phone):
     assert phone.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
     assert waiter.result() == {"changes": True}
     [change] = dev.get(f"/changes?cursor={cursor}").json["changes"]
-    assert change["path"] == "big.bin" and change["sha256"] == hashlib.sha256(data).hexdigest()
+    assert change["path"] == "big.bin" and change["sha256"] == sha256(data)
 
 
 def test_a_resolution_wakes_the_waiter(rt, api, dev, device):
@@ -185,7 +184,7 @@ def test_waiting_writes_nothing_to_the_database(rt, api, dev, device):
         found = []
         for name in files:
             with open(name, "rb") as f:
-                found.append(hashlib.sha256(f.read()).hexdigest())
+                found.append(sha256(f.read()))
         return found
 
     seen = api.get(f"/devices/{device['id']}").json["last_seen_at"]
@@ -342,8 +341,8 @@ def as_service(call, *args):
 
 
 def test_a_restore_wakes_the_waiter(rt, dev, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "a.txt", b"two", base_rev=1)
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
     user_id = Device.get_by_id(device["id"]).user_id
@@ -353,8 +352,8 @@ def test_a_restore_wakes_the_waiter(rt, dev, device):
 
 
 def test_a_rewind_wakes_the_waiter_and_a_dry_run_does_not(rt, dev, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "b.txt", b"two", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "b.txt", b"two")
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
     user_id = Device.get_by_id(device["id"]).user_id
