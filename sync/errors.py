@@ -49,6 +49,12 @@ ERROR = "error"  # an HTTP error with a status DEFAULT_CODES does not name
 CODES = frozenset(value for name, value in list(globals().items())
                   if name.isupper() and isinstance(value, str))
 
+# WebDAV (SPEC §10) and login throttling (SPEC §3).
+PRECONDITION_FAILED = "precondition_failed"  # If-Match / If-None-Match / Overwrite: F
+PATH_CONFLICT = "path_conflict"              # inside a file, a file where a folder is, a case clash
+FILE_TOO_LARGE = "file_too_large"            # a file over --max-file-size
+TOO_MANY_ATTEMPTS = "too_many_attempts"      # failed logins past the throttle
+
 # The code a bare HTTP error (an unknown route, a wrong method) gets.
 DEFAULT_CODES = {
     400: BAD_REQUEST,
@@ -70,9 +76,11 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    412: "Precondition Failed",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     507: "Insufficient Storage",
 }

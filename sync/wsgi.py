@@ -89,8 +89,35 @@ def sync_routes(rt):
     ]
 
 
+class Mount:
+    """The Falcon app, with the WebDAV app beside it at ``/dav/`` (SPEC §10)."""
+
+    def __init__(self, app, dav, prefix="/dav"):
+        self.app = app
+        self.dav = dav
+        self.prefix = prefix
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+            environ["PATH_INFO"] = path[len(self.prefix):] or "/"
+            return self.dav(environ, start_response)
+        return self.app(environ, start_response)
+
+    def __getattr__(self, name):
+        return getattr(self.app, name)
+
+
 def create_app(rt):
-    """The WSGI app for an opened ``Runtime``."""
+    """The WSGI app for an opened ``Runtime``: the API, and WebDAV at ``/dav/``."""
+    from .dav import DavApp
+
+    return Mount(create_api(rt), DavApp(rt))
+
+
+def create_api(rt):
+    """The Falcon app of the API."""
     middleware = [Database(), Auth(rt)]
     if rt.config.access_log:
         middleware.insert(0, AccessLog())

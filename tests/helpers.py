@@ -11,10 +11,19 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
-from sync import errors
+import webtest
 
+from sync import auth, errors
+from sync.config import Config
+from sync.wsgi import create_app, open_runtime
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START = 1795737600  # 2026-11-27T00:00:00Z
 KIB = 1024
 CHUNK = 256 * KIB  # the smallest chunk size a session may use
@@ -152,6 +161,16 @@ def content(size, seed=1):
     return bytes(out[:size])
 
 
+def other_app(tmp_path, clock, **settings):
+    """A second app over its own data directory with extra settings: its
+    runtime and the API as a device of alice."""
+    config = Config.build(data_dir=str(tmp_path / "other"), access_log=False, **settings)
+    rt = open_runtime(config, clock=clock, idgen=Ids())
+    api = Api(webtest.TestApp(create_app(rt)), auth.issue_user_token(rt, "alice"))
+    device = api.post("/devices", {"name": "Laptop"}).json
+    return rt, api.as_(device["token"])
+
+
 # -- the upload flow over HTTP ---------------------------------------------------
 
 def start_upload(dev, path, data, status=200, **extra):
@@ -214,3 +233,39 @@ def rejected_unchanged(rt, call):
     assert_4xx(resp)
     assert snapshot(rt.config) == before
     return resp
+
+
+# -- the server as a process -----------------------------------------------------
+
+SECRET = "crash-test-secret-crash-test-secret"  # SYNC_JWT_SECRET of an AppProcess
+START_TIMEOUT_S = 20
+
+
+class AppProcess:
+    """``python app.py`` in a subprocess on a free port of 127.0.0.1."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.proc = None
+        self.base = None
+
+    def start(self):
+        env = dict(os.environ, SYNC_JWT_SECRET=SECRET, SYNC_ACCESS_LOG="false",
+                   SYNC_DATA_DIR=str(self.data_dir), SYNC_HOST="127.0.0.1", SYNC_PORT="0",
+                   SYNC_THREADS="4")
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        line = ""
+        while "listening on" not in line:
+            assert time.monotonic() < deadline, "the server did not start"
+            line = self.proc.stdout.readline()
+            assert line or self.proc.poll() is None, "the server exited"
+        self.base = line.split("listening on ", 1)[1].split()[0] + "/api/v1/sync"
+        return self
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc.stdout.close()

@@ -5,8 +5,9 @@ completion takes). Also reading a data directory back for the assertions of
 the backup, restore and check tests."""
 
 import os
+import sqlite3
 
-from sync import auth, blobs, check, datadir, janitor, library
+from sync import auth, blobs, check, counts, datadir, janitor, library
 from sync.config import Config
 from sync.db import database, write
 from sync.models import Device
@@ -14,6 +15,24 @@ from sync.models import Device
 from .helpers import sha256
 
 HEAD = object()  # base_rev: the rev of the path's live head, whatever it is now
+V1_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "schema-v1.sql")
+
+
+def oldest(tmp_path):
+    """A database at the oldest schema (1, as version 1 of the server wrote
+    it), with a user and a device in it; returns its path."""
+    path = str(tmp_path / "sync.sqlite3")
+    conn = sqlite3.connect(path, isolation_level=None)
+    with open(V1_SCHEMA, encoding="utf-8") as f:
+        conn.executescript(f.read())
+    conn.execute("PRAGMA journal_mode = wal")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('db_id', 'feedc0de'), ('rev', '0')")
+    conn.execute("INSERT INTO users (name, created_at) VALUES ('alice', 'x')")
+    conn.execute("INSERT INTO devices (id, user_id, name, created_at) "
+                 "VALUES ('d1', 1, 'Kobo', 'x')")
+    conn.close()
+    return path
 
 
 def store_blob(config, data):
@@ -110,3 +129,13 @@ def run_check(config, repair=False):
     lines = []
     problems = check.check(config, repair=repair, out=lines.append)
     return problems, lines
+
+
+def recount(config):
+    """Rewrite the maintained counts from the tables, as the server would
+    have kept them, after a test wrote rows directly."""
+    conn = datadir.open_existing(config.path(datadir.DB_NAME))
+    try:
+        check.with_transaction(conn, [(statement, ()) for statement in counts.REWRITE])
+    finally:
+        conn.close()
