@@ -17,7 +17,7 @@ DAY = 86400
 
 def put(rt, path, data, device=None):
     """Seed ``data`` at ``path`` for alice (as ``device``); its sha256."""
-    seed.put(rt, device or "alice", path, data)
+    seed.put(rt, device or "alice", path, data, mtime=0)
     return sha256(data)
 
 

@@ -74,7 +74,7 @@ def user_id(rt, name):
 def seed(rt, name, files, device_id=None):
     """Files (path -> bytes) in ``name``'s library, as completed uploads leave them."""
     for path, data in files.items():
-        seeding.put(rt, {"id": device_id} if device_id else name, path, data)
+        seeding.put(rt, {"id": device_id} if device_id else name, path, data, mtime=0)
 
 
 def seed_many(rt, name, paths, data=b"x"):
