@@ -70,7 +70,8 @@ def load_secret(config):
         secret = config.jwt_secret.encode("utf-8")
         if len(secret) < MIN_SECRET_BYTES:
             raise ConfigError(
-                f"the JWT secret (SYNC_JWT_SECRET or --jwt-secret) is {len(secret)} bytes; a signing secret needs at least "
+                f"the JWT secret (SYNC_JWT_SECRET or --jwt-secret) is {len(secret)} bytes; "
+                f"a signing secret needs at least "
                 f"{MIN_SECRET_BYTES} (make one with: python3 -c 'import secrets; "
                 f"print(secrets.token_hex(32))')")
         return secret

@@ -17,8 +17,16 @@ import shutil
 import sqlite3
 
 from . import blobs, migrations
-from .datadir import (BLOBS_DIR, DB_NAME, LOCK_NAME, SECRET_NAME, SPOOL_DIR, DataDirError,
-                      lock_data_dir, open_existing)
+from .datadir import (
+    BLOBS_DIR,
+    DB_NAME,
+    LOCK_NAME,
+    SECRET_NAME,
+    SPOOL_DIR,
+    DataDirError,
+    lock_data_dir,
+    open_existing,
+)
 from .db import SCHEMA_VERSION
 from .fsutil import fsync_path
 

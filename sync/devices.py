@@ -17,8 +17,9 @@ LAST_SEEN_EVERY_S = 60  # last_seen_at is written at most once a minute per devi
 
 def _check_name(value, field="name"):
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_DEVICE_NAME:
-        raise errors.bad_request(errors.BODY_INVALID,
-                                 f"'{field}' must be a string of 1 to {MAX_DEVICE_NAME} characters.")
+        raise errors.bad_request(
+            errors.BODY_INVALID,
+            f"'{field}' must be a string of 1 to {MAX_DEVICE_NAME} characters.")
     if not value.isprintable():
         raise errors.bad_request(errors.BODY_INVALID,
                                  f"'{field}' must not contain control characters.")
@@ -29,8 +30,9 @@ def _check_platform(value):
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_PLATFORM or not value.isprintable():
-        raise errors.bad_request(errors.BODY_INVALID,
-                                 f"'platform' must be a string of at most {MAX_PLATFORM} characters.")
+        raise errors.bad_request(
+            errors.BODY_INVALID,
+            f"'platform' must be a string of at most {MAX_PLATFORM} characters.")
     return value
 
 

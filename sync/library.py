@@ -91,7 +91,8 @@ class Library:
         new_paths = [p for p in set(path_list) if p not in self.entries]
         for chunk in _chunks(new_paths):
             for row in database.execute_sql(
-                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND path IN ({_marks(len(chunk))})",
+                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? "
+                    f"AND path IN ({_marks(len(chunk))})",
                     [uid] + chunk):
                 self.entries[row[0]] = entry = dict(zip(_COLUMNS, row))
                 self.original[row[0]] = _original(entry)

@@ -172,7 +172,8 @@ def create(rt, user, device, body):
                           touched_at=now).execute()
             if instant and chunk_count:
                 UploadChunk.insert_many(
-                    [(upload_id, i, _chunk_length(size, chunk_size, i)) for i in range(chunk_count)],
+                    [(upload_id, i, _chunk_length(size, chunk_size, i))
+                     for i in range(chunk_count)],
                     fields=[UploadChunk.upload, UploadChunk.idx, UploadChunk.size]).execute()
     except BaseException:
         if reserved:

@@ -13,8 +13,18 @@ from . import datadir, errors, fsutil, paths, web
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, Database
-from .resources import (conflicts, devices, download, feed, history, login, meta, report,
-                        uploads, wait)
+from .resources import (
+    conflicts,
+    devices,
+    download,
+    feed,
+    history,
+    login,
+    meta,
+    report,
+    uploads,
+    wait,
+)
 from .runtime import Runtime, new_id
 from .web import pages as web_pages
 

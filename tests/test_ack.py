@@ -5,8 +5,8 @@ import pytest
 
 from sync import cursors, janitor
 
-from .helpers import assert_error
 from . import seed
+from .helpers import assert_error
 
 OTHER_DB = "0123456789abcdef"
 DAY = 86400

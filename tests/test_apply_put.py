@@ -5,8 +5,8 @@ from sync import library
 from sync.db import database
 from sync.models import Device
 
-from .helpers import sha256
 from . import seed
+from .helpers import sha256
 
 
 def _holds(device, data):

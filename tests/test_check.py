@@ -67,7 +67,8 @@ def test_wrong_size_and_damaged_content_are_problems(rt, seeded):
     count, lines = seed.run_check(rt.config)
     found = problems_of(lines)
     assert count == 3, lines
-    assert f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries, revisions say 5000" in found
+    assert (f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries, revisions "
+            f"say 5000") in found
     assert any(line.startswith(f"PROBLEM blob {seeded['a.txt']} is damaged") for line in found)
     assert any(line.startswith(f"PROBLEM blob {seeded['c.txt']} is damaged") for line in found)
 

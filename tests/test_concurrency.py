@@ -10,8 +10,8 @@ import waitress
 from sync import auth
 from sync.wsgi import create_app
 
-from .helpers import sha256
 from . import seed
+from .helpers import sha256
 
 CLIENTS = 8
 

@@ -4,8 +4,8 @@ and the 4xx answers that change nothing."""
 
 import pytest
 
-from .helpers import assert_error, sha256
 from . import seed
+from .helpers import assert_error, sha256
 
 ONE, TWO, THREE = b"one", b"two", b"three"
 
@@ -259,7 +259,8 @@ def test_conflict_keeps_its_content_held_until_resolved(rt, api, dev, device):
     put = {"op": "put", "path": "copy.txt", "sha256": sha256(THREE), "size": 5,
            "mtime": 1, "base_rev": None}
     assert report(dev, put)[0]["status"] == "applied"
-    assert report(dev, {"op": "delete", "path": "copy.txt", "base_rev": 3})[0]["status"] == "applied"
+    deleted = report(dev, {"op": "delete", "path": "copy.txt", "base_rev": 3})
+    assert deleted[0]["status"] == "applied"
     resolve(api, cid, "keep_server")
     assert report(dev, put)[0]["status"] == "upload_required"
 

@@ -216,13 +216,15 @@ def test_a_version_1_database_gets_its_counts_and_queues_its_blobs(tmp_path):
     sha = "ab" * 32
     conn.executescript(f"""
         UPDATE meta SET value = '4' WHERE key = 'rev';
-        INSERT INTO devices (id, user_id, name, created_at, acked_rev) VALUES ('d2', 1, 'P', 'x', 2);
+        INSERT INTO devices (id, user_id, name, created_at, acked_rev)
+            VALUES ('d2', 1, 'P', 'x', 2);
         INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, changed_at)
             VALUES (1, 'a', 'a', 1, 0, 10, '{sha}', 'x'), (1, 'b', 'b', 2, 0, 10, '{sha}', 'x'),
                    (1, 'c', 'c', 3, 1, NULL, NULL, 'x'), (1, 'd', 'd', 4, 0, 5, '{"cd" * 32}', 'x');
         INSERT INTO conflicts (id, user_id, path, kind, created_at, client_op, client_sha256,
             client_size) VALUES ('k', 1, 'a', 'modify_modify', 'x', 'put', '{"ef" * 32}', 7);
-        INSERT INTO blobs (sha256, size, created_at) VALUES ('{sha}', 10, 'x'), ('{"00" * 32}', 3, 'x');
+        INSERT INTO blobs (sha256, size, created_at)
+            VALUES ('{sha}', 10, 'x'), ('{"00" * 32}', 3, 'x');
     """)
     conn.close()
     init_db(path)

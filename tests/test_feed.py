@@ -6,8 +6,8 @@ import pytest
 from sync import cursors, feed
 from sync.db import database
 
-from .helpers import assert_error, sha256
 from . import seed
+from .helpers import assert_error, sha256
 
 OTHER_DB = "0123456789abcdef"
 

@@ -480,8 +480,9 @@ def stocked(dev, seen):
     data = bytes(range(256)) * 1200
     assert upload(dev, "docs/a.txt", data)["status"] == "applied"
     other = data[::-1]
-    session = dev.post("/upload", {"path": "docs/b.bin", "size": len(other), "sha256": sha256(other),
-                                   "base_rev": None, "chunk_size": CHUNK}).json
+    session = dev.post("/upload", {"path": "docs/b.bin", "size": len(other),
+                                   "sha256": sha256(other), "base_rev": None,
+                                   "chunk_size": CHUNK}).json
     dev.put(f"/upload/{session['id']}/chunks/0", raw=other[:CHUNK])
     return Stock(data=data, session=session, other=other)
 

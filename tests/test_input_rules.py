@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from sync import auth
-from sync.config import ConfigError, Config
+from sync.config import Config, ConfigError
 from sync.wsgi import open_runtime
 
 from .helpers import Api, assert_error, rejected_unchanged, snapshot, start_upload

@@ -42,7 +42,8 @@ def test_another_users_device_cannot_be_acted_for(rt, alice, mallory):
     """Bob's user token with Alice's device id in X-Device-Id: 403."""
     bob_as_alice = mallory["user"].as_(mallory["user"].token, alice["device"]["id"])
     for method, path, body in [("GET", "/changes", None), ("POST", "/ack", {"cursor": "x"}),
-                               ("POST", "/report", {"changes": [{"op": "delete", "path": "a", "base_rev": None}]}),
+                               ("POST", "/report", {"changes": [
+                                   {"op": "delete", "path": "a", "base_rev": None}]}),
                                ("POST", "/upload", {"path": "a", "size": 0})]:
         resp = rejected_unchanged(rt, lambda: bob_as_alice.request(method, path, body, status="*"))
         if resp.status_int != 405:

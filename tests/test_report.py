@@ -3,8 +3,8 @@ clashes, per-item rejection, and malformed bodies that change nothing."""
 
 import pytest
 
-from .helpers import assert_error, sha256
 from . import seed
+from .helpers import assert_error, sha256
 
 ONE, TWO, THREE = b"one", b"two", b"three"
 

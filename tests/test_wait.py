@@ -16,8 +16,8 @@ from sync.db import database
 from sync.models import Device
 from sync.wsgi import create_app, open_runtime
 
-from .helpers import Api, Ids, assert_error, sha256
 from . import seed
+from .helpers import Api, Ids, assert_error, sha256
 
 OTHER_DB = "0123456789abcdef"
 CHUNK = 256 * 1024

@@ -484,6 +484,7 @@ def test_the_web_device_never_holds_back_the_purge_of_tombstones(rt, alice, api,
     web = [d for d in api.get("/devices").json["devices"] if d["platform"] == "web"]
     assert web[0]["pending_changes"] == 0
     import sqlite3
+
     from sync import counts
     conn = sqlite3.connect(rt.config.path("sync.sqlite3"))
     try:
