@@ -7,7 +7,7 @@ raise ``SyncError`` for the 4xx answers of SPEC §3 and §5 (Devices).
 from . import blobs, counts, cursors, errors, library
 from .auth import app_password_hash, issue_device_token, new_app_password
 from .db import database, write
-from .models import Device
+from .models import Device, Upload
 from .runtime import iso
 
 MAX_DEVICE_NAME = 100
@@ -114,8 +114,8 @@ def delete(rt, principal, device_id):
     _forbid_device_token(principal, "delete devices")
     with write():
         device = _lookup(principal, device_id)
-        sessions = database.execute_sql(
-            "SELECT id, sha256 FROM uploads WHERE device_id = ?", (device.id,)).fetchall()
+        sessions = list(Upload.select(Upload.id, Upload.sha256).where(Upload.device == device.id)
+                        .tuples())
         upload_ids = [r[0] for r in sessions]
         # A session's content may be in the blob store already (a completion
         # cut short): the clean-up checks it.

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from . import counts, cursors, errors
 from .db import current_rev, database, write
 from .library import MAX_INT
+from .models import Device
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -109,17 +110,15 @@ def ack(rt, device_id, body):
         raise errors.bad_request(errors.BODY_INVALID, "'cursor' must be a string.")
     with write():
         rev, _ = decode_cursor(rt, cursor)
-        row = database.execute_sql(
-            "SELECT acked_rev, acked_at, user_id FROM devices WHERE id = ?",
-            (device_id,)).fetchone()
-        if row is None:  # deleted since the request was authenticated
+        device = Device.get_or_none(Device.id == device_id)
+        if device is None:  # deleted since the request was authenticated
             raise errors.not_found("This device no longer exists.")
-        acked_rev, acked_at, user_id = row
+        acked_rev, acked_at = device.acked_rev, device.acked_at
         if acked_rev is None or rev > acked_rev:
-            counts.acked(user_id, device_id, acked_rev, rev)
+            counts.acked(device.user_id, device_id, acked_rev, rev)
             acked_rev, acked_at = rev, rt.now()
-            database.execute_sql("UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
-                                 (acked_rev, acked_at, device_id))
+            Device.update(acked_rev=acked_rev, acked_at=acked_at).where(
+                Device.id == device_id).execute()
     return {"device_id": device_id, "acked_cursor": cursors.encode(rt.db_id, acked_rev),
             "acked_at": acked_at}
 

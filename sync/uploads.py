@@ -16,7 +16,6 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import json
 import math
 import os
 import re
@@ -26,7 +25,7 @@ import time
 from . import blobs, counts, errors, library
 from .config import KIB, MIB
 from .db import database, write
-from .models import Upload, UploadChunk
+from .models import Blob, Upload, UploadChunk
 from .paths import normalize
 from .runtime import iso, parse_iso
 
@@ -372,9 +371,8 @@ def complete(rt, user, upload_id):
             upload = _get(rt, user, upload_id)
             if upload.state == "completed":
                 return _result(upload)
-            database.execute_sql(
-                "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-                (upload.sha256, upload.size, rt.now()))
+            Blob.insert(sha256=upload.sha256, size=upload.size,
+                        created_at=rt.now()).on_conflict_ignore().execute()
             mtime = upload.mtime if upload.mtime is not None else int(rt.clock())
             outcome = library.apply_put(rt, user.id, upload.device_id, upload.path,
                                         upload.sha256, upload.size, mtime, upload.base_rev)
@@ -431,9 +429,10 @@ def sweep(rt, pause=None):
     while True:
         started = time.monotonic()
         with write():
-            expired = database.execute_sql(
-                "SELECT id, sha256 FROM uploads WHERE state IN ('open', 'completed') "
-                "AND touched_at <= ? LIMIT ?", (cutoff, SWEEP_BATCH)).fetchall()
+            expired = list(Upload.select(Upload.id, Upload.sha256)
+                           .where(Upload.state.in_(("open", "completed"))
+                                  & (Upload.touched_at <= cutoff))
+                           .limit(SWEEP_BATCH).tuples())
             if expired:
                 Upload.delete().where(Upload.id.in_([r[0] for r in expired])).execute()
                 library.queue_content({r[1] for r in expired}, rt.now())
@@ -450,9 +449,7 @@ def sweep(rt, pause=None):
         # Inside the write lock: a session is created (and its spool file
         # reserved) in one, so no new session's file is taken for a leftover.
         files = list(blobs.spool_ids(rt.config))
-        sessions = {r[0] for r in database.execute_sql(
-            "SELECT id FROM uploads WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(files),))}
+        sessions = {r[0] for r in Upload.select(Upload.id).where(Upload.id.in_(files)).tuples()}
         for upload_id in files:
             if upload_id not in sessions:
                 blobs.remove_spool(rt.config, upload_id)
