@@ -17,7 +17,7 @@ import json
 import operator
 import re
 
-from . import counts, errors, paths
+from . import counts, errors, paths, references
 from .db import after_commit, current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
@@ -133,15 +133,10 @@ class Library:
     def _load_held(self, shas):
         new = [s for s in set(shas) if s not in self.checked_shas]
         self.checked_shas.update(new)
-        # One probe per sha256 (LIMIT 1): many paths may share one content.
         for chunk in _chunks(new):
             for sha, size in database.execute_sql(
-                    "SELECT j.value, COALESCE("
-                    "(SELECT size FROM entries WHERE user_id = ?1 AND sha256 = j.value "
-                    "AND deleted = 0 LIMIT 1), "
-                    "(SELECT client_size FROM conflicts WHERE user_id = ?1 "
-                    "AND client_sha256 = j.value AND resolved_at IS NULL LIMIT 1)) "
-                    "FROM json_each(?2) j", (self.user_id, json.dumps(chunk))):
+                    references.HELD_SIZES_SQL,
+                    {"user_id": self.user_id, "shas": json.dumps(chunk)}):
                 if size is not None:
                     self.held[sha] = size
 
@@ -402,25 +397,13 @@ def _result(status, rev=None, conflict_id=None):
 
 # -- content and uploads -------------------------------------------------------
 
-# Whether anything still needs a content: the clean-up removes a blob only
-# when this finds nothing. Every table that refers to content by its sha256
-# has its branch here (all indexed), and every change that drops such a
-# reference queues the content with ``queue_content``.
-CONTENT_REFERENCED_SQL = (
-    "SELECT j.value FROM json_each(?) j WHERE "
-    "EXISTS (SELECT 1 FROM entries WHERE sha256 = j.value AND deleted = 0) "
-    "OR EXISTS (SELECT 1 FROM conflicts WHERE client_sha256 = j.value AND resolved_at IS NULL) "
-    "OR EXISTS (SELECT 1 FROM conflicts WHERE server_sha256 = j.value AND resolved_at IS NULL) "
-    "OR EXISTS (SELECT 1 FROM uploads WHERE sha256 = j.value AND state = 'open') "
-    "OR EXISTS (SELECT 1 FROM revisions WHERE sha256 = j.value)")
-
-
 def content_referenced(shas):
-    """The subset of ``shas`` that something still refers to."""
+    """The subset of ``shas`` that something still refers to
+    (``references.CONTENT_REFERENCED_SQL``)."""
     found = set()
     for chunk in _chunks(shas):
         found.update(row[0] for row in database.execute_sql(
-            CONTENT_REFERENCED_SQL, (json.dumps(chunk),)))
+            references.CONTENT_REFERENCED_SQL, {"shas": json.dumps(chunk)}))
     return found
 
 
@@ -436,11 +419,10 @@ def queue_content(shas, now):
 
 def holds_content(user_id, sha256):
     """Whether the user's library references this content: a live entry with
-    that sha256, or the client side of one of the user's unresolved conflicts."""
-    row = database.execute_sql(
-        "SELECT 1 FROM entries WHERE user_id = ? AND sha256 = ? AND deleted = 0 "
-        "UNION ALL SELECT 1 FROM conflicts WHERE user_id = ? AND client_sha256 = ? "
-        "AND resolved_at IS NULL LIMIT 1", (user_id, sha256, user_id, sha256)).fetchone()
+    that sha256, or the client side of one of the user's unresolved conflicts
+    (``references.HOLDS_CONTENT_SQL``)."""
+    row = database.execute_sql(references.HOLDS_CONTENT_SQL,
+                               {"user_id": user_id, "sha256": sha256}).fetchone()
     return row is not None
 
 
