@@ -59,12 +59,12 @@ def open_runtime(config, clock=time.time, idgen=new_id):
 
 # glibc's malloc gives threads arenas of their own (up to 8 per core), and
 # raises its mmap threshold to the largest block freed so far, after which
-# even a 16 MiB block (an scrypt hash) comes from an arena and stays there.
-# Measured before: a server that streamed a few large files sat at 106 MiB
-# resident instead of 40, and sixteen logins at once (16 MiB of scrypt
-# each) left it at 163 MiB. Two arenas keep transfer blocks (1 MiB at most)
-# reused without a system call each; a fixed 4 MiB threshold sends larger
-# blocks to mmap, returned to the system when freed.
+# even a large block (an scrypt hash) comes from an arena and stays there:
+# a server that streamed a few large files, or hashed a burst of logins,
+# stayed several times larger than it started (bench/memory.py; figures in
+# bench/README.md). Two arenas keep transfer blocks (1 MiB at most) reused
+# without a system call each; a fixed 4 MiB threshold sends larger blocks to
+# mmap, returned to the system when freed.
 M_ARENA_MAX, ARENA_MAX = -8, 2
 M_MMAP_THRESHOLD, MMAP_THRESHOLD = -3, 4 * 1024 * 1024
 
