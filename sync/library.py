@@ -14,7 +14,6 @@ build on it.
 
 import functools
 import json
-import operator
 import re
 
 from . import counts, errors, paths, references
@@ -28,9 +27,22 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _COLUMNS = ("path", "fold", "rev", "deleted", "size", "sha256", "mtime", "device_id",
             "moved_from", "changed_at")
 _SELECT = ", ".join(_COLUMNS)
-_row_values = operator.itemgetter(*_COLUMNS)
 _CONFLICT_KEY = ("path", "kind", "server_rev", "client_op", "client_sha256", "client_to",
                  "client_device_id")
+
+
+# One entry at its new state, written over the row of its path if there is one.
+UPSERT_ENTRY_SQL = """
+    INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, mtime, device_id,
+                         moved_from, changed_at)
+    VALUES (:user_id, :path, :fold, :rev, :deleted, :size, :sha256, :mtime, :device_id,
+            :moved_from, :changed_at)
+    ON CONFLICT (user_id, path) DO UPDATE SET
+        fold = excluded.fold, rev = excluded.rev, deleted = excluded.deleted,
+        size = excluded.size, sha256 = excluded.sha256, mtime = excluded.mtime,
+        device_id = excluded.device_id, moved_from = excluded.moved_from,
+        changed_at = excluded.changed_at
+"""
 
 
 def _chunks(items):
@@ -283,15 +295,8 @@ class Library:
             after_commit(functools.partial(self.rt.waiters.notify, self.user_id))
         cursor = database.cursor()
         if self.dirty:
-            cursor.executemany(
-                "INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, mtime, "
-                "device_id, moved_from, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (user_id, path) DO UPDATE SET fold = excluded.fold, "
-                "rev = excluded.rev, deleted = excluded.deleted, size = excluded.size, "
-                "sha256 = excluded.sha256, mtime = excluded.mtime, "
-                "device_id = excluded.device_id, moved_from = excluded.moved_from, "
-                "changed_at = excluded.changed_at",
-                [(self.user_id,) + _row_values(e) for e in self.dirty.values()])
+            cursor.executemany(UPSERT_ENTRY_SQL,
+                               [dict(e, user_id=self.user_id) for e in self.dirty.values()])
         if self.new_conflicts:
             columns = ["id", "user_id", "created_at", "kind", "path", "server_rev", "server_op",
                        "server_sha256", "server_size", "server_mtime", "server_device_id",

@@ -146,7 +146,7 @@ def test_feed_query_walks_the_user_rev_index(rt):
     so a page costs the same at any position in the feed."""
     with database.connection_context():
         plan = database.execute_sql("EXPLAIN QUERY PLAN " + feed.FEED_SQL,
-                                    (1, 0, 101)).fetchall()
+                                    {"user_id": 1, "after": 0, "limit": 101}).fetchall()
     details = " ".join(row[-1] for row in plan)
     assert "USING INDEX entries_user_rev (user_id=? AND rev>?)" in details
     assert "TEMP B-TREE" not in details and "SCAN" not in details
