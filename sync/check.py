@@ -68,15 +68,18 @@ def _check(config, repair, out):
                 continue
             path = blobs.blob_path(config, sha256)
             if not os.path.isfile(path):
-                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing")
+                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing"
+                        f"{_used_by(conn, sha256)}")
                 continue
             size, digest = blobs.hash_file(path)
             if named_size is None:
                 problem(f"blob {sha256}: the rows disagree on its size: {rows}")
             elif size != named_size:
-                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}")
+                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}"
+                        f"{_used_by(conn, sha256)}")
             if digest != sha256:
-                problem(f"blob {sha256} is damaged: its content hashes to {digest}")
+                problem(f"blob {sha256} is damaged: its content hashes to {digest}"
+                        f"{_used_by(conn, sha256)}")
             checked += 1
             total += size
         out(f"blobs: {checked} of {len(refs)} checked, {total} bytes")
@@ -158,6 +161,31 @@ def _orphan_files(config, named, spooled):
         if name not in spooled:
             orphans.append(os.path.join(root, name))
     return orphans
+
+
+USED_BY_SHOWN = 5
+
+
+def _used_by(conn, sha256):
+    """'; used by alice: books/Dune.epub, ...': the library paths (live, or
+    kept in the history) whose content is this blob, so a person knows which
+    files to bring back from a device or a backup."""
+    rows = conn.execute(
+        "SELECT u.name, e.path, 'now' FROM entries e JOIN users u ON u.id = e.user_id "
+        "WHERE e.sha256 = ? AND e.deleted = 0 "
+        "UNION SELECT u.name, r.path, 'history' FROM revisions r "
+        "JOIN users u ON u.id = r.user_id WHERE r.sha256 = ? "
+        "ORDER BY 3 DESC, 1, 2", (sha256, sha256)).fetchall()
+    seen, shown = set(), []
+    for name, path, when in rows:
+        if (name, path) in seen:
+            continue
+        seen.add((name, path))
+        shown.append(f"{name}: {path}" + (" (an older version)" if when == "history" else ""))
+    if not shown:
+        return ""
+    more = f" and {len(shown) - USED_BY_SHOWN} more" if len(shown) > USED_BY_SHOWN else ""
+    return "; used by " + ", ".join(shown[:USED_BY_SHOWN]) + more
 
 
 def _tables(conn, sha256):

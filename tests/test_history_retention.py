@@ -237,7 +237,8 @@ def test_backups_carry_the_history_and_check_verifies_it(rt, clock, tmp_path):
     os.unlink(blobs.blob_path(rt.config, old))
     count, lines = kit.run_check(rt.config)
     assert count == 1
-    assert f"PROBLEM blob {old} named in blobs, revisions is missing" in lines
+    assert (f"PROBLEM blob {old} named in blobs, revisions is missing; "
+            "used by alice: a.txt (an older version)") in lines
 
 
 # -- migration from version 1 --------------------------------------------------
