@@ -678,3 +678,10 @@ def test_a_folder_delete_keeps_every_file_in_the_history(dav, kobo):
     for name, data in (("f/x.txt", b"x"), ("f/y.txt", b"y")):
         assert revisions(name) == [(1, None, None, None, kobo["id"]),
                                    (0, sha256(data), None, None, kobo["id"])]
+
+
+def test_a_refused_put_leaves_its_body_to_the_clean_up(dav):
+    dav.put("Dune.epub", b"v1", status=201)
+    dav.put("dune.EPUB", b"refused body", status=409)  # refused once the body is stored
+    queued = [r[0] for r in database.execute_sql("SELECT sha256 FROM blob_queue")]
+    assert sha256(b"refused body") in queued
