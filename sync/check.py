@@ -57,6 +57,7 @@ def _check(config, repair, out):
         for row in conn.execute("PRAGMA foreign_key_check"):
             problem(f"database: foreign key broken in {row[0]} (rowid {row[1]} -> {row[2]})")
         _check_counts(conn, repair, out, problem)
+        _check_history(conn, out, problem)
         refs = referenced(conn)
         spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
 
@@ -130,6 +131,23 @@ def _check_counts(conn, repair, out, problem):
             problem(f"{what} is {stored}, a recount says {real} (--repair fixes it)")
     if repair:
         with_transaction(conn, [(statement, ()) for statement in counts.REWRITE])
+
+
+def _check_history(conn, out, problem):
+    """Every live file's current version is its newest revision in the
+    history (the revisions' content is checked with the other blobs)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                    "AND name = 'revisions'").fetchone() is None:
+        return
+    kept = conn.execute("SELECT COUNT(*) FROM revisions").fetchone()[0]
+    out(f"history: {kept} revision(s) kept")
+    for user, path, rev in conn.execute(
+            "SELECT u.name, e.path, e.rev FROM entries e JOIN users u ON u.id = e.user_id "
+            "LEFT JOIN revisions r ON r.rev = e.rev WHERE e.deleted = 0 AND (r.rev IS NULL "
+            "OR r.user_id != e.user_id OR r.path != e.path OR r.sha256 IS NOT e.sha256 "
+            "OR r.replaced_at IS NOT NULL) ORDER BY e.user_id, e.path LIMIT 100"):
+        problem(f"history: the current version of {user}'s {path!r} (rev {rev}) is missing "
+                f"from its history (a restore or rewind cannot bring it back)")
 
 
 def with_transaction(conn, statements):

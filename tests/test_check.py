@@ -187,12 +187,15 @@ def test_no_database_is_a_clear_error(tmp_path):
 def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
     sql("INSERT INTO entries (user_id, path, fold, rev, size, sha256, mtime, changed_at) "
         "VALUES (1, 'copy.txt', 'copy.txt', 99, 1, ?, 0, 'x')", (seeded["a.txt"],))
+    sql("INSERT INTO revisions (rev, user_id, path, size, sha256, mtime, changed_at) "
+        "VALUES (99, 1, 'copy.txt', 1, ?, 0, 'x')", (seeded["a.txt"],))
     kit.recount(rt.config)
     count, lines = kit.run_check(rt.config)
     assert count == 1
     assert problems_of(lines)[0].startswith(
         f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size: "
-        f"[('blobs', 5000), ('entries', 1), ('entries', 5000), ('revisions', 5000)]")
+        f"[('blobs', 5000), ('entries', 1), ('entries', 5000), ('revisions', 1), "
+        f"('revisions', 5000)]")
     result = app("backup", str(tmp_path / "b"), "--data-dir", rt.config.data_dir)
     assert result.returncode == 1, result.stdout
     assert f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size" in result.stdout

@@ -685,3 +685,14 @@ def test_a_refused_put_leaves_its_body_to_the_clean_up(dav):
     dav.put("dune.EPUB", b"refused body", status=409)  # refused once the body is stored
     queued = [r[0] for r in database.execute_sql("SELECT sha256 FROM blob_queue")]
     assert sha256(b"refused body") in queued
+
+
+def test_webdav_writes_are_kept_in_the_history_with_their_device(dav, api, kobo):
+    dav.put("a.txt", b"first", status=201)
+    dav.put("a.txt", b"second", status=204)
+    dav.req("DELETE", "a.txt", status=204)
+    revisions = api.get("/history/a.txt").json["revisions"]
+    assert [(r["op"], r["sha256"], r["device_id"]) for r in revisions] == [
+        ("delete", None, kobo["id"]), ("put", sha256(b"second"), kobo["id"]),
+        ("put", sha256(b"first"), kobo["id"])]
+    assert api.get("/download/a.txt?rev=%d" % revisions[2]["rev"]).body == b"first"
