@@ -31,6 +31,9 @@ RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 BAD_REQUEST = "bad_request"
 INTERNAL = "internal_error"
+# Limits that keep one client from taking the server from the others (SPEC §3, §6).
+TOO_MANY_ATTEMPTS = "too_many_attempts"
+TOO_MANY_UPLOADS = "too_many_uploads"
 
 # The code a bare HTTP error (an unknown route, a wrong method) gets.
 DEFAULT_CODES = {
@@ -56,6 +59,7 @@ TITLES = {
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     507: "Insufficient Storage",
 }

@@ -60,7 +60,10 @@ def options(config):
     return dict(
         host=config.host, port=config.port, threads=config.threads, ident="sync",
         max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,
-        clear_untrusted_proxy_headers=True,
+        # The app works out the client address (``--trusted-proxies``, a
+        # list, where waitress trusts one address) and drops the proxy
+        # headers of everyone else itself (``sync.middleware.ClientAddress``).
+        clear_untrusted_proxy_headers=False,
         connection_limit=connection_limit(config),
         channel_timeout=IDLE_TIMEOUT_S,
         asyncore_use_poll=True,

@@ -7,6 +7,8 @@ import secrets
 import time
 from datetime import datetime, timezone
 
+from .throttle import LoginThrottle
+
 
 def new_id():
     return secrets.token_hex(12)
@@ -30,6 +32,11 @@ class Runtime:
     db_id: str
     clock: object = time.time
     idgen: object = new_id
+    login_throttle: object = None
+
+    def __post_init__(self):
+        if self.login_throttle is None:
+            self.login_throttle = LoginThrottle(self.clock)
 
     def now(self):
         """The current time as an ISO 8601 UTC string."""
