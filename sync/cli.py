@@ -36,6 +36,12 @@ def build_parser():
                      help="read the password from standard input instead of a prompt")
     _settings(add)
 
+    revoke = user_sub.add_parser(
+        "revoke", help="make every user token of NAME issued until now invalid "
+                       "(device tokens and app passwords stay valid)")
+    revoke.add_argument("name")
+    _settings(revoke)
+
     token = sub.add_parser("token", help="print a user token to standard output")
     token.add_argument("name")
     token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
@@ -92,6 +98,8 @@ def main(argv=None):
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         config = config_mod.load(args)
+        if args.command == "user" and args.user_command == "revoke":
+            return cmd_user_revoke(config, args)
         if args.command == "user":
             return cmd_user_add(config, args)
         if args.command == "token":
@@ -185,6 +193,21 @@ def cmd_user_add(config, args):
     except ValueError as exc:
         return panic(str(exc))
     print(f"{'created' if created else 'updated'} user {args.name}", file=sys.stderr)
+    return 0
+
+
+def cmd_user_revoke(config, args):
+    from . import auth
+
+    rt = _runtime(config)
+    try:
+        existed = auth.revoke_user_tokens(rt, args.name)
+    except ValueError as exc:
+        return panic(str(exc))
+    name = auth.normalize_user_name(args.name)
+    note = "" if existed else f" ({name} had not used this server yet)"
+    print(f"revoked every user token of {name} issued until now{note}; "
+          f"devices keep syncing", file=sys.stderr)
     return 0
 
 

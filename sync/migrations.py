@@ -66,8 +66,13 @@ CREATE TABLE dav_properties (
 ) WITHOUT ROWID;
 """
 
+_REVOKE = """
+ALTER TABLE users ADD COLUMN tokens_revoked_at REAL;
+"""
+
 STEPS = (
     Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
+    Step(3, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
 )
 
 
