@@ -7,6 +7,7 @@ default. ``load()`` returns a frozen ``Config``; tests build one with
 """
 
 import dataclasses
+import ipaddress
 import os
 from collections import namedtuple
 
@@ -63,6 +64,22 @@ def _positive_int(text):
     return value
 
 
+def _addresses(text):
+    """A tuple of IP networks from 'a, b/24' (an address is a /32 or /128)."""
+    if isinstance(text, tuple):
+        return text
+    found = []
+    for part in str(text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address: {part!r}") from None
+    return tuple(found)
+
+
 def _optional_str(text):
     return text or None
 
@@ -113,6 +130,12 @@ SETTINGS = (
     Setting("max_connections", 1000, _positive_int,
             "Connections the server keeps open at once (idle and slow ones included); "
             "the open-files limit is raised to fit."),
+    Setting("trusted_proxies", "", _addresses,
+            "Comma-separated IP addresses of reverse proxies whose X-Forwarded-For "
+            "names the client (its last hop); from anyone else the header is ignored."),
+    Setting("max_open_uploads", 100, _positive_int,
+            "Upload sessions a user may have open at once; the next is 429 "
+            "too_many_uploads."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -138,6 +161,8 @@ class Config:
     fsync: bool
     access_log: bool
     max_connections: int
+    trusted_proxies: tuple
+    max_open_uploads: int
 
     @classmethod
     def build(cls, **values):

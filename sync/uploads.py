@@ -155,6 +155,7 @@ def create(rt, user, device, body):
     reserved = False
     try:
         with write():
+            _check_open_sessions(rt, user)
             instant = library.holds_content(user.id, sha256)
             if not instant:
                 quota = rt.config.quota
@@ -182,6 +183,21 @@ def create(rt, user, device, body):
             blobs.remove_spool(rt.config, upload_id)
         raise
     return _to_json(rt, _get(rt, user, upload_id))
+
+
+def _check_open_sessions(rt, user):
+    """429 ``too_many_uploads`` when the user has ``--max-open-uploads``
+    sessions open already (expired ones, not yet swept, do not count)."""
+    limit = rt.config.max_open_uploads
+    cutoff = iso(rt.clock() - rt.config.upload_expiry)
+    count = database.execute_sql(
+        "SELECT COUNT(*) FROM uploads WHERE user_id = ? AND state = 'open' AND touched_at > ?",
+        (user.id, cutoff)).fetchone()[0]
+    if count >= limit:
+        raise errors.SyncError(
+            429, errors.TOO_MANY_UPLOADS,
+            f"You have {count} upload sessions open, the most the server allows; complete "
+            f"or cancel some (DELETE /upload/{{id}}) before opening more.")
 
 
 def _chunk_length(size, chunk_size, index):

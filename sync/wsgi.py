@@ -13,7 +13,7 @@ import falcon
 from . import blobs, errors, fsutil
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
-from .middleware import AccessLog, Auth, Database
+from .middleware import AccessLog, Auth, ClientAddress, Database
 from .resources import conflicts, devices, download, feed, login, meta, report, uploads
 from .runtime import Runtime, new_id
 
@@ -99,9 +99,9 @@ def _discard_spool(rt):
 
 def create_app(rt):
     """The WSGI app for an opened ``Runtime``."""
-    middleware = [Database(), Auth(rt)]
+    middleware = [ClientAddress(rt), Database(), Auth(rt)]
     if rt.config.access_log:
-        middleware.insert(0, AccessLog())
+        middleware.insert(1, AccessLog())
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     # ASCII-escaped JSON: a client string echoed back (a rejected path holding

@@ -61,7 +61,8 @@ SCHEMAS = {
                        "`insufficient_storage`, and the server's own: `unauthorized`, "
                        "`login_failed`, `forbidden`, `not_found`, `method_not_allowed`, "
                        "`resolution_invalid`, `range_not_satisfiable`, `bad_request`, "
-                       "`file_too_large`, `upload_busy`, `upload_completed`, `upload_lost`.",
+                       "`file_too_large`, `upload_busy`, `upload_completed`, `upload_lost`, "
+                       "`too_many_attempts`, `too_many_uploads`.",
         "required": ["title", "description", "code"],
         "properties": {
             "title": {"type": "string", "description": "The HTTP status in words."},
@@ -327,6 +328,18 @@ WWW_AUTHENTICATE = {"WWW-Authenticate": {
 UNAUTHORIZED = error("No token, or a malformed, expired, badly signed or revoked one.",
                      ["unauthorized"], WWW_AUTHENTICATE)
 TOO_LARGE = error(f"The JSON body is over {MAX_JSON_BODY} bytes.", ["body_too_large"])
+
+# -- limits that keep one client from taking the server from the others --------
+RETRY_AFTER = {"Retry-After": {
+    "description": "Seconds until the name or the address may try again.", "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+TOO_MANY_ATTEMPTS = error(
+    "10 failed logins for this user name, or 50 from this client address, within 10 "
+    "minutes: refused without checking the password until the window has passed (see "
+    "`Retry-After`).", ["too_many_attempts"], RETRY_AFTER)
+TOO_MANY_UPLOADS = error(
+    "The user has `--max-open-uploads` (default 100) upload sessions open already: "
+    "complete or cancel one first.", ["too_many_uploads"])
 
 
 def ok(schema, description="OK.", links=None):
@@ -620,6 +633,7 @@ def sync_operations():
                 "403": DEVICE_FORBIDDEN,
                 "413": error("The JSON body is too large, or the file is over the server's "
                              "largest file size.", ["body_too_large", "file_too_large"]),
+                "429": TOO_MANY_UPLOADS,
                 "507": error("The file would take the user over their quota, or the disk "
                              "cannot hold it (nothing is kept).",
                              ["quota_exceeded", "insufficient_storage"]),
@@ -695,6 +709,7 @@ def other_operations():
             "401": error("Wrong user name or password (the same answer for both).",
                          ["login_failed"], WWW_AUTHENTICATE),
             "413": TOO_LARGE,
+            "429": TOO_MANY_ATTEMPTS,
         }, body=json_body("LoginRequest"), auth=False, tags=["auth"])},
     }
 
