@@ -138,3 +138,32 @@ CREATE TABLE IF NOT EXISTS dav_properties (
     value   TEXT NOT NULL,
     PRIMARY KEY (user_id, path, name)
 ) WITHOUT ROWID;
+
+-- History (schema 3): one row per revision of a path, the head included, written
+-- in the same transaction as the change to `entries`. `rev` is the change's
+-- server-wide revision. `replaced_at` is set when a newer revision of the
+-- same path is made: a revision's age for retention counts from then (from
+-- `changed_at` for a deletion nothing replaced). A live path's head
+-- (replaced_at NULL, deleted 0) is never expired.
+CREATE TABLE IF NOT EXISTS revisions (
+    rev         INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path        TEXT NOT NULL,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    size        INTEGER,                       -- NULL on a delete
+    sha256      TEXT,                          -- NULL on a delete
+    mtime       INTEGER,                       -- NULL on a delete
+    device_id   TEXT,                          -- the device that made it (kept when deleted)
+    moved_from  TEXT,                          -- the put half of a move
+    moved_to    TEXT,                          -- the delete half of a move
+    changed_at  TEXT NOT NULL,
+    replaced_at TEXT
+);
+CREATE INDEX IF NOT EXISTS revisions_user_path ON revisions (user_id, path, rev);
+CREATE INDEX IF NOT EXISTS revisions_sha256 ON revisions (sha256) WHERE sha256 IS NOT NULL;
+-- The revisions retention may expire, by the time their age counts from.
+CREATE INDEX IF NOT EXISTS revisions_aging ON revisions (COALESCE(replaced_at, changed_at))
+    WHERE replaced_at IS NOT NULL OR deleted = 1;
+-- The trash: deletions that are still their path's newest revision.
+CREATE INDEX IF NOT EXISTS revisions_trash ON revisions (user_id, rev)
+    WHERE deleted = 1 AND replaced_at IS NULL;

@@ -39,6 +39,9 @@ MENTIONS = (
     "UNION ALL SELECT 'conflicts', server_sha256, server_size FROM conflicts "
     "WHERE resolved_at IS NULL AND server_sha256 IS NOT NULL "
     "UNION ALL SELECT 'uploads', sha256, size FROM uploads WHERE instant = 1 AND state = 'open'")
+# Kept revisions (schema 2 on; a backup of an older database has none).
+REVISION_MENTIONS = (
+    " UNION ALL SELECT 'revisions', sha256, size FROM revisions WHERE sha256 IS NOT NULL")
 # Sessions whose bytes live in a spool file.
 SPOOLED_SESSIONS = "SELECT id FROM uploads WHERE state = 'open' AND instant = 0"
 # Content an open session may already have moved into blobs/ before the
@@ -131,12 +134,19 @@ def open_existing(path, readonly=False):
     return conn
 
 
+def _mentions(conn):
+    """``MENTIONS`` for the tables the database ``conn`` has."""
+    has_history = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'revisions'").fetchone()
+    return MENTIONS + (REVISION_MENTIONS if has_history else "")
+
+
 def referenced(conn):
     """``{sha256: size}`` for every blob a row of ``conn`` names; the size is
     None when the rows disagree on it. SQLite does the grouping, so memory
     holds one small entry per blob, not one per row."""
     return {sha256: (low if low == high else None) for sha256, low, high in conn.execute(
-        f"SELECT m.sha256, MIN(m.size), MAX(m.size) FROM ({MENTIONS}) AS m "
+        f"SELECT m.sha256, MIN(m.size), MAX(m.size) FROM ({_mentions(conn)}) AS m "
         f"GROUP BY m.sha256")}
 
 
@@ -147,7 +157,7 @@ def _tables(conn, sha256):
 def mentions(conn, sha256):
     """``[(table, size), ...]``: the rows that name one blob (for messages)."""
     return sorted(set(conn.execute(
-        f"SELECT t, size FROM ({MENTIONS}) AS m WHERE m.sha256 = ?",
+        f"SELECT t, size FROM ({_mentions(conn)}) AS m WHERE m.sha256 = ?",
         (sha256,))))
 
 

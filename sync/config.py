@@ -80,6 +80,13 @@ def _addresses(text):
     return tuple(found)
 
 
+def _count(text):
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must not be negative: {text!r}")
+    return value
+
+
 def _optional_str(text):
     return text or None
 
@@ -122,6 +129,11 @@ SETTINGS = (
             "device of the user has acknowledged them (seconds, or 30d)."),
     Setting("janitor_interval", 3600, _seconds,
             "How often expired uploads and unreferenced blobs are cleaned up."),
+    # -- history (SPEC §8) --
+    Setting("history_days", 30, _count,
+            "Days the server keeps overwritten and deleted versions (thinned to one "
+            "per hour after a day, one per day after a week). 0 keeps none."),
+    # --
     Setting("fsync", True, _bool,
             "fsync files and directories before acknowledging writes. Only "
             "turn off for throwaway test servers."),
@@ -136,6 +148,11 @@ SETTINGS = (
     Setting("max_open_uploads", 100, _positive_int,
             "Upload sessions a user may have open at once; the next is 429 "
             "too_many_uploads."),
+    Setting("max_waiters", 16, _count,
+            "Requests that may wait for changes at once (POST /changes/wait, "
+            "used by `sync --watch`). Each holds a thread of its own, beside "
+            "the --threads that serve everything else; past this many the "
+            "answer comes at once and the client retries later (0: no waiting)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -158,11 +175,13 @@ class Config:
     device_token_ttl: int
     tombstone_grace: int
     janitor_interval: int
+    history_days: int
     fsync: bool
     access_log: bool
     max_connections: int
     trusted_proxies: tuple
     max_open_uploads: int
+    max_waiters: int
 
     @classmethod
     def build(cls, **values):

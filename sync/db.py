@@ -7,13 +7,15 @@ write lock is taken at the start, so two writers queue on the busy timeout
 instead of failing with "database is locked" when one upgrades a read).
 """
 
+import contextlib
 import secrets
+import threading
 
 import peewee
 
 from . import assets, migrations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_PATH = assets.path("schema.sql")
 BUSY_TIMEOUT_S = 30
 
@@ -76,9 +78,43 @@ def init_db(path, steps=None, fsync=True):
         return meta_get("db_id")
 
 
+_pending = threading.local()  # callbacks waiting for this thread's commit
+
+
+@contextlib.contextmanager
 def write():
-    """A write transaction: ``with write(): ...`` (nests as a savepoint)."""
-    return database.atomic("IMMEDIATE")
+    """A write transaction: ``with write(): ...`` (nests as a savepoint).
+
+    When the outermost transaction commits, the callbacks given to
+    ``after_commit`` inside it run (in order); a rollback drops them.
+    """
+    try:
+        with database.atomic("IMMEDIATE"):
+            yield
+    except BaseException:
+        if not database.in_transaction():
+            _pending.callbacks = []
+        raise
+    if not database.in_transaction():
+        run_after_commit()
+
+
+def after_commit(callback):
+    """Run ``callback()`` once the current write transaction has committed
+    (at once outside a transaction). It must not raise."""
+    if not database.in_transaction():
+        callback()
+        return
+    callbacks = getattr(_pending, "callbacks", None)
+    if callbacks is None:
+        callbacks = _pending.callbacks = []
+    callbacks.append(callback)
+
+
+def run_after_commit():
+    callbacks, _pending.callbacks = getattr(_pending, "callbacks", None) or [], []
+    for callback in callbacks:
+        callback()
 
 
 def meta_get(key):

@@ -30,6 +30,10 @@ RESOLUTION_INVALID = "resolution_invalid"
 RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 BAD_REQUEST = "bad_request"
+# History (SPEC §8).
+REV_INVALID = "rev_invalid"
+REWIND_TOO_OLD = "rewind_too_old"
+CASE_CLASH = "case_clash"
 INTERNAL = "internal_error"
 # Limits that keep one client from taking the server from the others (SPEC §3, §6).
 TOO_MANY_ATTEMPTS = "too_many_attempts"

@@ -55,8 +55,22 @@ def connection_limit(config, budget=fd_budget):
     return wanted
 
 
+def live_adjustments(config):
+    """waitress settings for waiting requests (``POST /changes/wait``): a
+    thread for each possible waiter beside the --threads that serve
+    everything else, and connections kept readable while a request runs, so
+    a waiter learns within a second that its client went away
+    (``waitress.client_disconnected``)."""
+    return {"threads": config.threads + config.max_waiters,
+            "channel_request_lookahead": 1}
+
+
 def options(config):
     """waitress settings for ``config`` (``waitress.create_server`` keywords)."""
+    return {**_base_options(config), **live_adjustments(config)}
+
+
+def _base_options(config):
     return dict(
         host=config.host, port=config.port, threads=config.threads, ident="sync",
         max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,

@@ -1,11 +1,11 @@
-"""Periodic clean-up in the server process: expired upload sessions and
-their spool files, unreferenced blobs, and tombstones every device has
-acknowledged past the grace period."""
+"""Periodic clean-up in the server process: revisions retention no longer
+keeps, expired upload sessions and their spool files, unreferenced blobs,
+and tombstones every device has acknowledged past the grace period."""
 
 import logging
 import threading
 
-from . import library, uploads
+from . import history, library, uploads
 from .db import database
 
 log = logging.getLogger("sync.janitor")
@@ -14,6 +14,7 @@ log = logging.getLogger("sync.janitor")
 def run_once(rt):
     """One clean-up pass; safe to call at any time, from any thread."""
     with database.connection_context():
+        history.expire(rt)  # before the sweep, which then collects their content
         uploads.sweep(rt)
         library.purge_tombstones(rt)
 

@@ -10,6 +10,7 @@ write transaction. Conflicts are decided by ``base_rev`` and content hash,
 never by clocks.
 """
 
+import functools
 import json
 import operator
 import os
@@ -17,7 +18,7 @@ import re
 from datetime import datetime, timezone
 
 from . import cursors, errors, paths
-from .db import current_rev, database, next_revs, write
+from .db import after_commit, current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
 DEFAULT_LIMIT = 100
@@ -89,12 +90,18 @@ class _Library:
         self.new_conflicts = []
         self.first_rev = None
         self.revs_used = 0
+        # History: every revision made here, in order, and the revisions of
+        # rows loaded from the database that they replace.
+        self.revisions = []
+        self.replaced = []
+        self._made = {}
 
     # -- loading ------------------------------------------------------------
 
-    def load(self, path_list=(), shas=()):
+    def load(self, path_list=(), shas=(), conflicts=True):
         """Load the rows of ``path_list``, the live rows sharing their case
-        folds, the unresolved conflicts on them, and which of ``shas`` are held."""
+        folds, the unresolved conflicts on them (unless ``conflicts`` is
+        false), and which of ``shas`` are held."""
         uid = self.user_id
         new_paths = [p for p in set(path_list) if p not in self.entries]
         for chunk in _chunks(new_paths):
@@ -105,7 +112,8 @@ class _Library:
         for p in new_paths:
             self.entries.setdefault(p, None)
         self._load_folds({paths.fold(p) for p in path_list})
-        self._load_conflicts(path_list)
+        if conflicts:
+            self._load_conflicts(path_list)
         self._load_held(shas)
 
     def _load_folds(self, folds):
@@ -148,6 +156,13 @@ class _Library:
                 if size is not None:
                     self.held[sha] = size
 
+    def forget(self, path_list):
+        """Drop what is loaded of ``path_list`` and their case folds, so that
+        the next ``load`` reads them again (another writer changed them)."""
+        for path in path_list:
+            self.entries.pop(path, None)
+            self.live_by_fold.pop(paths.fold(path), None)
+
     # -- changing -----------------------------------------------------------
 
     def head(self, path):
@@ -168,12 +183,14 @@ class _Library:
         self.revs_used += 1
         return rev
 
-    def _set(self, path, device_id, sha256=None, size=None, mtime=None, moved_from=None):
+    def _set(self, path, device_id, sha256=None, size=None, mtime=None, moved_from=None,
+             moved_to=None):
         deleted = sha256 is None
         entry = {"path": path, "fold": paths.fold(path), "rev": self._next_rev(),
                  "deleted": 1 if deleted else 0, "size": size, "sha256": sha256,
                  "mtime": mtime, "device_id": device_id, "moved_from": moved_from,
                  "changed_at": self.now}
+        self._record(path, entry, moved_to)
         self.entries[path] = entry
         self.dirty[path] = entry
         live = self.live_by_fold.setdefault(entry["fold"], set())
@@ -184,16 +201,27 @@ class _Library:
             self.held[sha256] = size
         return entry
 
+    def _record(self, path, entry, moved_to):
+        """Keep ``entry`` as a revision, and mark the one it replaces."""
+        earlier = self._made.get(path)
+        if earlier is not None:
+            earlier["replaced_at"] = self.now
+        elif self.entries.get(path) is not None:
+            self.replaced.append((self.now, self.entries[path]["rev"]))
+        revision = dict(entry, moved_to=moved_to, replaced_at=None)
+        self._made[path] = revision
+        self.revisions.append(revision)
+
     def put(self, path, device_id, sha256, size, mtime, moved_from=None):
         return self._set(path, device_id, sha256, size, mtime, moved_from)
 
-    def delete(self, path, device_id):
-        return self._set(path, device_id)
+    def delete(self, path, device_id, moved_to=None):
+        return self._set(path, device_id, moved_to=moved_to)
 
     def move(self, source, target, device_id):
         """Tombstone ``source`` and put its content at ``target``; the put's entry."""
         entry = self.head(source)
-        self.delete(source, device_id)
+        self.delete(source, device_id, moved_to=target)
         return self.put(target, device_id, entry["sha256"], entry["size"], entry["mtime"],
                         moved_from=source)
 
@@ -223,11 +251,15 @@ class _Library:
         return row["id"]
 
     def flush(self):
-        """Write the changed rows and new conflicts (inside the caller's transaction)."""
+        """Write the changed rows and new conflicts (inside the caller's
+        transaction). Every change of a library passes here: once the
+        transaction commits, the requests waiting for this user's changes
+        wake (``sync.waiting``)."""
         if self.revs_used:
             first = next_revs(self.revs_used)
             if first != self.first_rev:
                 raise RuntimeError("revisions were taken by another writer in this transaction")
+            after_commit(functools.partial(self.rt.waiters.notify, self.user_id))
         cursor = database.cursor()
         if self.dirty:
             cursor.executemany(
@@ -248,10 +280,24 @@ class _Library:
                 f"INSERT INTO conflicts ({', '.join(columns)}) VALUES ({_marks(len(columns))})",
                 [tuple(self.user_id if c == "user_id" else row[c] for c in columns)
                  for row in self.new_conflicts])
+        if self.revisions:
+            cursor.executemany(
+                "INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, "
+                "device_id, moved_from, moved_to, changed_at, replaced_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(r["rev"], self.user_id, r["path"], r["deleted"], r["size"], r["sha256"],
+                  r["mtime"], r["device_id"], r["moved_from"], r["moved_to"],
+                  r["changed_at"], r["replaced_at"]) for r in self.revisions])
+        if self.replaced:
+            cursor.executemany("UPDATE revisions SET replaced_at = ? WHERE rev = ?",
+                               self.replaced)
         self.dirty = {}
         self.new_conflicts = []
         self.first_rev = None
         self.revs_used = 0
+        self.revisions = []
+        self.replaced = []
+        self._made = {}
 
     # -- the rules of a report ----------------------------------------------
 

@@ -66,13 +66,44 @@ CREATE TABLE dav_properties (
 ) WITHOUT ROWID;
 """
 
+# -- history (schema 3) --------------------------------------------------------
+# The DDL as it was when schema 3 was made (schema.sql moves on; a step does not).
+_REVISIONS_V3 = """
+CREATE TABLE revisions (
+    rev         INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path        TEXT NOT NULL,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    size        INTEGER,
+    sha256      TEXT,
+    mtime       INTEGER,
+    device_id   TEXT,
+    moved_from  TEXT,
+    moved_to    TEXT,
+    changed_at  TEXT NOT NULL,
+    replaced_at TEXT
+);
+CREATE INDEX revisions_user_path ON revisions (user_id, path, rev);
+CREATE INDEX revisions_sha256 ON revisions (sha256) WHERE sha256 IS NOT NULL;
+CREATE INDEX revisions_aging ON revisions (COALESCE(replaced_at, changed_at))
+    WHERE replaced_at IS NOT NULL OR deleted = 1;
+CREATE INDEX revisions_trash ON revisions (user_id, rev)
+    WHERE deleted = 1 AND replaced_at IS NULL;
+-- Nothing older was kept: each live entry's head becomes its first revision.
+INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, device_id,
+                       moved_from, changed_at)
+    SELECT rev, user_id, path, 0, size, sha256, mtime, device_id, moved_from, changed_at
+    FROM entries WHERE deleted = 0;
+"""
+
 _REVOKE = """
 ALTER TABLE users ADD COLUMN tokens_revoked_at REAL;
 """
 
 STEPS = (
     Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
-    Step(3, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
+    Step(3, "history: the revisions of every path", sql(_REVISIONS_V3)),
+    Step(4, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
 )
 
 

@@ -187,5 +187,26 @@ class DavProperty(BaseModel):
         without_rowid = True
 
 
+class Revision(BaseModel):
+    """One revision of a library path (a put or a delete), the head included,
+    kept under the retention rule of ``sync.history``."""
+
+    rev = peewee.IntegerField(primary_key=True)
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    path = peewee.TextField()
+    deleted = peewee.IntegerField(default=0)
+    size = peewee.IntegerField(null=True)
+    sha256 = peewee.TextField(null=True)
+    mtime = peewee.IntegerField(null=True)
+    device_id = peewee.TextField(null=True)
+    moved_from = peewee.TextField(null=True)
+    moved_to = peewee.TextField(null=True)
+    changed_at = peewee.TextField()
+    replaced_at = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "revisions"
+
+
 ALL_MODELS = (Meta, User, Device, Entry, Conflict, Blob, Upload, UploadChunk, DavFolder,
-              DavProperty)
+              DavProperty, Revision)

@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timezone
 
 from .throttle import LoginThrottle
+from .waiting import Waiters
 
 
 def new_id():
@@ -32,6 +33,7 @@ class Runtime:
     db_id: str
     clock: object = time.time
     idgen: object = new_id
+    waiters: Waiters = dataclasses.field(default_factory=Waiters)
     login_throttle: object = None
 
     def __post_init__(self):

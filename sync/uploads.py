@@ -453,7 +453,8 @@ def sweep(rt):
             "SELECT sha256 FROM entries WHERE deleted = 0 AND sha256 IS NOT NULL "
             "UNION SELECT server_sha256 FROM conflicts WHERE resolved_at IS NULL "
             "UNION SELECT client_sha256 FROM conflicts WHERE resolved_at IS NULL "
-            "UNION SELECT sha256 FROM uploads WHERE state = 'open'")}
+            "UNION SELECT sha256 FROM uploads WHERE state = 'open' "
+            "UNION SELECT sha256 FROM revisions WHERE sha256 IS NOT NULL")}
         rows = {r[0] for r in database.execute_sql("SELECT sha256 FROM blobs")}
         files = set(blobs.blob_files(rt.config))
         unused = (rows | files) - used

@@ -14,7 +14,7 @@ from . import blobs, errors, fsutil
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, ClientAddress, Database
-from .resources import conflicts, devices, download, feed, login, meta, report, uploads
+from .resources import conflicts, devices, download, feed, login, meta, report, uploads, wait
 from .runtime import Runtime, new_id
 
 log = logging.getLogger("sync")
@@ -78,6 +78,7 @@ def sync_routes(rt):
         ("/devices/{device_id}/token", devices.Token(rt)),
         ("/devices/{device_id}/app-password", devices.AppPassword(rt)),
         ("/changes", feed.Changes(rt)),
+        ("/changes/wait", wait.Wait(rt)),
         ("/ack", feed.Ack(rt)),
         ("/report", report.Report(rt)),
         ("/conflicts", conflicts.Collection(rt)),

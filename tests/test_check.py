@@ -51,7 +51,7 @@ def test_a_missing_blob_is_a_problem_and_repair_cannot_hide_it(rt, seeded):
     count, lines = kit.run_check(rt.config, repair=True)
     assert count == 1
     assert problems_of(lines) == [
-        f"PROBLEM blob {seeded['b.txt']} named in blobs, entries is missing"]
+        f"PROBLEM blob {seeded['b.txt']} named in blobs, entries, revisions is missing"]
     result = app("check", "--repair", "--data-dir", rt.config.data_dir)
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
@@ -64,7 +64,7 @@ def test_wrong_size_and_damaged_content_are_problems(rt, seeded):
     count, lines = kit.run_check(rt.config)
     found = problems_of(lines)
     assert count == 3, lines
-    assert f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries say 5000" in found
+    assert f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries, revisions say 5000" in found
     assert any(line.startswith(f"PROBLEM blob {seeded['a.txt']} is damaged") for line in found)
     assert any(line.startswith(f"PROBLEM blob {seeded['c.txt']} is damaged") for line in found)
 
@@ -174,7 +174,7 @@ def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
     assert count == 1
     assert problems_of(lines)[0].startswith(
         f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size: "
-        f"[('blobs', 5000), ('entries', 1), ('entries', 5000)]")
+        f"[('blobs', 5000), ('entries', 1), ('entries', 5000), ('revisions', 5000)]")
     result = app("backup", str(tmp_path / "b"), "--data-dir", rt.config.data_dir)
     assert result.returncode == 1, result.stdout
     assert f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size" in result.stdout

@@ -2,6 +2,7 @@
 chunks, completion, cancellation, expiry, quota and the disk."""
 
 import base64
+import dataclasses
 import hashlib
 import io
 import os
@@ -12,7 +13,7 @@ import threading
 import pytest
 import webtest
 
-from sync import auth, blobs, errors, uploads
+from sync import auth, blobs, errors, history, uploads
 from sync.config import Config
 from sync.db import database
 from sync.wsgi import create_app, open_runtime
@@ -583,11 +584,14 @@ def test_the_blob_of_an_unresolved_conflict_survives_the_sweep(rt, dev, clock):
     assert os.path.exists(blobs.blob_path(rt.config, sha256(ours)))
 
 
-def test_sweep_removes_the_blob_of_a_deleted_file(rt, dev, clock):
+def test_sweep_removes_the_blob_of_a_deleted_file_without_history(rt, dev, clock, monkeypatch):
+    monkeypatch.setattr(rt, "config", dataclasses.replace(rt.config, history_days=0))
     data = content(100)
     rev = upload(dev, "a.txt", data)["rev"]
     dev.post("/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": rev}]})
     clock.advance(DAY)
+    with database.connection_context():
+        history.expire(rt)
     assert sweep(rt) == {"uploads": 1, "blobs": 1}
     assert not os.path.exists(blobs.blob_path(rt.config, sha256(data)))
     assert count("blobs") == 0

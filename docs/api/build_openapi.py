@@ -304,6 +304,24 @@ SCHEMAS["DeviceWithToken"] = obj(
      "token": {"type": "string", "description": "The device token (JWT), shown only here."}},
     description="A new device and its device token.")
 
+# Waiting for changes (POST /changes/wait).
+WAIT_MAX_TIMEOUT_S = 55
+SCHEMAS["WaitRequest"] = obj({
+    "cursor": {**ref("Cursor"), "description": "A cursor from the feed (required)."},
+}, {
+    "timeout": {"type": "integer", "minimum": 1, "maximum": WAIT_MAX_TIMEOUT_S, "default": 30,
+                "description": "Seconds to wait at most (1 to 55, default 30)."},
+}, closed=False)
+SCHEMAS["WaitResult"] = obj({
+    "changes": {"type": "boolean",
+                "description": "True: the library has changes after the cursor; read them "
+                               "with `GET /changes`. False: none came within the timeout."},
+}, {
+    "backoff": {"type": "integer", "minimum": 1,
+                "description": "Seconds the client waits before its next wait: present "
+                               "when `--max-waiters` requests already wait."},
+})
+
 # ---------------------------------------------------------------- responses
 
 
@@ -695,6 +713,40 @@ def sync_operations():
     }
 
 
+def wait_operations():
+    """{template: {method: operation}} of waiting for changes (under each sync prefix)."""
+    return {
+        "/changes/wait": {
+            "post": op("waitForChanges", "Wait until the library changes after a cursor.", {
+                "200": ok("WaitResult", links={
+                    "ListChanges": link("listChanges", "Read the changes (after "
+                                                       "`changes: true`).")}),
+                "400": error("No cursor, a bad timeout, a garbled cursor, a cursor older "
+                             "than the tombstone horizon or from another database, or no "
+                             "device.",
+                             ["body_invalid", "cursor_invalid", "cursor_expired",
+                              "device_required"]),
+                "403": DEVICE_FORBIDDEN,
+                "413": TOO_LARGE,
+            }, params=[X_DEVICE_ID], body=json_body("WaitRequest"), tags=["sync"],
+                description=WAIT_DESCRIPTION),
+        },
+    }
+
+
+WAIT_DESCRIPTION = """\
+Acts for a device, like the feed. Answers `{"changes": true}` at once when the
+user's library already has a change after `cursor`, else as soon as one
+commits (within a second), else `{"changes": false}` once `timeout` seconds
+have passed. Waiting writes nothing (a device's `last_seen_at` moves at most
+once a minute, as on every call). Each waiting request holds one of
+`--max-waiters` places (default 16), served by threads of their own beside
+`--threads`; past that many the answer comes at once,
+`{"changes": false, "backoff": N}`, and the client waits N seconds before
+its next wait. A request whose client closed its connection leaves its
+place within about a second."""
+
+
 def other_operations():
     return {
         "/healthz": {"get": op("health", "The server is up.", {"200": ok("Health")},
@@ -759,7 +811,7 @@ answers 200 with an `Allow` header (with a token where the route needs one).
 def build():
     paths = {}
     for prefix in PREFIXES:
-        for template, methods in sync_operations().items():
+        for template, methods in {**sync_operations(), **wait_operations()}.items():
             paths[prefix + template] = {m: aliased(o, prefix) for m, o in methods.items()}
     paths.update(other_operations())
     return {
