@@ -20,6 +20,7 @@ import jwt
 
 from . import errors
 from .config import ConfigError
+from .datadir import SECRET_NAME
 from .db import database, write
 from .models import Device, User
 
@@ -73,7 +74,7 @@ def load_secret(config):
                 f"{MIN_SECRET_BYTES} (make one with: python3 -c 'import secrets; "
                 f"print(secrets.token_hex(32))')")
         return secret
-    path = config.path("secret.key")
+    path = config.path(SECRET_NAME)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -1,8 +1,6 @@
-"""Keeping a data directory for years: ``backup``, ``restore`` and ``check``,
-and the lock that tells them whether a server is running.
+"""Keeping a data directory for years: ``backup`` and ``restore``.
 
-``serve`` holds an exclusive ``flock`` on ``DATA_DIR/server.lock`` for its
-whole life; ``restore`` and ``check --repair`` take the same lock and refuse
+``restore`` takes the data directory's lock (``sync.datadir``) and refuses
 while a server holds it. ``backup`` runs beside a live server: it copies the
 database through SQLite's online backup API (one consistent snapshot), then
 the blobs that snapshot references, so the copy never has a row without its
@@ -13,19 +11,17 @@ ever accepted by a database with another history.
 """
 
 import errno
-import fcntl
 import os
 import secrets
 import shutil
 import sqlite3
 
 from . import blobs, migrations
+from .datadir import (BLOBS_DIR, DB_NAME, LOCK_NAME, SECRET_NAME, SPOOL_DIR, DataDirError,
+                      lock_data_dir, open_existing)
 from .db import SCHEMA_VERSION
-from .fsutil import fsync_path, make_private_dir
+from .fsutil import fsync_path
 
-LOCK_NAME = "server.lock"
-DB_NAME = "sync.sqlite3"
-SECRET_NAME = "secret.key"
 SNAPSHOT_ATTEMPTS = 5
 BLOCK = 1024 * 1024
 
@@ -50,89 +46,7 @@ SPOOLED_SESSIONS = "SELECT id FROM uploads WHERE state = 'open' AND instant = 0"
 COMPLETING = "SELECT sha256 FROM uploads WHERE state = 'open' AND instant = 0"
 
 
-class KitError(Exception):
-    """A backup, restore or check cannot go on; the message says why."""
-
-
-# -- the data directory lock ------------------------------------------------
-
-def lock_data_dir(config):
-    """Take the data directory's exclusive lock and return its file
-    descriptor (the lock lasts until it is closed or the process exits).
-    Raises ``KitError`` when a server (or a restore) holds it."""
-    path = config.path(LOCK_NAME)
-    try:
-        make_private_dir(config.data_dir)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except PermissionError as exc:
-        raise KitError(f"the data directory {config.data_dir} is not writable "
-                       f"({exc.strerror}: {exc.filename})") from None
-    except OSError as exc:
-        raise KitError(f"cannot open the data directory {config.data_dir}: {exc}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
-        raise KitError(f"a server (pid {holder}) is using {config.data_dir}; stop it "
-                       f"first (systemctl stop sync-server)") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    return fd
-
-
-def server_running(config):
-    """Whether a process holds the data directory's lock (without taking it)."""
-    path = config.path(LOCK_NAME)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def refuse_migration_beside_a_server(config, steps=None):
-    """Raise ``KitError`` when the database needs a migration while a
-    server (an older version, still running) holds the data directory: a
-    command such as ``app.py token`` must not change the schema under it."""
-    steps = migrations.STEPS if steps is None else steps
-    path = config.path(DB_NAME)
-    if not os.path.isfile(path) or not server_running(config):
-        return
-    conn = open_existing(path, readonly=True)
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    finally:
-        conn.close()
-    target = migrations.latest(steps, SCHEMA_VERSION)
-    if 0 < version < target:
-        raise KitError(f"the database is at schema {version} and this version of the "
-                       f"server migrates it to {target}, but a server (an older version) "
-                       f"is running on {config.data_dir}; restart the server first: it "
-                       f"migrates the database on start")
-
-
 # -- shared helpers -----------------------------------------------------------
-
-def open_existing(path, readonly=False):
-    """An autocommit sqlite3 connection to a database file that must exist."""
-    if not os.path.isfile(path):
-        raise KitError(f"there is no database at {path}")
-    mode = "ro" if readonly else "rw"
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True,
-                               isolation_level=None, timeout=30)
-        conn.execute("PRAGMA user_version").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise KitError(f"cannot read the database {path}: {exc}") from None
-    return conn
-
 
 def _mentions(conn):
     """``MENTIONS`` for the tables the database ``conn`` has."""
@@ -150,19 +64,8 @@ def referenced(conn):
         f"GROUP BY m.sha256")}
 
 
-def _tables(conn, sha256):
-    return ", ".join(sorted({table for table, _ in mentions(conn, sha256)}))
-
-
-def mentions(conn, sha256):
-    """``[(table, size), ...]``: the rows that name one blob (for messages)."""
-    return sorted(set(conn.execute(
-        f"SELECT t, size FROM ({_mentions(conn)}) AS m WHERE m.sha256 = ?",
-        (sha256,))))
-
-
 def _blob_rel(sha256):
-    return os.path.join("blobs", sha256[:2], sha256)
+    return os.path.join(BLOBS_DIR, sha256[:2], sha256)
 
 
 def _place(src, dst, link, fsync):
@@ -313,7 +216,7 @@ def _reuse(earlier, dst, size):
 
 def _drop_unreferenced(refs, dst_dir):
     """Remove blobs placed by an earlier attempt that the final snapshot does not name."""
-    root = os.path.join(dst_dir, "blobs")
+    root = os.path.join(dst_dir, BLOBS_DIR)
     for prefix in os.listdir(root) if os.path.isdir(root) else ():
         folder = os.path.join(root, prefix)
         for name in os.listdir(folder):
@@ -337,7 +240,7 @@ def _empty_or_absent(path, ignore=()):
     if not os.path.exists(path):
         return True
     if not os.path.isdir(path):
-        raise KitError(f"{path} exists and is not a directory")
+        raise DataDirError(f"{path} exists and is not a directory")
     return not [name for name in os.listdir(path) if name not in ignore]
 
 
@@ -347,21 +250,21 @@ def backup(config, dest, link_dest=None, fsync=True):
     """Copy the data directory to ``dest`` (absent or empty) while the server
     may be running; blobs an earlier backup ``link_dest`` on the same
     filesystem as ``dest`` holds are hard-linked from there instead of copied.
-    Returns a dict of figures; raises ``KitError``."""
+    Returns a dict of figures; raises ``DataDirError``."""
     src_db = config.path(DB_NAME)
     dest = os.path.abspath(dest)
     if dest == config.data_dir or dest.startswith(config.data_dir + os.sep):
-        raise KitError(f"the backup cannot go inside the data directory {config.data_dir}")
+        raise DataDirError(f"the backup cannot go inside the data directory {config.data_dir}")
     if not _empty_or_absent(dest):
-        raise KitError(f"{dest} is not empty; back up into a new directory")
-    if link_dest is not None and not os.path.isdir(os.path.join(link_dest, "blobs")):
-        raise KitError(f"--link-dest {link_dest} is not a backup (it has no blobs directory)")
+        raise DataDirError(f"{dest} is not empty; back up into a new directory")
+    if link_dest is not None and not os.path.isdir(os.path.join(link_dest, BLOBS_DIR)):
+        raise DataDirError(f"--link-dest {link_dest} is not a backup (it has no blobs directory)")
     if link_dest is not None and not _same_filesystem(link_dest, dest):
-        raise KitError(f"--link-dest {link_dest} is not on the filesystem of {dest}")
+        raise DataDirError(f"--link-dest {link_dest} is not on the filesystem of {dest}")
     link = _same_filesystem(config.data_dir, dest)
     src = open_existing(src_db)
     try:
-        os.makedirs(os.path.join(dest, "blobs"), exist_ok=True)
+        os.makedirs(os.path.join(dest, BLOBS_DIR), exist_ok=True)
         stats = {"linked": 0, "copied": 0, "reused": 0, "bytes": 0, "wrong_size": []}
         tmp_db = os.path.join(dest, DB_NAME + ".partial")
         for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
@@ -383,21 +286,21 @@ def backup(config, dest, link_dest=None, fsync=True):
             # taken between writes, no longer names it. One that stays
             # missing is lost in the data directory itself.
         else:
-            raise KitError(
+            raise DataDirError(
                 f"{len(missing)} blob(s) named by the database are missing from "
                 f"{config.data_dir}/blobs (first: {missing[0]}); run `app.py check`. "
                 f"The incomplete backup is in {dest}")
     finally:
         src.close()
     _drop_unreferenced(refs, dest)
-    os.makedirs(os.path.join(dest, "spool"), exist_ok=True)
+    os.makedirs(os.path.join(dest, SPOOL_DIR), exist_ok=True)
     secret = _copy_secret(config.data_dir, dest, fsync)
     if fsync:
         fsync_path(tmp_db)
     # The database goes in last: a directory with one is a complete backup.
     os.replace(tmp_db, os.path.join(dest, DB_NAME))
     if fsync:
-        fsync_path(os.path.join(dest, "blobs"))
+        fsync_path(os.path.join(dest, BLOBS_DIR))
         fsync_path(dest)
     return {"dest": dest, "blobs": len(refs), "linked": stats["linked"],
             "copied": stats["copied"], "reused": stats["reused"], "bytes": stats["bytes"],
@@ -413,20 +316,20 @@ def restore(config, src, force=False, fsync=True):
     """Make ``src`` (a backup) the data directory. The server must be
     stopped; a non-empty data directory is replaced only with ``force``.
     The restored database gets a new id, so every cursor issued before is
-    answered ``cursor_expired``. Returns a dict of figures; raises ``KitError``."""
+    answered ``cursor_expired``. Returns a dict of figures; raises ``DataDirError``."""
     src = os.path.abspath(src)
     if src == config.data_dir or src.startswith(config.data_dir + os.sep):
-        raise KitError(f"the backup {src} is inside the data directory {config.data_dir}; "
+        raise DataDirError(f"the backup {src} is inside the data directory {config.data_dir}; "
                        f"move it elsewhere first")
     conn = open_existing(os.path.join(src, DB_NAME), readonly=True)
     try:
         result = conn.execute("PRAGMA quick_check").fetchall()
         if result != [("ok",)]:
-            raise KitError(f"the database in {src} is damaged: {result[0][0]}")
+            raise DataDirError(f"the database in {src} is damaged: {result[0][0]}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         known = migrations.latest(migrations.STEPS, SCHEMA_VERSION)
         if version > known:
-            raise KitError(f"the backup in {src} was made by a newer version of the "
+            raise DataDirError(f"the backup in {src} was made by a newer version of the "
                            f"server (schema {version}; this one knows {known})")
         refs = referenced(conn)
     finally:
@@ -434,20 +337,20 @@ def restore(config, src, force=False, fsync=True):
     for sha256, size in refs.items():
         path = os.path.join(src, _blob_rel(sha256)) if blobs.is_sha256(sha256) else None
         if path is None or not os.path.isfile(path):
-            raise KitError(f"the backup in {src} is incomplete: blob {sha256} is missing")
+            raise DataDirError(f"the backup in {src} is incomplete: blob {sha256} is missing")
         if os.path.getsize(path) != size:
-            raise KitError(f"the backup in {src} is damaged: blob {sha256} has the wrong size")
+            raise DataDirError(f"the backup in {src} is damaged: blob {sha256} has the wrong size")
 
     lock = lock_data_dir(config)
     try:
         if not _empty_or_absent(config.data_dir, ignore=(LOCK_NAME,)):
             if not force:
-                raise KitError(f"the data directory {config.data_dir} is not empty; "
+                raise DataDirError(f"the data directory {config.data_dir} is not empty; "
                                f"add --force to replace what it holds")
             _clear(config)
         dest = config.data_dir
-        os.makedirs(os.path.join(dest, "blobs"), exist_ok=True)
-        os.makedirs(os.path.join(dest, "spool"), exist_ok=True)
+        os.makedirs(os.path.join(dest, BLOBS_DIR), exist_ok=True)
+        os.makedirs(os.path.join(dest, SPOOL_DIR), exist_ok=True)
         stats = {"linked": 0, "copied": 0, "reused": 0, "bytes": 0, "wrong_size": []}
         _place_blobs(refs, src, dest, _same_filesystem(src, dest), fsync, stats)
         secret = _copy_secret(src, dest, fsync)
@@ -463,7 +366,7 @@ def restore(config, src, force=False, fsync=True):
         # never one whose blobs are not all there yet.
         os.replace(tmp_db, config.path(DB_NAME))
         if fsync:
-            fsync_path(os.path.join(dest, "blobs"))
+            fsync_path(os.path.join(dest, BLOBS_DIR))
             fsync_path(dest)
         check_conn = open_existing(config.path(DB_NAME), readonly=True)
         try:
@@ -487,169 +390,3 @@ def _clear(config):
             shutil.rmtree(path)
         else:
             os.unlink(path)
-
-
-# -- check --------------------------------------------------------------------
-
-def check(config, repair=False, out=print):
-    """Check the database and every blob it names; list (and with
-    ``repair`` remove) files nothing names. Prints what it finds through
-    ``out`` and returns the number of problems that remain."""
-    lock = lock_data_dir(config) if repair else None
-    try:
-        return _check(config, repair, out)
-    finally:
-        if lock is not None:
-            os.close(lock)
-
-
-def _check(config, repair, out):
-    problems = 0
-
-    def problem(text):
-        nonlocal problems
-        problems += 1
-        out(f"PROBLEM {text}")
-
-    if not repair and server_running(config):
-        out("note: a server is running; a file being stored right now can show as an orphan")
-    conn = open_existing(config.path(DB_NAME))
-    try:
-        try:
-            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-        except sqlite3.DatabaseError as exc:
-            # Without a readable database nothing can be called an orphan.
-            problem(f"database: cannot be read ({exc}); restore a backup")
-            return problems
-        if integrity == ["ok"]:
-            out("database: integrity ok")
-        for line in integrity if integrity != ["ok"] else ():
-            problem(f"database: {line}")
-        if integrity != ["ok"]:
-            out("the database is damaged: blobs and orphans are not checked; restore a backup")
-            return problems
-        for row in conn.execute("PRAGMA foreign_key_check"):
-            problem(f"database: foreign key broken in {row[0]} (rowid {row[1]} -> {row[2]})")
-        refs = referenced(conn)
-        spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
-
-        checked = total = 0
-        for sha256, named_size in sorted(refs.items()):
-            rows = mentions(conn, sha256) if named_size is None else ()
-            if not blobs.is_sha256(sha256):
-                problem(f"blob {sha256!r} named in {_tables(conn, sha256)} is not a sha256 digest")
-                continue
-            path = blobs.blob_path(config, sha256)
-            if not os.path.isfile(path):
-                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing")
-                continue
-            size, digest = blobs.hash_file(path)
-            if named_size is None:
-                problem(f"blob {sha256}: the rows disagree on its size: {rows}")
-            elif size != named_size:
-                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}")
-            if digest != sha256:
-                problem(f"blob {sha256} is damaged: its content hashes to {digest}")
-            checked += 1
-            total += size
-        out(f"blobs: {checked} of {len(refs)} checked, {total} bytes")
-
-        completing = {row[0] for row in conn.execute(COMPLETING)}
-        orphans = _orphan_files(config, refs.keys() | completing, spooled)
-        for upload_id in sorted(spooled):
-            if not os.path.isfile(blobs.spool_path(config, upload_id)):
-                if repair:
-                    with_transaction(conn, [
-                        ("DELETE FROM upload_chunks WHERE upload_id = ?", (upload_id,)),
-                        ("DELETE FROM uploads WHERE id = ?", (upload_id,))])
-                    out(f"removed upload session {upload_id} (its spool file was gone)")
-                else:
-                    problem(f"upload session {upload_id} has no spool file "
-                            f"(--repair cancels it; the device uploads again)")
-    finally:
-        conn.close()
-
-    for path in orphans:
-        rel = os.path.relpath(path, config.data_dir)
-        if repair:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-            out(f"removed orphan {rel}")
-        else:
-            problem(f"orphan {rel} (nothing names it; --repair removes it)")
-    out("no problems" if not problems else f"{problems} problem(s)")
-    return problems
-
-
-def with_transaction(conn, statements):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for sql, params in statements:
-            conn.execute(sql, params)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _orphan_files(config, named, spooled):
-    """Paths under ``blobs/`` and ``spool/`` that no row names."""
-    orphans = []
-    root = config.path("blobs")
-    for prefix in sorted(os.listdir(root)) if os.path.isdir(root) else ():
-        folder = os.path.join(root, prefix)
-        if not os.path.isdir(folder) or os.path.islink(folder):
-            orphans.append(folder)
-            continue
-        for name in sorted(os.listdir(folder)):
-            if not (name in named and blobs.is_sha256(name) and name[:2] == prefix):
-                orphans.append(os.path.join(folder, name))
-    root = config.path("spool")
-    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
-        if name not in spooled:
-            orphans.append(os.path.join(root, name))
-    return orphans
-
-
-# -- the commands -------------------------------------------------------------
-
-def _mib(n):
-    return f"{n / (1024 * 1024):.1f} MiB"
-
-
-def cmd_backup(config, args):
-    """``app.py backup DEST``: print what was copied; 1 when something is off."""
-    r = backup(config, args.dest, link_dest=args.link_dest, fsync=config.fsync)
-    print(f"backed up {config.data_dir} to {r['dest']}")
-    print(f"  database: {_mib(r['db_bytes'])} (online backup API, new database id)")
-    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied, "
-          f"{r['reused']} linked from the earlier backup; "
-          f"{_mib(r['bytes'])} taken from the data directory)")
-    secret = "copied (mode 0600)" if r["secret"] else "none (SYNC_JWT_SECRET in use?)"
-    print(f"  secret.key: {secret}")
-    print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
-          f"(spool files are not backed up; those devices upload again)")
-    for sha256, why in r["wrong_size"]:
-        print(f"PROBLEM blob {sha256}: {why}; run `app.py check`")
-    return 1 if r["wrong_size"] else 0
-
-
-def cmd_restore(config, args):
-    """``app.py restore SRC [--force]``."""
-    r = restore(config, args.src, force=args.force, fsync=config.fsync)
-    print(f"restored {os.path.abspath(args.src)} into {config.data_dir}")
-    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied)")
-    print(f"  new database id {r['db_id']}: devices list their library again from the start")
-    if not r["secret"]:
-        print("  the backup holds no secret.key: set SYNC_JWT_SECRET as before, or a new "
-              "key is made on start and every token must be issued again")
-    print("  start the server; it migrates an older database (after copying it) on start")
-    return 0
-
-
-def cmd_check(config, args):
-    """``app.py check [--repair]``: 1 while a problem remains."""
-    return 1 if check(config, repair=args.repair) else 0

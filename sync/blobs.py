@@ -10,7 +10,7 @@ import hashlib
 import os
 import re
 
-from .db import database
+from .datadir import BLOBS_DIR, SPOOL_DIR
 from .fsutil import fsync_path, make_private_dir
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -24,18 +24,13 @@ def is_sha256(value):
 def blob_path(config, sha256):
     if not is_sha256(sha256):
         raise ValueError("not a sha256 hex digest")
-    return config.path("blobs", sha256[:2], sha256)
+    return config.path(BLOBS_DIR, sha256[:2], sha256)
 
 
 def spool_path(config, upload_id):
     if not isinstance(upload_id, str) or not _UPLOAD_ID.match(upload_id):
         raise ValueError("not an upload id")
-    return config.path("spool", upload_id)
-
-
-def ensure_dirs(config):
-    for sub in ("blobs", "spool"):
-        make_private_dir(config.path(sub))
+    return config.path(SPOOL_DIR, upload_id)
 
 
 def remove_spool(config, upload_id):
@@ -170,12 +165,12 @@ def remove_blob(config, sha256):
 
 def spool_ids(config):
     """Upload ids that have a spool file."""
-    return [name for name in os.listdir(config.path("spool")) if _UPLOAD_ID.match(name)]
+    return [name for name in os.listdir(config.path(SPOOL_DIR)) if _UPLOAD_ID.match(name)]
 
 
 def blob_files(config):
     """The sha256 of every file held under ``blobs/``."""
-    root = config.path("blobs")
+    root = config.path(BLOBS_DIR)
     found = []
     for prefix in os.listdir(root):
         folder = os.path.join(root, prefix)
@@ -185,15 +180,6 @@ def blob_files(config):
             if is_sha256(name) and name[:2] == prefix:
                 found.append(name)
     return found
-
-
-def head_content(user_id, path):
-    """``(sha256, size, mtime, changed_at)`` of the live head of a user's
-    ``path`` (already normalized), or None for an unknown or deleted path."""
-    return database.execute_sql(
-        "SELECT sha256, size, mtime, changed_at FROM entries "
-        "WHERE user_id = ? AND path = ? AND deleted = 0 AND sha256 IS NOT NULL",
-        (user_id, path)).fetchone()
 
 
 class FileSlice:

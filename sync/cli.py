@@ -2,7 +2,9 @@
 ``app-password``, ``backup``, ``restore``, ``check``.
 
 Every subcommand takes the settings flags (``--data-dir`` and the rest)
-and honours the ``SYNC_*`` environment variables.
+and honours the ``SYNC_*`` environment variables. The work is done by the
+services (``sync.backup``, ``sync.check``, ``sync.auth``); what a command
+prints is written here.
 """
 
 import argparse
@@ -106,39 +108,40 @@ def main(argv=None):
             return cmd_token(config, args)
         if args.command == "app-password":
             return cmd_app_password(config, args)
-        if args.command in KIT_COMMANDS:
-            return cmd_kit(config, args)
+        if args.command == "backup":
+            return _keeping(cmd_backup, config, args)
+        if args.command == "restore":
+            return _keeping(cmd_restore, config, args)
+        if args.command == "check":
+            return _keeping(cmd_check, config, args)
         return cmd_serve(config)
     except ConfigError as exc:
         return panic(str(exc))
 
 
-KIT_COMMANDS = ("backup", "restore", "check")
-
-
-def cmd_kit(config, args):
-    """backup, restore and check: their bodies live in ``sync.backup``."""
+def _keeping(command, config, args):
+    """Run backup, restore or check; what stops one is a one-line error."""
     import sqlite3
 
-    from . import backup
+    from .datadir import DataDirError
 
     try:
-        return getattr(backup, "cmd_" + args.command)(config, args)
-    except backup.KitError as exc:
+        return command(config, args)
+    except DataDirError as exc:
         return panic(str(exc))
     except (OSError, sqlite3.Error) as exc:
         return panic(f"{args.command} failed: {exc}")
 
 
 def _runtime(config, serving=False):
-    from .backup import KitError, refuse_migration_beside_a_server
-    from .db import SchemaError
+    from .datadir import DataDirError
+    from .db import SchemaError, refuse_migration_beside_a_server
     from .wsgi import open_runtime
     try:
         if not serving:
             refuse_migration_beside_a_server(config)
         return open_runtime(config)
-    except KitError as exc:
+    except DataDirError as exc:
         raise ConfigError(str(exc)) from None
     except PermissionError as exc:
         raise ConfigError(f"the data directory {config.data_dir} is not writable "
@@ -151,12 +154,12 @@ def _runtime(config, serving=False):
 
 def cmd_serve(config):
     from . import httpserver, janitor
-    from .backup import KitError, lock_data_dir
+    from .datadir import DataDirError, lock_data_dir
     from .wsgi import create_app, tune_malloc
 
     try:
         lock = lock_data_dir(config)  # held until the process ends
-    except KitError as exc:
+    except DataDirError as exc:
         return panic(str(exc))
     rt = _runtime(config, serving=True)
     app = create_app(rt)
@@ -238,3 +241,48 @@ def cmd_app_password(config, args):
           f"it replaces any earlier one:", file=sys.stderr)
     print(password)
     return 0
+
+
+def _mib(n):
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def cmd_backup(config, args):
+    """``app.py backup DEST``: print what was copied; 1 when something is off."""
+    from .backup import backup
+
+    r = backup(config, args.dest, link_dest=args.link_dest, fsync=config.fsync)
+    print(f"backed up {config.data_dir} to {r['dest']}")
+    print(f"  database: {_mib(r['db_bytes'])} (online backup API, new database id)")
+    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied, "
+          f"{r['reused']} linked from the earlier backup; "
+          f"{_mib(r['bytes'])} taken from the data directory)")
+    secret = "copied (mode 0600)" if r["secret"] else "none (SYNC_JWT_SECRET in use?)"
+    print(f"  secret.key: {secret}")
+    print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
+          f"(spool files are not backed up; those devices upload again)")
+    for sha256, why in r["wrong_size"]:
+        print(f"PROBLEM blob {sha256}: {why}; run `app.py check`")
+    return 1 if r["wrong_size"] else 0
+
+
+def cmd_restore(config, args):
+    """``app.py restore SRC [--force]``."""
+    from .backup import restore
+
+    r = restore(config, args.src, force=args.force, fsync=config.fsync)
+    print(f"restored {os.path.abspath(args.src)} into {config.data_dir}")
+    print(f"  blobs: {r['blobs']} ({r['linked']} hard-linked, {r['copied']} copied)")
+    print(f"  new database id {r['db_id']}: devices list their library again from the start")
+    if not r["secret"]:
+        print("  the backup holds no secret.key: set SYNC_JWT_SECRET as before, or a new "
+              "key is made on start and every token must be issued again")
+    print("  start the server; it migrates an older database (after copying it) on start")
+    return 0
+
+
+def cmd_check(config, args):
+    """``app.py check [--repair]``: prints each finding; 1 while a problem remains."""
+    from .check import check
+
+    return 1 if check(config, repair=args.repair, out=print) else 0

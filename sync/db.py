@@ -8,12 +8,14 @@ instead of failing with "database is locked" when one upgrades a read).
 """
 
 import contextlib
+import os
 import secrets
 import threading
 
 import peewee
 
 from . import assets, migrations
+from .datadir import DB_NAME, DataDirError, open_existing, server_running
 
 SCHEMA_VERSION = 4
 SCHEMA_PATH = assets.path("schema.sql")
@@ -132,3 +134,24 @@ def next_revs(count=1):
 
 def current_rev():
     return int(meta_get("rev"))
+
+
+def refuse_migration_beside_a_server(config, steps=None):
+    """Raise ``DataDirError`` when the database needs a migration while a
+    server (an older version, still running) holds the data directory: a
+    command such as ``app.py token`` must not change the schema under it."""
+    steps = migrations.STEPS if steps is None else steps
+    path = config.path(DB_NAME)
+    if not os.path.isfile(path) or not server_running(config):
+        return
+    conn = open_existing(path, readonly=True)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    target = migrations.latest(steps, SCHEMA_VERSION)
+    if 0 < version < target:
+        raise DataDirError(f"the database is at schema {version} and this version of the "
+                           f"server migrates it to {target}, but a server (an older version) "
+                           f"is running on {config.data_dir}; restart the server first: it "
+                           f"migrates the database on start")

@@ -4,7 +4,7 @@ Service functions take the ``Runtime`` and the caller's ``Principal``; they
 raise ``SyncError`` for the 4xx answers of SPEC §3 and §5 (Devices).
 """
 
-from . import cursors, errors
+from . import blobs, cursors, errors
 from .auth import app_password_hash, issue_device_token, new_app_password
 from .db import database, write
 from .models import Device
@@ -109,17 +109,17 @@ def update(rt, principal, device_id, body):
     return to_json(rt, device)
 
 
-def delete(rt, principal, device_id, discard_uploads=None):
-    """Delete a device: its tokens die, its upload sessions go, and
-    ``discard_uploads(upload_ids)`` removes their spool files after commit."""
+def delete(rt, principal, device_id):
+    """Delete a device: its tokens die, its upload sessions go, and their
+    spool files are removed once that has committed."""
     _forbid_device_token(principal, "delete devices")
     with write():
         device = _lookup(principal, device_id)
         upload_ids = [r[0] for r in database.execute_sql(
             "SELECT id FROM uploads WHERE device_id = ?", (device.id,))]
         device.delete_instance()
-    if discard_uploads is not None:
-        discard_uploads(upload_ids)
+    for upload_id in upload_ids:
+        blobs.remove_spool(rt.config, upload_id)
 
 
 def regenerate_token(rt, principal, device_id):

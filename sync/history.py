@@ -1,7 +1,7 @@
 """History, trash, restore and rewind (SPEC §8).
 
 Every change to a library is also a row of ``revisions``, written by the
-library's unit of work (``sync.library._Library.flush``) in the same
+library's unit of work (``sync.library.Library.flush``) in the same
 transaction as the change, whatever made it. This module reads that history
 and writes through the same unit of work, so a restore or a rewind reaches
 every device through the feed like any other change. Nothing here imports
@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 
 from . import cursors, errors, paths
 from .db import current_rev, database, meta_get, write
-from .library import _Library, _parse_limit
+from .feed import _parse_limit
+from .library import Library
 from .runtime import iso, parse_iso
 
 HOUR = 3600
@@ -178,7 +179,7 @@ def restore(rt, user_id, device_id, body):
         if row is None:
             raise errors.not_found(f"{path!r} has no kept revision {rev}.")
         deleted, sha256, size, mtime = row
-        library = _Library(rt, user_id)
+        library = Library(rt, user_id)
         library.load([path], conflicts=False)
         head = library.head(path)
         if deleted:
@@ -311,7 +312,7 @@ class _Rewind:
         self.point_rev = point_rev
         self.prefix = prefix
         self.device = device
-        self.library = _Library(rt, user_id)
+        self.library = Library(rt, user_id)
         self.states = {}
         self.paths = set()
         self.read_upto = 0

@@ -5,7 +5,7 @@ and tombstones every device has acknowledged past the grace period."""
 import logging
 import threading
 
-from . import history, library, uploads
+from . import feed, history, uploads
 from .db import database
 
 log = logging.getLogger("sync.janitor")
@@ -16,7 +16,7 @@ def run_once(rt):
     with database.connection_context():
         history.expire(rt)  # before the sweep, which then collects their content
         uploads.sweep(rt)
-        library.purge_tombstones(rt)
+        feed.purge_tombstones(rt)
 
 
 def start(rt):

@@ -1,37 +1,27 @@
-"""The library engine: the changes feed, acks, reports, conflicts and their
-resolutions, and the purge of acknowledged tombstones (SPEC §4, §5).
+"""The library: the unit of work every change to a user's files goes
+through, the report (SPEC §4, §5 Report), ``apply_put`` for a completed
+upload, and which content a user's library holds.
 
 A user's library is the ``entries`` table: one row per path holding its
 latest state (a tombstone once deleted) and a server-wide revision. Writes
-go through ``_Library``, which loads the rows a batch of changes touches in
+go through ``Library``, which loads the rows a batch of changes touches in
 a few queries, applies the rules of the spec in memory item by item, and
 writes every changed row and new conflict at once, all inside the caller's
 write transaction. Conflicts are decided by ``base_rev`` and content hash,
-never by clocks.
+never by clocks. The feed (``sync.feed``) and conflicts (``sync.conflicts``)
+build on it.
 """
 
 import functools
 import json
 import operator
-import os
 import re
-from datetime import datetime, timezone
 
-from . import cursors, errors, paths
+from . import errors, paths
 from .db import after_commit, current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-RESOLUTIONS = ("keep_server", "keep_client", "keep_both")
-MAX_CONFLICT_SUFFIX = 10000
-MAX_DEVICE_NAME_BYTES = 100
 MAX_INT = 2 ** 63 - 1
-
-# A cursor handed out while a listing from the beginning is still below the
-# user's tombstone horizon carries this offset: it continues that listing and
-# is not expired by the horizon, unlike an ordinary cursor that old.
-LISTING_OFFSET = 10 ** 17
 
 _SQL_CHUNK = 500
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -57,17 +47,7 @@ def _live(entry):
     return entry if entry is not None and not entry["deleted"] else None
 
 
-def change_json(entry):
-    """An entry as a change of the feed."""
-    change = {"path": entry["path"], "op": "delete" if entry["deleted"] else "put",
-              "rev": entry["rev"], "size": entry["size"], "sha256": entry["sha256"],
-              "mtime": entry["mtime"], "device_id": entry["device_id"]}
-    if entry["moved_from"] is not None:
-        change["moved_from"] = entry["moved_from"]
-    return change
-
-
-class _Library:
+class Library:
     """One user's library inside a write transaction.
 
     ``entries`` maps each loaded path to its row (None: no row), ``live_by_fold``
@@ -367,6 +347,15 @@ def holds_content(user_id, sha256):
     return row is not None
 
 
+def head_content(user_id, path):
+    """``(sha256, size, mtime, changed_at)`` of the live head of a user's
+    ``path`` (already normalized), or None for an unknown or deleted path."""
+    return database.execute_sql(
+        "SELECT sha256, size, mtime, changed_at FROM entries "
+        "WHERE user_id = ? AND path = ? AND deleted = 0 AND sha256 IS NOT NULL",
+        (user_id, path)).fetchone()
+
+
 def apply_put(rt, user_id, device_id, path, sha256, size, mtime, base_rev):
     """Apply a put whose content the server holds, by the rules of a report.
 
@@ -374,130 +363,15 @@ def apply_put(rt, user_id, device_id, path, sha256, size, mtime, base_rev):
     Returns ``{"status": "applied"|"unchanged"|"conflict", "rev", "conflict_id"?}``
     where ``rev`` is the applied rev, or the head's rev (None without a live head).
     """
-    library = _Library(rt, user_id)
+    library = Library(rt, user_id)
     library.load([path], [sha256])
     result = library.report_put(device_id, path, sha256, size, mtime, base_rev, held=True)
     library.flush()
     return result
 
 
-# -- tombstones ----------------------------------------------------------------
-
-def purge_tombstones(rt):
-    """Remove tombstones every device of their user has acknowledged past,
-    once the grace period has passed since they were written; each user's
-    ``horizon_rev`` records the newest purged one."""
-    cutoff = datetime.fromtimestamp(int(rt.clock() - rt.config.tombstone_grace),
-                                    timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with write():
-        users = database.execute_sql(
-            "SELECT u.id, u.horizon_rev, "
-            "(SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.acked_rev IS NULL), "
-            "(SELECT MIN(d.acked_rev) FROM devices d WHERE d.user_id = u.id) "
-            "FROM users u WHERE EXISTS (SELECT 1 FROM entries e WHERE e.user_id = u.id "
-            "AND e.deleted = 1 AND e.changed_at <= ?)", (cutoff,)).fetchall()
-        for user_id, horizon, unacked, min_acked in users:
-            if unacked:
-                continue
-            upto = MAX_INT if min_acked is None else min_acked
-            newest = database.execute_sql(
-                "SELECT MAX(rev) FROM entries WHERE user_id = ? AND deleted = 1 "
-                "AND rev <= ? AND changed_at <= ?", (user_id, upto, cutoff)).fetchone()[0]
-            if newest is None:
-                continue
-            database.execute_sql(
-                "DELETE FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? "
-                "AND changed_at <= ?", (user_id, upto, cutoff))
-            database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
-                                 (max(horizon, newest), user_id))
 
 
-# -- the changes feed and acks -------------------------------------------------
-
-# The page query: a seek on the (user_id, rev) index, then a forward read.
-# SQLite renders each change as JSON: the feed is the hot path of every sync.
-_CHANGE_FIELDS = ("'path', path, 'op', CASE WHEN deleted THEN 'delete' ELSE 'put' END, "
-                  "'rev', rev, 'size', size, 'sha256', sha256, 'mtime', mtime, "
-                  "'device_id', device_id")
-FEED_SQL = (f"SELECT rev, CASE WHEN moved_from IS NULL THEN json_object({_CHANGE_FIELDS}) "
-            f"ELSE json_object({_CHANGE_FIELDS}, 'moved_from', moved_from) END "
-            f"FROM entries WHERE user_id = ? AND rev > ? ORDER BY rev LIMIT ?")
-
-
-def _parse_limit(limit):
-    if limit is None:
-        return DEFAULT_LIMIT
-    if not isinstance(limit, str) or not re.fullmatch(r"[0-9]{1,7}", limit) \
-            or not 1 <= int(limit) <= MAX_LIMIT:
-        raise errors.bad_request(errors.LIMIT_INVALID,
-                                 f"'limit' must be an integer from 1 to {MAX_LIMIT}.")
-    return int(limit)
-
-
-def _decode_cursor(rt, cursor):
-    """(rev, listing) of a cursor this server issued; 400 ``cursor_invalid`` else."""
-    rev = cursors.decode(rt.db_id, cursor)
-    listing = rev >= LISTING_OFFSET
-    if listing:
-        rev -= LISTING_OFFSET
-    if rev > current_rev():
-        raise errors.bad_request(errors.CURSOR_INVALID, "The cursor is not one this server issued.")
-    return rev, listing
-
-
-def changes(rt, user_id, cursor=None, limit=None):
-    """A page of the feed as JSON text: the user's entries changed after
-    ``cursor`` in rev order, each at its latest state (``cursor`` None lists
-    from the beginning), the next cursor and ``has_more``."""
-    limit = _parse_limit(limit)
-    with database.atomic():  # one snapshot: the horizon and the page agree
-        horizon = database.execute_sql(
-            "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
-        if not cursor:  # absent or empty (`?cursor=`): from the beginning
-            after, listing = 0, True
-        else:
-            after, listing = _decode_cursor(rt, cursor)
-            if not listing and after < horizon:
-                raise errors.bad_request(
-                    errors.CURSOR_EXPIRED,
-                    "Deletions after this cursor have been purged: list the library "
-                    "again from the beginning.")
-        rows = database.execute_sql(FEED_SQL, (user_id, after, limit + 1)).fetchall()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1][0] if rows else after
-    if has_more and listing and last < horizon:
-        next_rev = LISTING_OFFSET + last
-    elif has_more:
-        next_rev = last
-    else:
-        # Nothing of the user's lies after `last`, and revisions up to the
-        # horizon are never handed out again.
-        next_rev = max(last, horizon)
-    return ('{"changes": [' + ", ".join(row[1] for row in rows) + '], "cursor": '
-            + json.dumps(cursors.encode(rt.db_id, next_rev)) + ', "has_more": '
-            + ("true" if has_more else "false") + "}")
-
-
-def ack(rt, device_id, body):
-    """Record that the device applied everything up to ``body["cursor"]``;
-    acks only move forward."""
-    cursor = body.get("cursor")
-    if not isinstance(cursor, str):
-        raise errors.bad_request(errors.BODY_INVALID, "'cursor' must be a string.")
-    with write():
-        rev, _ = _decode_cursor(rt, cursor)
-        row = database.execute_sql(
-            "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
-        if row is None:  # deleted since the request was authenticated
-            raise errors.not_found("This device no longer exists.")
-        acked_rev, acked_at = row
-        if acked_rev is None or rev > acked_rev:
-            acked_rev, acked_at = rev, rt.now()
-            database.execute_sql("UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
-                                 (acked_rev, acked_at, device_id))
-    return {"device_id": device_id, "acked_cursor": cursors.encode(rt.db_id, acked_rev),
-            "acked_at": acked_at}
 
 
 # -- reports -------------------------------------------------------------------
@@ -523,8 +397,8 @@ def _check_path(item, key):
         raise _Rejected(f"'{key}' is required.")
     try:
         return paths.normalize(item[key])
-    except errors.SyncError as exc:
-        raise _Rejected(exc.description) from None
+    except paths.PathError as exc:
+        raise _Rejected(str(exc)) from None
 
 
 def _parse_item(item):
@@ -591,7 +465,7 @@ def report(rt, user_id, device_id, body):
             shas.append(args[0])
     results = []
     with write():
-        library = _Library(rt, user_id)
+        library = Library(rt, user_id)
         library.load(touched, shas)
         for op, path, args in parsed:
             if op == "rejected":
@@ -615,128 +489,3 @@ def report(rt, user_id, device_id, body):
             results.append({"path": path, **result})
         library.flush()
     return {"results": results}
-
-
-# -- conflicts -----------------------------------------------------------------
-
-_CONFLICT_COLUMNS = ("id", "path", "kind", "created_at", "server_rev", "server_op",
-                     "server_sha256", "server_size", "server_mtime", "server_device_id",
-                     "client_op", "client_sha256", "client_size", "client_mtime",
-                     "client_device_id", "client_to", "resolution", "resolved_at")
-
-
-def conflict_json(row):
-    conflict = {
-        "id": row["id"], "path": row["path"], "kind": row["kind"],
-        "created_at": row["created_at"],
-        "server": {"rev": row["server_rev"], "op": row["server_op"],
-                   "sha256": row["server_sha256"], "size": row["server_size"],
-                   "mtime": row["server_mtime"], "device_id": row["server_device_id"]},
-        "client": {"op": row["client_op"], "sha256": row["client_sha256"],
-                   "size": row["client_size"], "mtime": row["client_mtime"],
-                   "device_id": row["client_device_id"]},
-    }
-    if row["client_to"] is not None:
-        conflict["client"]["to"] = row["client_to"]
-    if row["resolved_at"] is not None:
-        conflict["resolved_at"] = row["resolved_at"]
-        conflict["resolution"] = row["resolution"]
-    return conflict
-
-
-def iter_conflicts(rt, user_id):
-    """The user's unresolved conflicts, oldest first, one at a time: a device
-    can make thousands, and the listing must not hold them all in memory."""
-    rows = database.execute_sql(
-        f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE user_id = ? "
-        f"AND resolved_at IS NULL ORDER BY created_at, rowid", (user_id,))
-    for r in rows:
-        yield conflict_json(dict(zip(_CONFLICT_COLUMNS, r)))
-
-
-def _device_name(device_id):
-    row = database.execute_sql("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
-    # A name goes into a path segment: no folder separators in it.
-    name = (row[0] if row else "unknown device").replace("/", "-").replace("\\", "-")
-    name = "".join(ch for ch in name if ch.isprintable()) or "device"
-    # Room for the name and extension within a 255-byte segment.
-    return name.encode("utf-8")[:MAX_DEVICE_NAME_BYTES].decode("utf-8", "ignore")
-
-
-def _conflict_name(library, path, device_name, date):
-    """The first free ``name (conflict <device> <date>[ n]).ext`` beside ``path``;
-    only a live entry makes a name taken."""
-    folder, _, base = path.rpartition("/")
-    stem, ext = os.path.splitext(base)
-    for n in range(1, MAX_CONFLICT_SUFFIX + 1):
-        tag = f" (conflict {device_name} {date}{'' if n == 1 else f' {n}'})"
-        room = paths.MAX_SEGMENT_BYTES - len((tag + ext).encode("utf-8"))
-        short = stem.encode("utf-8")[:max(room, 0)].decode("utf-8", "ignore")
-        candidate = (folder + "/" if folder else "") + short + tag + ext
-        try:
-            candidate = paths.normalize(candidate)
-        except errors.SyncError:
-            break  # the extension leaves no room; later names are longer still
-        library.load([candidate])
-        if library.head(candidate) is None:
-            return candidate
-    raise errors.bad_request(errors.RESOLUTION_INVALID,
-                             "No free name is left beside this path for keep_both.")
-
-
-def _resolve_changes(rt, library, row, resolution):
-    """Apply ``resolution`` to the library; the entries it changed."""
-    if resolution == "keep_server" or row["client_op"] == "delete" and resolution == "keep_both":
-        return []
-    path, device_id = row["path"], row["client_device_id"]
-    date = datetime.fromtimestamp(rt.clock(), timezone.utc).strftime("%Y-%m-%d")
-    if row["client_op"] == "delete":
-        library.load([path])
-        return [library.delete(path, device_id)] if library.head(path) else []
-    if row["client_op"] == "move":
-        target = row["client_to"]
-        library.load([path, target])
-        if library.head(path) is None:
-            return []  # the source is gone: nothing left to move
-        if resolution == "keep_both":
-            target = _conflict_name(library, target, _device_name(device_id), date)
-        put = library.move(path, target, device_id)
-        return [library.entries[path], put]
-    library.load([path])
-    if resolution == "keep_both":
-        path = _conflict_name(library, path, _device_name(device_id), date)
-    head = library.head(path)
-    if head is not None and head["sha256"] == row["client_sha256"]:
-        return []
-    return [library.put(path, device_id, row["client_sha256"], row["client_size"],
-                        row["client_mtime"])]
-
-
-def resolve(rt, user_id, conflict_id, body):
-    """Settle one of the user's conflicts with ``keep_server``, ``keep_client``
-    or ``keep_both``; the resolution's changes append to the feed."""
-    resolution = body.get("resolution")
-    if not isinstance(resolution, str):
-        raise errors.bad_request(errors.BODY_INVALID, "'resolution' must be a string.")
-    with write():
-        found = database.execute_sql(
-            f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE id = ? AND user_id = ?",
-            (conflict_id, user_id)).fetchone()
-        if found is None:
-            raise errors.not_found(f"No conflict {conflict_id!r}.")
-        row = dict(zip(_CONFLICT_COLUMNS, found))
-        if resolution not in RESOLUTIONS:
-            raise errors.bad_request(
-                errors.RESOLUTION_INVALID,
-                f"'resolution' must be one of {', '.join(RESOLUTIONS)}.")
-        if row["resolved_at"] is not None:
-            raise errors.bad_request(errors.ALREADY_RESOLVED,
-                                     f"This conflict was resolved with {row['resolution']}.")
-        library = _Library(rt, user_id)
-        changed = _resolve_changes(rt, library, row, resolution)
-        library.flush()
-        row["resolution"], row["resolved_at"] = resolution, library.now
-        database.execute_sql(
-            "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE id = ?",
-            (resolution, library.now, conflict_id))
-    return {"conflict": conflict_json(row), "results": [change_json(e) for e in changed]}

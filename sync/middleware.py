@@ -69,7 +69,9 @@ class Database:
 
 class Auth:
     """Authenticate every route except those whose resource sets
-    ``auth = False``; record when a device was last seen."""
+    ``auth = False``; resolve the device the call acts for once
+    (``req.context.device``, or None with the reason in
+    ``req.context.device_refused``); record when a device was last seen."""
 
     def __init__(self, rt):
         self.rt = rt
@@ -80,15 +82,14 @@ class Auth:
         principal = auth.authenticate(self.rt, req.get_header("Authorization"))
         req.context.principal = principal
         req.context.user_name = principal.user.name
-        device = principal.device
-        header = req.get_header("X-Device-Id")
-        if device is None and header:
-            try:
-                device = devices.acting_device(principal, header)
-            except errors.SyncError:
-                device = None  # the sync endpoints report it; others ignore it
-        if device is not None:
-            devices.touch(self.rt, device)
+        req.context.device, req.context.device_refused = None, None
+        try:
+            req.context.device = devices.acting_device(principal, req.get_header("X-Device-Id"))
+        except errors.SyncError as exc:
+            req.context.device_refused = exc  # the sync endpoints report it; others ignore it
+        seen = principal.device or req.context.device
+        if seen is not None:
+            devices.touch(self.rt, seen)
 
 
 class AccessLog:

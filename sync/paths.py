@@ -3,13 +3,12 @@
 A library path is a relative POSIX path such as ``books/Dune.epub``. Every
 path a client sends goes through ``normalize`` before it is stored or
 compared; none is ever joined into a filesystem path (blobs are named by
-their sha256).
+their sha256). A refused path raises ``PathError``, a ``ValueError``: the
+HTTP app answers it 400 ``path_invalid``, other callers decide for themselves.
 """
 
 import re
 import unicodedata
-
-from . import errors
 
 MAX_PATH_BYTES = 4096
 MAX_SEGMENT_BYTES = 255
@@ -21,14 +20,19 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _DISGUISING = re.compile("[\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+class PathError(ValueError):
+    """A path the library cannot hold; the message says why."""
+
+
 def _invalid(path, why):
-    return errors.bad_request(errors.PATH_INVALID, f"Invalid path {path!r}: {why}.")
+    return PathError(f"Invalid path {path!r}: {why}.")
 
 
 def normalize(path):
-    """The NFC form of ``path``, or ``SyncError`` (400 ``path_invalid``)."""
+    """The NFC form of ``path``; raises ``PathError`` for a path the library
+    cannot hold."""
     if not isinstance(path, str):
-        raise errors.bad_request(errors.PATH_INVALID, "A path must be a string.")
+        raise PathError("A path must be a string.")
     if not path:
         raise _invalid(path, "it is empty")
     if _CONTROL.search(path):

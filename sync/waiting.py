@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 
-from . import errors, library
+from . import errors, feed
 from .db import database
 
 DEFAULT_TIMEOUT_S = 30
@@ -131,7 +131,7 @@ def feed_position(rt, user_id, cursor):
     """The rev after which the feed lists changes for ``cursor``, with the
     feed's cursor errors (``cursor_invalid``, ``cursor_expired``)."""
     with database.atomic():  # one snapshot, as the feed reads it
-        after, listing = library._decode_cursor(rt, cursor)
+        after, listing = feed.decode_cursor(rt, cursor)
         horizon = database.execute_sql(
             "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
     if not listing and after < horizon:

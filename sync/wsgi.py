@@ -5,12 +5,11 @@ and error handlers. Nothing is opened at import time."""
 import ctypes
 import json
 import logging
-import os
 import time
 
 import falcon
 
-from . import blobs, errors, fsutil
+from . import datadir, errors, fsutil, paths
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, ClientAddress, Database
@@ -25,17 +24,16 @@ PRIVATE_BLOBS = "private_blobs"  # meta key: every blob file has been made 0600
 
 def open_runtime(config, clock=time.time, idgen=new_id):
     """Create the data directory layout, open the database and load the secret."""
-    fsutil.make_private_dir(config.data_dir)
-    changed = fsutil.tighten(config.data_dir, skip=("secret.key",))
-    blobs.ensure_dirs(config)
+    datadir.prepare(config)
+    changed = fsutil.tighten(config.data_dir, skip=(datadir.SECRET_NAME,))
     # SQLite creates a database 0644 (and its -wal and -shm files with the
     # database's mode): made 0600 first, it stays private.
-    fsutil.create_private_file(config.path("sync.sqlite3"))
-    db_id = init_db(config.path("sync.sqlite3"))
+    fsutil.create_private_file(config.path(datadir.DB_NAME))
+    db_id = init_db(config.path(datadir.DB_NAME))
     with database.connection_context():
         if meta_get(PRIVATE_BLOBS) is None:
             # Once per data directory (blob files are made 0600 since).
-            changed += fsutil.tighten_files(config.path("blobs"))
+            changed += fsutil.tighten_files(config.path(datadir.BLOBS_DIR))
             with write():
                 database.execute_sql("INSERT OR IGNORE INTO meta (key, value) VALUES (?, '1')",
                                      (PRIVATE_BLOBS,))
@@ -74,7 +72,7 @@ def sync_routes(rt):
     """(template, resource) for every route under the sync prefixes."""
     return [
         ("/devices", devices.Collection(rt)),
-        ("/devices/{device_id}", devices.Item(rt, discard_uploads=_discard_spool(rt))),
+        ("/devices/{device_id}", devices.Item(rt)),
         ("/devices/{device_id}/token", devices.Token(rt)),
         ("/devices/{device_id}/app-password", devices.AppPassword(rt)),
         ("/changes", feed.Changes(rt)),
@@ -89,13 +87,6 @@ def sync_routes(rt):
         ("/upload/{upload_id}/complete", uploads.Complete(rt)),
         ("/download/{path:path}", download.Download(rt)),
     ]
-
-
-def _discard_spool(rt):
-    def discard(upload_ids):
-        for upload_id in upload_ids:
-            blobs.remove_spool(rt.config, upload_id)
-    return discard
 
 
 def create_app(rt):
@@ -119,6 +110,7 @@ def create_app(rt):
     app.add_error_handler(Exception, _unexpected_error)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(errors.SyncError, _sync_error)
+    app.add_error_handler(paths.PathError, _path_error)
     return app
 
 
@@ -132,6 +124,11 @@ def _render(resp, status, body, headers=None):
 
 def _sync_error(req, resp, exc, params):
     _render(resp, exc.status, exc.body(), exc.headers)
+
+
+def _path_error(req, resp, exc, params):
+    """A library path the request names or sends that the library cannot hold."""
+    _render(resp, 400, errors.bad_request(errors.PATH_INVALID, str(exc)).body())
 
 
 def _http_error(req, resp, exc, params):

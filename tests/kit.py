@@ -6,7 +6,7 @@ the row that names it commits, and the library changes through
 import hashlib
 import os
 
-from sync import auth, backup, blobs, janitor
+from sync import auth, blobs, check, datadir, janitor
 from sync import library as engine
 from sync.config import Config
 from sync.db import database, write
@@ -70,7 +70,7 @@ def collect_garbage(rt):
 
 def library(config):
     """``{(user, path): sha256}`` of the live entries of the database in ``config``."""
-    conn = backup.open_existing(config.path("sync.sqlite3"), readonly=True)
+    conn = datadir.open_existing(config.path("sync.sqlite3"), readonly=True)
     try:
         return {(user, path): sha256 for user, path, sha256 in conn.execute(
             "SELECT users.name, path, sha256 FROM entries JOIN users ON users.id = user_id "
@@ -80,7 +80,7 @@ def library(config):
 
 
 def db_id(config):
-    conn = backup.open_existing(config.path("sync.sqlite3"), readonly=True)
+    conn = datadir.open_existing(config.path("sync.sqlite3"), readonly=True)
     try:
         return conn.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()[0]
     finally:
@@ -92,7 +92,7 @@ def config_for(path):
 
 
 def run_check(config, repair=False):
-    """``backup.check`` with its report captured: (problems, lines)."""
+    """``sync.check.check`` with its findings captured: (problems, lines)."""
     lines = []
-    problems = backup.check(config, repair=repair, out=lines.append)
+    problems = check.check(config, repair=repair, out=lines.append)
     return problems, lines

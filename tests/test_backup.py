@@ -15,7 +15,7 @@ import time
 import pytest
 import webtest
 
-from sync import auth, backup, blobs, cursors, errors, janitor
+from sync import auth, backup, blobs, cursors, datadir, errors, janitor
 from sync.db import database, write
 from sync.wsgi import create_app, open_runtime
 
@@ -73,7 +73,7 @@ def same_bytes(config_a, config_b, sha256):
 
 
 def rows(config, query):
-    conn = backup.open_existing(config.path("sync.sqlite3"), readonly=True)
+    conn = datadir.open_existing(config.path("sync.sqlite3"), readonly=True)
     try:
         return conn.execute(query).fetchall()
     finally:
@@ -202,9 +202,9 @@ def test_backup_refuses_a_bad_destination(live, tmp_path):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "something").write_text("x")
-    with pytest.raises(backup.KitError, match="not empty"):
+    with pytest.raises(datadir.DataDirError, match="not empty"):
         backup.backup(live.config, str(busy))
-    with pytest.raises(backup.KitError, match="inside the data directory"):
+    with pytest.raises(datadir.DataDirError, match="inside the data directory"):
         backup.backup(live.config, live.config.path("backups"))
     assert not os.path.exists(live.config.path("backups"))
     result = app("backup", str(tmp_path / "b"), "--data-dir", str(tmp_path / "nothing"))
@@ -251,7 +251,7 @@ def test_restore_refuses_a_non_empty_data_dir_unless_forced(live, saved):
     dest, _ = saved
     kit.put(live, "alice", "after-the-backup.txt", b"newer than the backup")
     before = kit.library(live.config)
-    with pytest.raises(backup.KitError, match="not empty; add --force"):
+    with pytest.raises(datadir.DataDirError, match="not empty; add --force"):
         backup.restore(live.config, dest.data_dir)
     assert kit.library(live.config) == before and kit.db_id(live.config) == live.db_id
 
@@ -265,9 +265,9 @@ def test_restore_refuses_a_non_empty_data_dir_unless_forced(live, saved):
 
 def test_restore_refuses_while_a_server_holds_the_data_dir(live, saved):
     dest, _ = saved
-    lock = backup.lock_data_dir(live.config)
+    lock = datadir.lock_data_dir(live.config)
     try:
-        with pytest.raises(backup.KitError, match="stop it first"):
+        with pytest.raises(datadir.DataDirError, match="stop it first"):
             backup.restore(live.config, dest.data_dir, force=True)
     finally:
         os.close(lock)
@@ -279,7 +279,7 @@ def test_restore_refuses_a_broken_or_newer_backup(saved, tmp_path):
     target = kit.config_for(tmp_path / "restored")
     sha256 = kit.library(dest)[("alice", "books/3.epub")]
     os.rename(blobs.blob_path(dest, sha256), str(tmp_path / "aside"))
-    with pytest.raises(backup.KitError, match=f"incomplete: blob {sha256} is missing"):
+    with pytest.raises(datadir.DataDirError, match=f"incomplete: blob {sha256} is missing"):
         backup.restore(target, dest.data_dir)
     assert not os.path.exists(target.data_dir)
     os.rename(str(tmp_path / "aside"), blobs.blob_path(dest, sha256))
@@ -287,7 +287,7 @@ def test_restore_refuses_a_broken_or_newer_backup(saved, tmp_path):
     conn = sqlite3.connect(dest.path("sync.sqlite3"), isolation_level=None)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(backup.KitError, match="newer version"):
+    with pytest.raises(datadir.DataDirError, match="newer version"):
         backup.restore(target, dest.data_dir)
     assert not os.path.exists(target.data_dir)
 
@@ -324,7 +324,7 @@ def test_link_dest_reuses_the_blobs_of_an_earlier_backup(live, other_fs):
             os.stat(blobs.blob_path(second, sha256)).st_ino
     assert same_bytes(live.config, second, new)
     assert kit.library(second) == kit.library(live.config)
-    with pytest.raises(backup.KitError, match="not on the filesystem"):
+    with pytest.raises(datadir.DataDirError, match="not on the filesystem"):
         backup.backup(live.config, os.path.join(root, "third"),
                       link_dest=live.config.data_dir)
 

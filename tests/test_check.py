@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sync import backup, blobs
+from sync import blobs, datadir
 from sync.db import database, write
 
 from . import kit
@@ -150,9 +150,9 @@ def test_a_damaged_database_is_reported(rt, seeded):
 
 def test_repair_refuses_while_a_server_holds_the_data_dir(rt, seeded):
     kit.store_blob(rt.config, b"orphan")
-    lock = backup.lock_data_dir(rt.config)
+    lock = datadir.lock_data_dir(rt.config)
     try:
-        with pytest.raises(backup.KitError, match="stop it first"):
+        with pytest.raises(datadir.DataDirError, match="stop it first"):
             kit.run_check(rt.config, repair=True)
         count, lines = kit.run_check(rt.config)  # a plain check runs beside the server
         assert count == 1 and lines[0].startswith("note: a server is running")

@@ -3,7 +3,7 @@ order of changes, and the query plan that keeps pages cheap."""
 
 import pytest
 
-from sync import cursors, library
+from sync import cursors, feed
 from sync.db import database
 
 from .helpers import assert_error, sha256
@@ -145,7 +145,7 @@ def test_feed_query_walks_the_user_rev_index(rt):
     """The page query seeks (user_id, rev) and reads forward: no scan, no sort,
     so a page costs the same at any position in the feed."""
     with database.connection_context():
-        plan = database.execute_sql("EXPLAIN QUERY PLAN " + library.FEED_SQL,
+        plan = database.execute_sql("EXPLAIN QUERY PLAN " + feed.FEED_SQL,
                                     (1, 0, 101)).fetchall()
     details = " ".join(row[-1] for row in plan)
     assert "USING INDEX entries_user_rev (user_id=? AND rev>?)" in details

@@ -166,24 +166,24 @@ def test_sql_refuses_an_unfinished_statement():
 def test_no_migration_beside_a_running_server(tmp_path):
     """A command run while an older server holds the data directory must not
     migrate the schema under it; the server migrates when it restarts."""
-    from sync import backup
+    from sync import datadir, db
     from sync.config import Config
 
     config = Config.build(data_dir=str(tmp_path), access_log=False)
     oldest(tmp_path)
-    backup.refuse_migration_beside_a_server(config, steps=STEPS)  # no server: fine
-    lock = backup.lock_data_dir(config)
+    db.refuse_migration_beside_a_server(config, steps=STEPS)  # no server: fine
+    lock = datadir.lock_data_dir(config)
     try:
-        with pytest.raises(backup.KitError, match="restart the server first"):
-            backup.refuse_migration_beside_a_server(config, steps=STEPS)
+        with pytest.raises(datadir.DataDirError, match="restart the server first"):
+            db.refuse_migration_beside_a_server(config, steps=STEPS)
     finally:
         os.close(lock)
     assert read(str(tmp_path / "sync.sqlite3"), "PRAGMA user_version") == [(1,)]
     current = Config.build(data_dir=str(tmp_path / "current"), access_log=False)
     os.makedirs(current.data_dir)
     init_db(current.path("sync.sqlite3"))
-    lock = backup.lock_data_dir(current)
+    lock = datadir.lock_data_dir(current)
     try:
-        backup.refuse_migration_beside_a_server(current)  # nothing to migrate: fine
+        db.refuse_migration_beside_a_server(current)  # nothing to migrate: fine
     finally:
         os.close(lock)

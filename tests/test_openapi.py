@@ -107,7 +107,7 @@ def test_every_authenticated_operation_answers_401_without_a_token(anon, templat
 
 
 def test_documented_bounds_match_the_code():
-    from sync import devices, library, paths, uploads
+    from sync import conflicts, devices, feed, library, paths, uploads
     from sync.resources import common
     schemas = document()["components"]["schemas"]
     operations = {document()["paths"][t][m]["operationId"]: document()["paths"][t][m]
@@ -119,13 +119,13 @@ def test_documented_bounds_match_the_code():
     changes = schemas["ReportRequest"]["properties"]["changes"]
     assert (changes["minItems"], changes["maxItems"]) == (1, library.MAX_REPORT_ITEMS)
     limit = next(p for p in operations["listChanges"]["parameters"] if p["name"] == "limit")
-    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, library.MAX_LIMIT)
-    assert limit["schema"]["default"] == library.DEFAULT_LIMIT
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, feed.MAX_LIMIT)
+    assert limit["schema"]["default"] == feed.DEFAULT_LIMIT
     chunk = schemas["UploadCreate"]["properties"]["chunk_size"]
     assert (chunk["minimum"], chunk["maximum"], chunk["default"]) == (
         uploads.MIN_CHUNK_SIZE, uploads.MAX_CHUNK_SIZE, uploads.DEFAULT_CHUNK_SIZE)
     resolutions = schemas["ResolveRequest"]["properties"]["resolution"]["enum"]
-    assert tuple(resolutions) == library.RESOLUTIONS
+    assert tuple(resolutions) == conflicts.RESOLUTIONS
 
 
 # The checker itself.

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from sync import backup
+from sync import datadir
 from sync.wsgi import open_runtime
 
 from . import kit
@@ -97,7 +97,7 @@ def test_secret_file_others_can_read(tmp_path):
 
 def test_another_server_on_the_same_data_dir(tmp_path):
     data = initialised(tmp_path)
-    lock = backup.lock_data_dir(kit.config_for(data))
+    lock = datadir.lock_data_dir(kit.config_for(data))
     try:
         refused(start(data), f"pid {os.getpid()}", "stop it first")
     finally:

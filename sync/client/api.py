@@ -103,6 +103,9 @@ class Api:
     def register_device(self, name, platform):
         return self.request("POST", "/devices", json={"name": name, "platform": platform}).json()
 
+    def list_devices(self):
+        return self.request("GET", "/devices").json()["devices"]
+
     def get_device(self, device_id):
         return self.request("GET", f"/devices/{quote(device_id, safe='')}").json()
 

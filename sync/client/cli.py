@@ -209,7 +209,7 @@ def cmd_status(args, api):
     lines += [f"  receive  move {m.source.path} -> {m.path}" for m in plan.moves]
     lines += [f"  receive  delete {d.path}" for d in plan.deletes]
     lines += [f"  problem  {p}" for p in plan.problems]
-    mine = engine._mine(conflicts)
+    mine = engine.mine(conflicts)
     print(f"{len(plan.reports)} to send, {len(plan.downloads) + len(plan.moves) + len(plan.deletes)}"
           f" to receive, {len(mine)} conflict(s) of this device open"
           + (f" ({len(conflicts) - len(mine)} of other devices)" if len(conflicts) > len(mine)
@@ -225,7 +225,7 @@ def cmd_conflicts(args, api):
     config = state_mod.load_config(os.path.abspath(args.folder))
     api = api or Api(config["server"], config["token"])
     conflicts = api.conflicts()
-    names = {d["id"]: d["name"] for d in api.request("GET", "/devices").json()["devices"]}
+    names = {d["id"]: d["name"] for d in api.list_devices()}
     if not conflicts:
         print("no open conflicts")
         return 0

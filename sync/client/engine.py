@@ -130,7 +130,8 @@ class Engine:
                     self.state.drop_synced(path)
 
     # Conflicts
-    def _mine(self, conflicts):
+    def mine(self, conflicts):
+        """``{id: conflict}`` of the conflicts (as the server lists them) this device made."""
         me = self.config["device_id"]
         return {c["id"]: c for c in conflicts if (c.get("client") or {}).get("device_id") == me}
 
@@ -181,7 +182,7 @@ class Engine:
         a pass. ``save`` records the feed and settles resolved conflicts
         (``status`` looks without saving)."""
         conflicts = self.api.conflicts()
-        mine = self._mine(conflicts)
+        mine = self.mine(conflicts)
         cursor = self.state.get("cursor")
         changes, next_cursor, relisted = self.read_feed(cursor)
         if save:
@@ -236,7 +237,7 @@ class Engine:
         self._apply_deletes(plan.deletes, summary)
         if plan.reports:  # reports and uploads may have raised conflicts
             conflicts = self.api.conflicts()
-        mine = self._mine(conflicts)
+        mine = self.mine(conflicts)
         self._record_conflicts(mine)
         summary.open_conflicts = len(mine)
         if self.next_cursor != self.state.get("acked"):

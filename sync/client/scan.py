@@ -45,7 +45,7 @@ def library_path(rel):
     or ``None`` when the library cannot hold that name."""
     try:
         return paths.normalize(unicodedata.normalize("NFC", rel))
-    except Exception:  # sync.paths raises its own error type for any name it refuses
+    except paths.PathError:
         return None
 
 

@@ -1,6 +1,7 @@
 """Falcon resources: one module per endpoint group, one class per route.
 
 Responders parse the request, call one service function and set the
-response; the services (``sync.devices``, ``sync.library``,
-``sync.uploads``) know nothing of HTTP.
+response. Each module calls the service of the same name (``feed`` calls
+``sync.feed``, ``conflicts`` calls ``sync.conflicts``, ...); ``report`` and
+``download`` call ``sync.library``. The services know nothing of HTTP.
 """

@@ -4,7 +4,7 @@ caller's principal and device."""
 import json
 import re
 
-from .. import devices, errors
+from .. import errors
 
 MAX_JSON_BODY = 2 * 1024 * 1024
 # A report of 1000 items has about 7 000 values. Two MiB of "{}," parse into
@@ -59,8 +59,11 @@ def principal(req):
 
 
 def acting_device(req):
-    """The device a sync call acts for (see ``sync.devices.acting_device``)."""
-    return devices.acting_device(req.context.principal, req.get_header("X-Device-Id"))
+    """The device a sync call acts for, as the ``Auth`` middleware resolved it
+    (see ``sync.devices.acting_device``): raises why there is none."""
+    if req.context.device is None:
+        raise req.context.device_refused
+    return req.context.device
 
 
 STREAM_BLOCK = 64 * 1024

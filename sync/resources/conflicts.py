@@ -2,7 +2,7 @@
 
 import falcon
 
-from .. import library
+from .. import conflicts
 from . import common
 
 
@@ -11,9 +11,9 @@ class Collection:
         self.rt = rt
 
     def on_get(self, req, resp):
-        conflicts = library.iter_conflicts(self.rt, common.principal(req).user.id)
+        listing = conflicts.iter_conflicts(self.rt, common.principal(req).user.id)
         resp.content_type = falcon.MEDIA_JSON
-        resp.stream = common.json_list_stream("conflicts", conflicts)
+        resp.stream = common.json_list_stream("conflicts", listing)
 
 
 class Resolve:
@@ -22,4 +22,4 @@ class Resolve:
 
     def on_post(self, req, resp, conflict_id):
         body = common.read_json(req)
-        resp.media = library.resolve(self.rt, common.principal(req).user.id, conflict_id, body)
+        resp.media = conflicts.resolve(self.rt, common.principal(req).user.id, conflict_id, body)

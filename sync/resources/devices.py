@@ -18,9 +18,8 @@ class Collection:
 
 
 class Item:
-    def __init__(self, rt, discard_uploads=None):
+    def __init__(self, rt):
         self.rt = rt
-        self.discard_uploads = discard_uploads
 
     def on_get(self, req, resp, device_id):
         resp.media = devices.get(self.rt, principal(req), device_id)
@@ -29,7 +28,7 @@ class Item:
         resp.media = devices.update(self.rt, principal(req), device_id, read_json(req))
 
     def on_delete(self, req, resp, device_id):
-        devices.delete(self.rt, principal(req), device_id, self.discard_uploads)
+        devices.delete(self.rt, principal(req), device_id)
         resp.status = falcon.HTTP_204
 
 

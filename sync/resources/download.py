@@ -12,7 +12,7 @@ from email.utils import formatdate, parsedate_to_datetime
 
 import falcon
 
-from .. import blobs, errors
+from .. import blobs, errors, library
 from ..paths import normalize
 from ..runtime import parse_iso
 from .common import principal
@@ -113,10 +113,10 @@ class Download:
         self._answer(req, resp, path, send_body=False)
 
     def _answer(self, req, resp, path, send_body):
-        library = library_path(req, path)
-        head = blobs.head_content(principal(req).user.id, library)
+        wanted = library_path(req, path)
+        head = library.head_content(principal(req).user.id, wanted)
         if head is None:
-            raise errors.not_found(f"No file at {library!r}.")
+            raise errors.not_found(f"No file at {wanted!r}.")
         sha256, size, mtime, changed_at = head
         etag = f'"{sha256}"'
         last_modified, http_date = _last_modified(mtime, changed_at)
@@ -128,7 +128,7 @@ class Download:
         if req.get_header("If-None-Match") and _etag_matches(req.get_header("If-None-Match"), etag):
             resp.status = falcon.HTTP_304
             return
-        resp.content_type = mimetypes.guess_type(library)[0] or "application/octet-stream"
+        resp.content_type = mimetypes.guess_type(wanted)[0] or "application/octet-stream"
         ranged = byte_range(req.get_header("Range"), size)
         if ranged and req.get_header("If-Range") is not None and not _if_range_holds(
                 req.get_header("If-Range"), etag, last_modified):
@@ -140,8 +140,8 @@ class Download:
         try:
             body = blobs.FileSlice(blobs.blob_path(self.rt.config, sha256), start, length)
         except FileNotFoundError:
-            log.error("the blob %s of %r is missing from the data directory", sha256, library)
-            raise errors.not_found(f"The content of {library!r} is missing.") from None
+            log.error("the blob %s of %r is missing from the data directory", sha256, wanted)
+            raise errors.not_found(f"The content of {wanted!r} is missing.") from None
         resp.content_length = length
         if send_body:
             resp.stream = body

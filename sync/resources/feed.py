@@ -2,7 +2,7 @@
 
 import falcon
 
-from .. import library
+from .. import feed
 from . import common
 
 
@@ -12,8 +12,8 @@ class Changes:
 
     def on_get(self, req, resp):
         device = common.acting_device(req)
-        resp.text = library.changes(self.rt, device.user_id, req.get_param("cursor"),
-                                    req.get_param("limit"))
+        resp.text = feed.changes(self.rt, device.user_id, req.get_param("cursor"),
+                                 req.get_param("limit"))
         resp.content_type = falcon.MEDIA_JSON
 
 
@@ -23,4 +23,4 @@ class Ack:
 
     def on_post(self, req, resp):
         device = common.acting_device(req)
-        resp.media = library.ack(self.rt, device.id, common.read_json(req))
+        resp.media = feed.ack(self.rt, device.id, common.read_json(req))

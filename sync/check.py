@@ -1,0 +1,150 @@
+"""``check``: verify a data directory (the database's integrity, every blob
+a row names, by size and sha256) and, with ``repair``, remove what nothing
+names: orphan files under ``blobs/`` and ``spool/``, and upload sessions whose
+spool file is gone. ``repair`` takes the data directory's lock and refuses
+while a server runs.
+"""
+
+import os
+import shutil
+import sqlite3
+
+from . import blobs
+from .backup import COMPLETING, SPOOLED_SESSIONS, _mentions, referenced
+from .datadir import BLOBS_DIR, DB_NAME, SPOOL_DIR, lock_data_dir, open_existing, server_running
+
+
+def check(config, repair=False, out=None):
+    """Check the database and every blob it names; list (and with
+    ``repair`` remove) files nothing names. Each finding goes to ``out``
+    (a callable taking one line) as it is found; returns the number of
+    problems that remain."""
+    out = out or (lambda line: None)
+    lock = lock_data_dir(config) if repair else None
+    try:
+        return _check(config, repair, out)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _check(config, repair, out):
+    problems = 0
+
+    def problem(text):
+        nonlocal problems
+        problems += 1
+        out(f"PROBLEM {text}")
+
+    if not repair and server_running(config):
+        out("note: a server is running; a file being stored right now can show as an orphan")
+    conn = open_existing(config.path(DB_NAME))
+    try:
+        try:
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:
+            # Without a readable database nothing can be called an orphan.
+            problem(f"database: cannot be read ({exc}); restore a backup")
+            return problems
+        if integrity == ["ok"]:
+            out("database: integrity ok")
+        for line in integrity if integrity != ["ok"] else ():
+            problem(f"database: {line}")
+        if integrity != ["ok"]:
+            out("the database is damaged: blobs and orphans are not checked; restore a backup")
+            return problems
+        for row in conn.execute("PRAGMA foreign_key_check"):
+            problem(f"database: foreign key broken in {row[0]} (rowid {row[1]} -> {row[2]})")
+        refs = referenced(conn)
+        spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
+
+        checked = total = 0
+        for sha256, named_size in sorted(refs.items()):
+            rows = mentions(conn, sha256) if named_size is None else ()
+            if not blobs.is_sha256(sha256):
+                problem(f"blob {sha256!r} named in {_tables(conn, sha256)} is not a sha256 digest")
+                continue
+            path = blobs.blob_path(config, sha256)
+            if not os.path.isfile(path):
+                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing")
+                continue
+            size, digest = blobs.hash_file(path)
+            if named_size is None:
+                problem(f"blob {sha256}: the rows disagree on its size: {rows}")
+            elif size != named_size:
+                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}")
+            if digest != sha256:
+                problem(f"blob {sha256} is damaged: its content hashes to {digest}")
+            checked += 1
+            total += size
+        out(f"blobs: {checked} of {len(refs)} checked, {total} bytes")
+
+        completing = {row[0] for row in conn.execute(COMPLETING)}
+        orphans = _orphan_files(config, refs.keys() | completing, spooled)
+        for upload_id in sorted(spooled):
+            if not os.path.isfile(blobs.spool_path(config, upload_id)):
+                if repair:
+                    with_transaction(conn, [
+                        ("DELETE FROM upload_chunks WHERE upload_id = ?", (upload_id,)),
+                        ("DELETE FROM uploads WHERE id = ?", (upload_id,))])
+                    out(f"removed upload session {upload_id} (its spool file was gone)")
+                else:
+                    problem(f"upload session {upload_id} has no spool file "
+                            f"(--repair cancels it; the device uploads again)")
+    finally:
+        conn.close()
+
+    for path in orphans:
+        rel = os.path.relpath(path, config.data_dir)
+        if repair:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            out(f"removed orphan {rel}")
+        else:
+            problem(f"orphan {rel} (nothing names it; --repair removes it)")
+    out("no problems" if not problems else f"{problems} problem(s)")
+    return problems
+
+
+def with_transaction(conn, statements):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _orphan_files(config, named, spooled):
+    """Paths under ``blobs/`` and ``spool/`` that no row names."""
+    orphans = []
+    root = config.path(BLOBS_DIR)
+    for prefix in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        folder = os.path.join(root, prefix)
+        if not os.path.isdir(folder) or os.path.islink(folder):
+            orphans.append(folder)
+            continue
+        for name in sorted(os.listdir(folder)):
+            if not (name in named and blobs.is_sha256(name) and name[:2] == prefix):
+                orphans.append(os.path.join(folder, name))
+    root = config.path(SPOOL_DIR)
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        if name not in spooled:
+            orphans.append(os.path.join(root, name))
+    return orphans
+
+
+def _tables(conn, sha256):
+    return ", ".join(sorted({table for table, _ in mentions(conn, sha256)}))
+
+
+def mentions(conn, sha256):
+    """``[(table, size), ...]``: the rows that name one blob (for messages)."""
+    return sorted(set(conn.execute(
+        f"SELECT t, size FROM ({_mentions(conn)}) AS m WHERE m.sha256 = ?",
+        (sha256,))))

@@ -1,0 +1,143 @@
+"""Conflicts (SPEC §5, Conflicts): the listing of a user's unresolved
+conflicts, their resolution, and the names ``keep_both`` gives the copy it
+keeps beside the server's version.
+
+A resolution is one unit of work of ``sync.library.Library``: its changes get
+new revisions and append to the feed in the same transaction that marks the
+conflict resolved.
+"""
+
+import os
+from datetime import datetime, timezone
+
+from . import errors, paths
+from .db import database, write
+from .feed import change_json
+from .library import Library
+
+RESOLUTIONS = ("keep_server", "keep_client", "keep_both")
+MAX_CONFLICT_SUFFIX = 10000
+MAX_DEVICE_NAME_BYTES = 100
+
+_CONFLICT_COLUMNS = ("id", "path", "kind", "created_at", "server_rev", "server_op",
+                     "server_sha256", "server_size", "server_mtime", "server_device_id",
+                     "client_op", "client_sha256", "client_size", "client_mtime",
+                     "client_device_id", "client_to", "resolution", "resolved_at")
+
+
+def conflict_json(row):
+    conflict = {
+        "id": row["id"], "path": row["path"], "kind": row["kind"],
+        "created_at": row["created_at"],
+        "server": {"rev": row["server_rev"], "op": row["server_op"],
+                   "sha256": row["server_sha256"], "size": row["server_size"],
+                   "mtime": row["server_mtime"], "device_id": row["server_device_id"]},
+        "client": {"op": row["client_op"], "sha256": row["client_sha256"],
+                   "size": row["client_size"], "mtime": row["client_mtime"],
+                   "device_id": row["client_device_id"]},
+    }
+    if row["client_to"] is not None:
+        conflict["client"]["to"] = row["client_to"]
+    if row["resolved_at"] is not None:
+        conflict["resolved_at"] = row["resolved_at"]
+        conflict["resolution"] = row["resolution"]
+    return conflict
+
+
+def iter_conflicts(rt, user_id):
+    """The user's unresolved conflicts, oldest first, one at a time: a device
+    can make thousands, and the listing must not hold them all in memory."""
+    rows = database.execute_sql(
+        f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE user_id = ? "
+        f"AND resolved_at IS NULL ORDER BY created_at, rowid", (user_id,))
+    for r in rows:
+        yield conflict_json(dict(zip(_CONFLICT_COLUMNS, r)))
+
+
+def _device_name(device_id):
+    row = database.execute_sql("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
+    # A name goes into a path segment: no folder separators in it.
+    name = (row[0] if row else "unknown device").replace("/", "-").replace("\\", "-")
+    name = "".join(ch for ch in name if ch.isprintable()) or "device"
+    # Room for the name and extension within a 255-byte segment.
+    return name.encode("utf-8")[:MAX_DEVICE_NAME_BYTES].decode("utf-8", "ignore")
+
+
+def _conflict_name(library, path, device_name, date):
+    """The first free ``name (conflict <device> <date>[ n]).ext`` beside ``path``;
+    only a live entry makes a name taken."""
+    folder, _, base = path.rpartition("/")
+    stem, ext = os.path.splitext(base)
+    for n in range(1, MAX_CONFLICT_SUFFIX + 1):
+        tag = f" (conflict {device_name} {date}{'' if n == 1 else f' {n}'})"
+        room = paths.MAX_SEGMENT_BYTES - len((tag + ext).encode("utf-8"))
+        short = stem.encode("utf-8")[:max(room, 0)].decode("utf-8", "ignore")
+        candidate = (folder + "/" if folder else "") + short + tag + ext
+        try:
+            candidate = paths.normalize(candidate)
+        except paths.PathError:
+            break  # the extension leaves no room; later names are longer still
+        library.load([candidate])
+        if library.head(candidate) is None:
+            return candidate
+    raise errors.bad_request(errors.RESOLUTION_INVALID,
+                             "No free name is left beside this path for keep_both.")
+
+
+def _resolve_changes(rt, library, row, resolution):
+    """Apply ``resolution`` to the library; the entries it changed."""
+    if resolution == "keep_server" or row["client_op"] == "delete" and resolution == "keep_both":
+        return []
+    path, device_id = row["path"], row["client_device_id"]
+    date = datetime.fromtimestamp(rt.clock(), timezone.utc).strftime("%Y-%m-%d")
+    if row["client_op"] == "delete":
+        library.load([path])
+        return [library.delete(path, device_id)] if library.head(path) else []
+    if row["client_op"] == "move":
+        target = row["client_to"]
+        library.load([path, target])
+        if library.head(path) is None:
+            return []  # the source is gone: nothing left to move
+        if resolution == "keep_both":
+            target = _conflict_name(library, target, _device_name(device_id), date)
+        put = library.move(path, target, device_id)
+        return [library.entries[path], put]
+    library.load([path])
+    if resolution == "keep_both":
+        path = _conflict_name(library, path, _device_name(device_id), date)
+    head = library.head(path)
+    if head is not None and head["sha256"] == row["client_sha256"]:
+        return []
+    return [library.put(path, device_id, row["client_sha256"], row["client_size"],
+                        row["client_mtime"])]
+
+
+def resolve(rt, user_id, conflict_id, body):
+    """Settle one of the user's conflicts with ``keep_server``, ``keep_client``
+    or ``keep_both``; the resolution's changes append to the feed."""
+    resolution = body.get("resolution")
+    if not isinstance(resolution, str):
+        raise errors.bad_request(errors.BODY_INVALID, "'resolution' must be a string.")
+    with write():
+        found = database.execute_sql(
+            f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE id = ? AND user_id = ?",
+            (conflict_id, user_id)).fetchone()
+        if found is None:
+            raise errors.not_found(f"No conflict {conflict_id!r}.")
+        row = dict(zip(_CONFLICT_COLUMNS, found))
+        if resolution not in RESOLUTIONS:
+            raise errors.bad_request(
+                errors.RESOLUTION_INVALID,
+                f"'resolution' must be one of {', '.join(RESOLUTIONS)}.")
+        if row["resolved_at"] is not None:
+            raise errors.bad_request(errors.ALREADY_RESOLVED,
+                                     f"This conflict was resolved with {row['resolution']}.")
+        library = Library(rt, user_id)
+        changed = _resolve_changes(rt, library, row, resolution)
+        library.flush()
+        row["resolution"], row["resolved_at"] = resolution, library.now
+        database.execute_sql(
+            "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE id = ?",
+            (resolution, library.now, conflict_id))
+    return {"conflict": conflict_json(row), "results": [change_json(e) for e in changed]}
+

@@ -1,0 +1,150 @@
+"""The changes feed (SPEC §5, Changes feed and Ack): pages of a user's
+entries in revision order behind an opaque cursor, acknowledgements, and the
+purge of tombstones every device has acknowledged.
+
+Each entry row holds its latest state and a server-wide revision, so a page
+is one seek on the ``(user_id, rev)`` index; deletions stay as tombstones
+until every device of the user has acknowledged past them and the grace
+period is over (``users.horizon_rev`` then records the newest purged one).
+"""
+
+import json
+import re
+from datetime import datetime, timezone
+
+from . import cursors, errors
+from .db import current_rev, database, write
+from .library import MAX_INT
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+# A cursor handed out while a listing from the beginning is still below the
+# user's tombstone horizon carries this offset: it continues that listing and
+# is not expired by the horizon, unlike an ordinary cursor that old.
+LISTING_OFFSET = 10 ** 17
+
+
+def change_json(entry):
+    """An entry as a change of the feed."""
+    change = {"path": entry["path"], "op": "delete" if entry["deleted"] else "put",
+              "rev": entry["rev"], "size": entry["size"], "sha256": entry["sha256"],
+              "mtime": entry["mtime"], "device_id": entry["device_id"]}
+    if entry["moved_from"] is not None:
+        change["moved_from"] = entry["moved_from"]
+    return change
+
+
+# The page query: a seek on the (user_id, rev) index, then a forward read.
+# SQLite renders each change as JSON: the feed is the hot path of every sync.
+_CHANGE_FIELDS = ("'path', path, 'op', CASE WHEN deleted THEN 'delete' ELSE 'put' END, "
+                  "'rev', rev, 'size', size, 'sha256', sha256, 'mtime', mtime, "
+                  "'device_id', device_id")
+FEED_SQL = (f"SELECT rev, CASE WHEN moved_from IS NULL THEN json_object({_CHANGE_FIELDS}) "
+            f"ELSE json_object({_CHANGE_FIELDS}, 'moved_from', moved_from) END "
+            f"FROM entries WHERE user_id = ? AND rev > ? ORDER BY rev LIMIT ?")
+
+
+def _parse_limit(limit):
+    if limit is None:
+        return DEFAULT_LIMIT
+    if not isinstance(limit, str) or not re.fullmatch(r"[0-9]{1,7}", limit) \
+            or not 1 <= int(limit) <= MAX_LIMIT:
+        raise errors.bad_request(errors.LIMIT_INVALID,
+                                 f"'limit' must be an integer from 1 to {MAX_LIMIT}.")
+    return int(limit)
+
+
+def decode_cursor(rt, cursor):
+    """(rev, listing) of a cursor this server issued; 400 ``cursor_invalid`` else."""
+    rev = cursors.decode(rt.db_id, cursor)
+    listing = rev >= LISTING_OFFSET
+    if listing:
+        rev -= LISTING_OFFSET
+    if rev > current_rev():
+        raise errors.bad_request(errors.CURSOR_INVALID, "The cursor is not one this server issued.")
+    return rev, listing
+
+
+def changes(rt, user_id, cursor=None, limit=None):
+    """A page of the feed as JSON text: the user's entries changed after
+    ``cursor`` in rev order, each at its latest state (``cursor`` None lists
+    from the beginning), the next cursor and ``has_more``."""
+    limit = _parse_limit(limit)
+    with database.atomic():  # one snapshot: the horizon and the page agree
+        horizon = database.execute_sql(
+            "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
+        if not cursor:  # absent or empty (`?cursor=`): from the beginning
+            after, listing = 0, True
+        else:
+            after, listing = decode_cursor(rt, cursor)
+            if not listing and after < horizon:
+                raise errors.bad_request(
+                    errors.CURSOR_EXPIRED,
+                    "Deletions after this cursor have been purged: list the library "
+                    "again from the beginning.")
+        rows = database.execute_sql(FEED_SQL, (user_id, after, limit + 1)).fetchall()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1][0] if rows else after
+    if has_more and listing and last < horizon:
+        next_rev = LISTING_OFFSET + last
+    elif has_more:
+        next_rev = last
+    else:
+        # Nothing of the user's lies after `last`, and revisions up to the
+        # horizon are never handed out again.
+        next_rev = max(last, horizon)
+    return ('{"changes": [' + ", ".join(row[1] for row in rows) + '], "cursor": '
+            + json.dumps(cursors.encode(rt.db_id, next_rev)) + ', "has_more": '
+            + ("true" if has_more else "false") + "}")
+
+
+def ack(rt, device_id, body):
+    """Record that the device applied everything up to ``body["cursor"]``;
+    acks only move forward."""
+    cursor = body.get("cursor")
+    if not isinstance(cursor, str):
+        raise errors.bad_request(errors.BODY_INVALID, "'cursor' must be a string.")
+    with write():
+        rev, _ = decode_cursor(rt, cursor)
+        row = database.execute_sql(
+            "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
+        if row is None:  # deleted since the request was authenticated
+            raise errors.not_found("This device no longer exists.")
+        acked_rev, acked_at = row
+        if acked_rev is None or rev > acked_rev:
+            acked_rev, acked_at = rev, rt.now()
+            database.execute_sql("UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
+                                 (acked_rev, acked_at, device_id))
+    return {"device_id": device_id, "acked_cursor": cursors.encode(rt.db_id, acked_rev),
+            "acked_at": acked_at}
+
+
+def purge_tombstones(rt):
+    """Remove tombstones every device of their user has acknowledged past,
+    once the grace period has passed since they were written; each user's
+    ``horizon_rev`` records the newest purged one."""
+    cutoff = datetime.fromtimestamp(int(rt.clock() - rt.config.tombstone_grace),
+                                    timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with write():
+        users = database.execute_sql(
+            "SELECT u.id, u.horizon_rev, "
+            "(SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.acked_rev IS NULL), "
+            "(SELECT MIN(d.acked_rev) FROM devices d WHERE d.user_id = u.id) "
+            "FROM users u WHERE EXISTS (SELECT 1 FROM entries e WHERE e.user_id = u.id "
+            "AND e.deleted = 1 AND e.changed_at <= ?)", (cutoff,)).fetchall()
+        for user_id, horizon, unacked, min_acked in users:
+            if unacked:
+                continue
+            upto = MAX_INT if min_acked is None else min_acked
+            newest = database.execute_sql(
+                "SELECT MAX(rev) FROM entries WHERE user_id = ? AND deleted = 1 "
+                "AND rev <= ? AND changed_at <= ?", (user_id, upto, cutoff)).fetchone()[0]
+            if newest is None:
+                continue
+            database.execute_sql(
+                "DELETE FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? "
+                "AND changed_at <= ?", (user_id, upto, cutoff))
+            database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
+                                 (max(horizon, newest), user_id))
