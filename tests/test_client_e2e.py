@@ -222,26 +222,6 @@ def test_status_shows_both_directions_and_changes_nothing(laptops, capsys):
     assert set(tree(b)) == {"from-a.txt", "from-b.txt"}
 
 
-def test_watch_keeps_syncing_changes_made_between_passes(laptops, capsys):
-    a, b = laptops
-    engine = Engine(str(a), options=Options(quiet=True))
-    edits = iter([("one.txt", b"1"), ("two.txt", b"2")])
-
-    def sleep(seconds):
-        assert seconds == 7
-        rel, data = next(edits)
-        write(a, rel, data)
-
-    write(a, "zero.txt", b"0")
-    try:
-        assert cli.watch(engine, 7, passes=3, sleep=sleep) == 0
-    finally:
-        engine.close()
-    assert capsys.readouterr().out.count("sync: 1 up") == 3
-    assert sync(b) == 0
-    assert set(tree(b)) == {"zero.txt", "one.txt", "two.txt"}
-
-
 def test_the_client_runs_as_a_module(server, tmp_path):
     import subprocess
     import sys

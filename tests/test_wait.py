@@ -11,8 +11,10 @@ import time
 import pytest
 import webtest
 
-from sync import auth, cursors, janitor
+from sync import auth, cursors, history, janitor
 from sync.config import Config
+from sync.db import database
+from sync.models import Device
 from sync.wsgi import create_app, open_runtime
 
 from .conftest import Ids
@@ -330,3 +332,35 @@ def test_no_token_is_401(rt, anon):
 
 def test_only_post(dev):
     assert_error(dev.get("/changes/wait", status=405), 405, "method_not_allowed")
+
+
+# -- writers that came later: nothing of theirs knows about waiters ------------
+
+def as_service(call, *args):
+    """A service function called as its resource would (the thread's connection)."""
+    with database.connection_context():
+        return call(*args)
+
+
+def test_a_restore_wakes_the_waiter(rt, dev, device):
+    hold(device, "a.txt", b"one", rt=rt)
+    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
+    waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
+    waiting(rt, 1)
+    user_id = Device.get_by_id(device["id"]).user_id
+    answer = as_service(history.restore, rt, user_id, None, {"path": "a.txt", "rev": 1})
+    assert answer["status"] == "applied"
+    assert waiter.result() == {"changes": True}
+
+
+def test_a_rewind_wakes_the_waiter_and_a_dry_run_does_not(rt, dev, device):
+    hold(device, "a.txt", b"one", rt=rt)
+    hold(device, "b.txt", b"two", rt=rt)
+    waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
+    waiting(rt, 1)
+    user_id = Device.get_by_id(device["id"]).user_id
+    assert as_service(history.rewind, rt, user_id, None, {"rev": 1, "dry_run": True})["count"] == 1
+    time.sleep(0.5)
+    assert waiter.is_alive()
+    assert as_service(history.rewind, rt, user_id, None, {"rev": 1})["count"] == 1
+    assert waiter.result() == {"changes": True}

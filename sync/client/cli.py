@@ -8,9 +8,9 @@ import os
 import platform
 import socket
 import sys
-import time
 
 from . import state as state_mod
+from . import watch
 from .api import Api, ApiError, Unreachable
 from .engine import Engine, Options, PassError
 from .state import FolderError, FolderLock
@@ -42,12 +42,16 @@ def build_parser():
                           "server's, settle what can be settled. Exit status 0 when the "
                           "folder is in sync.")
     sync.add_argument("folder", metavar="FOLDER")
-    sync.add_argument("--watch", action="store_true", help="keep syncing until interrupted")
+    sync.add_argument("--watch", action="store_true",
+                      help="keep syncing until stopped (SIGTERM or Ctrl-C): local edits as "
+                      "the folder reports them, the server's as they happen")
     sync.add_argument("--interval", type=_positive_float, default=DEFAULT_INTERVAL_S,
                       metavar="SECONDS",
-                      help=f"seconds between passes with --watch (default {DEFAULT_INTERVAL_S})")
+                      help="with --watch, how often the folder is looked at where the system "
+                      f"gives no file events (default {DEFAULT_INTERVAL_S})")
     sync.add_argument("--quiet", action="store_true",
-                      help="no progress bars or per-file lines; only the summary and problems")
+                      help="no progress bars or per-file lines; only the summary and problems "
+                      "(with --watch, a line only for a pass that changed something)")
     sync.add_argument("--allow-mass-delete", action="store_true",
                       help="let a pass delete more than half of the files (on either side)")
     sync.add_argument("--chunk-size", type=int, default=None, metavar="BYTES",
@@ -159,34 +163,9 @@ def cmd_sync(args, api):
             summary = _one_pass(engine)
             reason = summary.reason()
             return fail(f"not in sync: {reason}") if reason else 0
-        return watch(engine, args.interval)
+        return watch.watch(engine, args.interval, quiet=args.quiet)
     finally:
         engine.close()
-
-
-def watch(engine, interval, passes=None, sleep=time.sleep):
-    """Sync every ``interval`` seconds (``passes`` times, or until
-    interrupted); a pass that fails is reported and the next one tries again,
-    except when the server refuses the device's token."""
-    done = 0
-    while passes is None or done < passes:
-        try:
-            summary = _one_pass(engine)
-            reason = summary.reason()
-            if reason:
-                fail(f"not in sync: {reason}")
-        except (PassError, Unreachable, FolderError) as exc:
-            fail(str(exc))
-        except OSError as exc:
-            fail(f"{exc.filename or 'the folder'}: {exc.strerror or exc}")
-        except ApiError as exc:
-            fail(_api_reason(exc))
-            if exc.status == 401:
-                return 1
-        done += 1
-        if passes is None or done < passes:
-            sleep(interval)
-    return 0
 
 
 def cmd_status(args, api):
