@@ -56,7 +56,10 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_user_rev ON entries (user_id, rev);
 CREATE INDEX IF NOT EXISTS entries_user_fold ON entries (user_id, fold);
-CREATE INDEX IF NOT EXISTS entries_user_sha256 ON entries (user_id, sha256);
+-- (sha256, user_id): whether one user, or anyone, still refers to a content.
+CREATE INDEX IF NOT EXISTS entries_sha256 ON entries (sha256, user_id);
+-- The tombstones in revision order, for the purge.
+CREATE INDEX IF NOT EXISTS entries_tombstones ON entries (user_id, rev) WHERE deleted = 1;
 
 CREATE TABLE IF NOT EXISTS conflicts (
     id               TEXT PRIMARY KEY,
@@ -81,6 +84,10 @@ CREATE TABLE IF NOT EXISTS conflicts (
     resolved_at      TEXT
 );
 CREATE INDEX IF NOT EXISTS conflicts_user ON conflicts (user_id, resolved_at);
+CREATE INDEX IF NOT EXISTS conflicts_client_sha256 ON conflicts (client_sha256, user_id)
+    WHERE resolved_at IS NULL;
+CREATE INDEX IF NOT EXISTS conflicts_server_sha256 ON conflicts (server_sha256)
+    WHERE resolved_at IS NULL;
 
 -- Content the server holds in blobs/ab/<sha256>. A row is written only
 -- after the file has been renamed into place and its directory fsynced.
@@ -111,6 +118,8 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 CREATE INDEX IF NOT EXISTS uploads_user ON uploads (user_id);
 CREATE INDEX IF NOT EXISTS uploads_touched ON uploads (state, touched_at);
+CREATE INDEX IF NOT EXISTS uploads_open ON uploads (user_id) WHERE state = 'open';
+CREATE INDEX IF NOT EXISTS uploads_sha256 ON uploads (sha256);
 
 -- A chunk row exists only once its bytes are written and fsynced.
 CREATE TABLE IF NOT EXISTS upload_chunks (
@@ -167,3 +176,28 @@ CREATE INDEX IF NOT EXISTS revisions_aging ON revisions (COALESCE(replaced_at, c
 -- The trash: deletions that are still their path's newest revision.
 CREATE INDEX IF NOT EXISTS revisions_trash ON revisions (user_id, rev)
     WHERE deleted = 1 AND replaced_at IS NULL;
+
+-- Maintained figures (schema 4): each is changed in the same write transaction as the
+-- change that moves it, so that no request counts the library. `app.py
+-- check` recounts them and `check --repair` rewrites them.
+-- `entries`: the user's rows in entries (tombstones included); `bytes`: the
+-- size of each distinct content the user's live entries and unresolved
+-- conflicts' client side hold, counted once (what --quota limits).
+CREATE TABLE IF NOT EXISTS user_counts (
+    user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    entries INTEGER NOT NULL DEFAULT 0,
+    bytes   INTEGER NOT NULL DEFAULT 0
+);
+-- The user's entries whose rev is at or before the device's acked cursor;
+-- pending_changes = user_counts.entries - acked_entries. No row: 0.
+CREATE TABLE IF NOT EXISTS device_counts (
+    device_id     TEXT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+    acked_entries INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+-- Content that may have lost its last reference, queued as it happens; the
+-- clean-up checks each against what still refers to content and removes
+-- the blob when nothing does.
+CREATE TABLE IF NOT EXISTS blob_queue (
+    sha256    TEXT PRIMARY KEY,
+    queued_at TEXT NOT NULL
+) WITHOUT ROWID;

@@ -1,5 +1,6 @@
-"""``check``: verify a data directory (the database's integrity, every blob
-a row names, by size and sha256) and, with ``repair``, remove what nothing
+"""``check``: verify a data directory (the database's integrity, the
+maintained counts against a recount, every blob a row names, by size and
+sha256) and, with ``repair``, rewrite wrong counts and remove what nothing
 names: orphan files under ``blobs/`` and ``spool/``, and upload sessions whose
 spool file is gone. ``repair`` takes the data directory's lock and refuses
 while a server runs.
@@ -9,7 +10,7 @@ import os
 import shutil
 import sqlite3
 
-from . import blobs
+from . import blobs, counts
 from .backup import COMPLETING, SPOOLED_SESSIONS, _mentions, referenced
 from .datadir import BLOBS_DIR, DB_NAME, SPOOL_DIR, lock_data_dir, open_existing, server_running
 
@@ -55,6 +56,7 @@ def _check(config, repair, out):
             return problems
         for row in conn.execute("PRAGMA foreign_key_check"):
             problem(f"database: foreign key broken in {row[0]} (rowid {row[1]} -> {row[2]})")
+        _check_counts(conn, repair, out, problem)
         refs = referenced(conn)
         spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
 
@@ -106,6 +108,25 @@ def _check(config, repair, out):
             problem(f"orphan {rel} (nothing names it; --repair removes it)")
     out("no problems" if not problems else f"{problems} problem(s)")
     return problems
+
+
+def _check_counts(conn, repair, out, problem):
+    """The maintained figures (pending changes, quota usage) against a recount."""
+    conn.execute("BEGIN")
+    try:
+        wrong = counts.differences(conn)
+    finally:
+        conn.execute("COMMIT")
+    if not wrong:
+        out("counts: pending changes and quota usage match a recount")
+        return
+    for what, stored, real in wrong:
+        if repair:
+            out(f"fixed {what}: was {stored}, is {real}")
+        else:
+            problem(f"{what} is {stored}, a recount says {real} (--repair fixes it)")
+    if repair:
+        with_transaction(conn, [(statement, ()) for statement in counts.REWRITE])
 
 
 def with_transaction(conn, statements):

@@ -4,7 +4,7 @@ Service functions take the ``Runtime`` and the caller's ``Principal``; they
 raise ``SyncError`` for the 4xx answers of SPEC §3 and §5 (Devices).
 """
 
-from . import blobs, cursors, errors
+from . import blobs, counts, cursors, errors, library
 from .auth import app_password_hash, issue_device_token, new_app_password
 from .db import database, write
 from .models import Device
@@ -34,15 +34,7 @@ def _check_platform(value):
     return value
 
 
-def pending_changes(device):
-    after = device.acked_rev or 0
-    row = database.execute_sql(
-        "SELECT COUNT(*) FROM entries WHERE user_id = ? AND rev > ?",
-        (device.user_id, after)).fetchone()
-    return row[0]
-
-
-def to_json(rt, device):
+def to_json(rt, device, pending=None):
     return {
         "id": device.id,
         "name": device.name,
@@ -51,7 +43,8 @@ def to_json(rt, device):
         "last_seen_at": device.last_seen_at,
         "acked_cursor": (None if device.acked_rev is None
                          else cursors.encode(rt.db_id, device.acked_rev)),
-        "pending_changes": pending_changes(device),
+        # Maintained as changes commit and as the device acks (sync.counts).
+        "pending_changes": counts.pending_changes(device.id) if pending is None else pending,
         "app_password": device.app_password_hash is not None,
     }
 
@@ -86,9 +79,13 @@ def register(rt, principal, body):
 
 
 def list_devices(rt, principal):
-    devices = (Device.select().where(Device.user == principal.user)
-               .order_by(Device.created_at, Device.id))
-    return {"devices": [to_json(rt, d) for d in devices]}
+    with database.atomic():  # one snapshot: the devices and their counts agree
+        devices = list(Device.select().where(Device.user == principal.user)
+                       .order_by(Device.created_at, Device.id))
+        pending = dict(database.execute_sql(
+            f"SELECT d.id, {counts.PENDING_SQL} FROM devices d WHERE d.user_id = ?",
+            (principal.user.id,)))
+    return {"devices": [to_json(rt, d, pending.get(d.id, 0)) for d in devices]}
 
 
 def get(rt, principal, device_id):
@@ -115,8 +112,12 @@ def delete(rt, principal, device_id):
     _forbid_device_token(principal, "delete devices")
     with write():
         device = _lookup(principal, device_id)
-        upload_ids = [r[0] for r in database.execute_sql(
-            "SELECT id FROM uploads WHERE device_id = ?", (device.id,))]
+        sessions = database.execute_sql(
+            "SELECT id, sha256 FROM uploads WHERE device_id = ?", (device.id,)).fetchall()
+        upload_ids = [r[0] for r in sessions]
+        # A session's content may be in the blob store already (a completion
+        # cut short): the clean-up checks it.
+        library.queue_content({r[1] for r in sessions}, rt.now())
         device.delete_instance()
     for upload_id in upload_ids:
         blobs.remove_spool(rt.config, upload_id)

@@ -10,9 +10,10 @@ period is over (``users.horizon_rev`` then records the newest purged one).
 
 import json
 import re
+import time
 from datetime import datetime, timezone
 
-from . import cursors, errors
+from . import counts, cursors, errors
 from .db import current_rev, database, write
 from .library import MAX_INT
 
@@ -109,11 +110,13 @@ def ack(rt, device_id, body):
     with write():
         rev, _ = decode_cursor(rt, cursor)
         row = database.execute_sql(
-            "SELECT acked_rev, acked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
+            "SELECT acked_rev, acked_at, user_id FROM devices WHERE id = ?",
+            (device_id,)).fetchone()
         if row is None:  # deleted since the request was authenticated
             raise errors.not_found("This device no longer exists.")
-        acked_rev, acked_at = row
+        acked_rev, acked_at, user_id = row
         if acked_rev is None or rev > acked_rev:
+            counts.acked(user_id, device_id, acked_rev, rev)
             acked_rev, acked_at = rev, rt.now()
             database.execute_sql("UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
                                  (acked_rev, acked_at, device_id))
@@ -121,30 +124,58 @@ def ack(rt, device_id, body):
             "acked_at": acked_at}
 
 
-def purge_tombstones(rt):
+PURGE_BATCH = 1000
+
+
+def purge_tombstones(rt, pause=None):
     """Remove tombstones every device of their user has acknowledged past,
     once the grace period has passed since they were written; each user's
-    ``horizon_rev`` records the newest purged one."""
+    ``horizon_rev`` records the newest purged one. Works in batches of at
+    most ``PURGE_BATCH`` rows, one write transaction each (``pause()`` runs
+    between them), walking each user's tombstones in revision order from
+    the horizon: a pass costs what it purges, not the size of the library.
+    Returns ``(rows purged, longest transaction in seconds)``."""
     cutoff = datetime.fromtimestamp(int(rt.clock() - rt.config.tombstone_grace),
                                     timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with write():
-        users = database.execute_sql(
-            "SELECT u.id, u.horizon_rev, "
-            "(SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.acked_rev IS NULL), "
-            "(SELECT MIN(d.acked_rev) FROM devices d WHERE d.user_id = u.id) "
-            "FROM users u WHERE EXISTS (SELECT 1 FROM entries e WHERE e.user_id = u.id "
-            "AND e.deleted = 1 AND e.changed_at <= ?)", (cutoff,)).fetchall()
-        for user_id, horizon, unacked, min_acked in users:
-            if unacked:
-                continue
-            upto = MAX_INT if min_acked is None else min_acked
-            newest = database.execute_sql(
-                "SELECT MAX(rev) FROM entries WHERE user_id = ? AND deleted = 1 "
-                "AND rev <= ? AND changed_at <= ?", (user_id, upto, cutoff)).fetchone()[0]
-            if newest is None:
-                continue
-            database.execute_sql(
-                "DELETE FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? "
-                "AND changed_at <= ?", (user_id, upto, cutoff))
-            database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
-                                 (max(horizon, newest), user_id))
+    purged, longest = 0, 0.0
+    for (user_id,) in database.execute_sql("SELECT id FROM users").fetchall():
+        while True:
+            started = time.monotonic()
+            with write():
+                n = _purge_batch(user_id, cutoff)
+            longest = max(longest, time.monotonic() - started)
+            purged += n
+            if n < PURGE_BATCH:
+                break
+            if pause is not None:
+                pause()
+    return purged, longest
+
+
+def _purge_batch(user_id, cutoff):
+    horizon, unacked, min_acked = database.execute_sql(
+        "SELECT horizon_rev, (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id "
+        "AND d.acked_rev IS NULL), (SELECT MIN(d.acked_rev) FROM devices d "
+        "WHERE d.user_id = u.id) FROM users u WHERE u.id = ?", (user_id,)).fetchone()
+    if unacked:
+        return 0
+    upto = MAX_INT if min_acked is None else min_acked
+    # In revision order: the walk stops at the first tombstone whose grace
+    # period has not passed (the later ones are younger).
+    rows = database.execute_sql(
+        "SELECT rev, changed_at FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? "
+        "ORDER BY rev LIMIT ?", (user_id, upto, PURGE_BATCH)).fetchall()
+    revs = []
+    for rev, changed_at in rows:
+        if changed_at > cutoff:
+            break
+        revs.append(rev)
+    if not revs:
+        return 0
+    database.execute_sql(
+        "DELETE FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? AND rev IN "
+        "(SELECT value FROM json_each(?))", (user_id, revs[-1], json.dumps(revs)))
+    database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
+                         (max(horizon, revs[-1]), user_id))
+    counts.entries_removed(user_id, revs)
+    return len(revs)

@@ -1,22 +1,78 @@
 """Periodic clean-up in the server process: revisions retention no longer
-keeps, expired upload sessions and their spool files, unreferenced blobs,
-and tombstones every device has acknowledged past the grace period."""
+keeps, expired upload sessions and their spool files, content nothing refers to any more, and tombstones every
+device has acknowledged past the grace period.
+
+A pass costs what changed since the last one, not the size of the library:
+content that may have lost its last reference is queued in ``blob_queue``
+by the transaction that dropped the reference (``library.queue_content``),
+expired sessions are found through their ``touched_at`` index, tombstones
+through theirs. Everything is done in short batches, one write transaction
+each (about ``BATCH_S`` seconds at most), with a pause between them so that
+waiting writers go first. Only ``app.py check`` scans everything.
+"""
 
 import logging
 import threading
+import time
 
-from . import feed, history, uploads
-from .db import database
+from . import blobs, feed, history, library, uploads
+from .db import database, write
 
 log = logging.getLogger("sync.janitor")
 
+BATCH_S = 0.05  # stop taking work into a batch after this long
+BLOB_BATCH = 500  # candidates looked at per batch, at most
+PAUSE_S = 0.005  # between two batches: let a waiting writer in
 
-def run_once(rt):
-    """One clean-up pass; safe to call at any time, from any thread."""
+
+def _pause():
+    time.sleep(PAUSE_S)
+
+
+def sweep_blobs(rt, pause=_pause):
+    """Remove the queued content nothing refers to any more: its file and
+    its row, inside the write transaction that checked it (so no request can
+    start referring to it in between). Returns ``(blobs removed, longest
+    transaction in seconds)``."""
+    removed, longest = 0, 0.0
+    while True:
+        started = time.monotonic()
+        with write():
+            queued = [r[0] for r in database.execute_sql(
+                "SELECT sha256 FROM blob_queue LIMIT ?", (BLOB_BATCH,))]
+            needed = library.content_referenced(queued)
+            done, gone = [], []
+            for sha256 in queued:
+                if sha256 not in needed:
+                    if blobs.is_sha256(sha256):
+                        blobs.remove_blob(rt.config, sha256)
+                    gone.append((sha256,))
+                done.append((sha256,))
+                if time.monotonic() - started > BATCH_S:
+                    break
+            cursor = database.cursor()
+            cursor.executemany("DELETE FROM blobs WHERE sha256 = ?", gone)
+            cursor.executemany("DELETE FROM blob_queue WHERE sha256 = ?", done)
+        longest = max(longest, time.monotonic() - started)
+        removed += len(gone)
+        if not queued or len(done) == len(queued) < BLOB_BATCH:
+            break
+        if pause is not None:
+            pause()
+    return removed, longest
+
+
+def run_once(rt, pause=_pause):
+    """One clean-up pass; safe to call at any time, from any thread.
+    Returns what it removed and the longest write transaction it held."""
     with database.connection_context():
-        history.expire(rt)  # before the sweep, which then collects their content
-        uploads.sweep(rt)
-        feed.purge_tombstones(rt)
+        # First: the content of the revisions it drops is queued for the sweep.
+        history.expire(rt, on_dropped=lambda shas: library.queue_content(shas, rt.now()))
+        sessions, t1 = uploads.sweep(rt, pause)
+        removed, t2 = sweep_blobs(rt, pause)
+        tombstones, t3 = feed.purge_tombstones(rt, pause)
+    return {"uploads": sessions, "blobs": removed, "tombstones": tombstones,
+            "longest_write_s": max(t1, t2, t3)}
 
 
 def start(rt):

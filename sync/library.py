@@ -17,7 +17,7 @@ import json
 import operator
 import re
 
-from . import errors, paths
+from . import counts, errors, paths
 from .db import after_commit, current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
@@ -68,8 +68,13 @@ class Library:
         self.loaded_conflict_paths = set()
         self.dirty = {}
         self.new_conflicts = []
+        self.resolved = []
         self.first_rev = None
         self.revs_used = 0
+        # path -> (rev, sha256 or None, size) as the database holds it, None
+        # for no row: what the maintained counts are adjusted from.
+        self.original = {}
+        self.bytes_delta = 0
         # History: every revision made here, in order, and the revisions of
         # rows loaded from the database that they replace.
         self.revisions = []
@@ -88,9 +93,11 @@ class Library:
             for row in database.execute_sql(
                     f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND path IN ({_marks(len(chunk))})",
                     [uid] + chunk):
-                self.entries[row[0]] = dict(zip(_COLUMNS, row))
+                self.entries[row[0]] = entry = dict(zip(_COLUMNS, row))
+                self.original[row[0]] = _original(entry)
         for p in new_paths:
             self.entries.setdefault(p, None)
+            self.original.setdefault(p, None)
         self._load_folds({paths.fold(p) for p in path_list})
         if conflicts:
             self._load_conflicts(path_list)
@@ -104,6 +111,7 @@ class Library:
                     f"AND fold IN ({_marks(len(chunk))})", [self.user_id] + chunk):
                 entry = dict(zip(_COLUMNS, row))
                 self.entries.setdefault(entry["path"], entry)
+                self.original.setdefault(entry["path"], _original(entry))
         # The rows in memory are newer than the database for paths changed here.
         for f in new_folds:
             self.live_by_fold[f] = set()
@@ -230,11 +238,48 @@ class Library:
             self.held[row["client_sha256"]] = row["client_size"]
         return row["id"]
 
+    def resolve_conflict(self, row, resolution):
+        """Mark the conflict ``row`` resolved (written by ``flush``)."""
+        row["resolution"], row["resolved_at"] = resolution, self.now
+        self.resolved.append(row)
+
+    def _originals(self):
+        """The database's rows of the changed paths, for the counts."""
+        missing = [p for p in self.dirty if p not in self.original]
+        for chunk in _chunks(missing):
+            for row in database.execute_sql(
+                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? "
+                    f"AND path IN ({_marks(len(chunk))})", [self.user_id] + chunk):
+                self.original[row[0]] = _original(dict(zip(_COLUMNS, row)))
+        return {p: self.original.get(p) for p in self.dirty}
+
     def flush(self):
-        """Write the changed rows and new conflicts (inside the caller's
-        transaction). Every change of a library passes here: once the
-        transaction commits, the requests waiting for this user's changes
-        wake (``sync.waiting``)."""
+        """Write the changed rows, new conflicts and resolutions, and adjust
+        the maintained counts and the queue of content that may have lost its
+        last reference (inside the caller's transaction). Every change of a
+        library passes here: once the transaction commits, the requests
+        waiting for this user's changes wake (``sync.waiting``)."""
+        originals = self._originals()
+        sizes = {}  # content whose holders may change -> its size
+        dropped = set()  # content a row stopped referring to
+        for path, old in originals.items():
+            new = self.dirty[path]
+            if old is not None and old[1] is not None:
+                sizes[old[1]] = old[2]
+                if old[1] != new["sha256"]:
+                    dropped.add(old[1])
+            if new["sha256"] is not None:
+                sizes[new["sha256"]] = new["size"]
+        for row in self.new_conflicts:
+            if row["client_sha256"] is not None:
+                sizes[row["client_sha256"]] = row["client_size"]
+        for row in self.resolved:
+            if row["client_sha256"] is not None:
+                sizes[row["client_sha256"]] = row["client_size"]
+                dropped.add(row["client_sha256"])
+            if row["server_sha256"] is not None:
+                dropped.add(row["server_sha256"])
+        before = counts.held(self.user_id, sizes)
         if self.revs_used:
             first = next_revs(self.revs_used)
             if first != self.first_rev:
@@ -260,6 +305,20 @@ class Library:
                 f"INSERT INTO conflicts ({', '.join(columns)}) VALUES ({_marks(len(columns))})",
                 [tuple(self.user_id if c == "user_id" else row[c] for c in columns)
                  for row in self.new_conflicts])
+        if self.resolved:
+            cursor.executemany(
+                "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE id = ?",
+                [(row["resolution"], row["resolved_at"], row["id"]) for row in self.resolved])
+        after = counts.held(self.user_id, sizes)
+        self.bytes_delta = (sum(sizes[s] or 0 for s in after - before)
+                            - sum(sizes[s] or 0 for s in before - after))
+        counts.add_user(self.user_id, bytes_=self.bytes_delta)
+        counts.entries_changed(self.user_id,
+                               [old[0] for old in originals.values() if old is not None],
+                               sum(1 for old in originals.values() if old is None))
+        queue_content(dropped - after, self.now)
+        for path, entry in self.dirty.items():
+            self.original[path] = _original(entry)
         if self.revisions:
             cursor.executemany(
                 "INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, "
@@ -273,6 +332,7 @@ class Library:
                                self.replaced)
         self.dirty = {}
         self.new_conflicts = []
+        self.resolved = []
         self.first_rev = None
         self.revs_used = 0
         self.revisions = []
@@ -328,6 +388,10 @@ class Library:
         return _result("applied", self.move(source, target, device_id)["rev"])
 
 
+def _original(entry):
+    return (entry["rev"], None if entry["deleted"] else entry["sha256"], entry["size"])
+
+
 def _result(status, rev=None, conflict_id=None):
     result = {"status": status, "rev": rev}
     if conflict_id is not None:
@@ -336,6 +400,38 @@ def _result(status, rev=None, conflict_id=None):
 
 
 # -- content and uploads -------------------------------------------------------
+
+# Whether anything still needs a content: the clean-up removes a blob only
+# when this finds nothing. Every table that refers to content by its sha256
+# has its branch here (all indexed), and every change that drops such a
+# reference queues the content with ``queue_content``.
+CONTENT_REFERENCED_SQL = (
+    "SELECT j.value FROM json_each(?) j WHERE "
+    "EXISTS (SELECT 1 FROM entries WHERE sha256 = j.value AND deleted = 0) "
+    "OR EXISTS (SELECT 1 FROM conflicts WHERE client_sha256 = j.value AND resolved_at IS NULL) "
+    "OR EXISTS (SELECT 1 FROM conflicts WHERE server_sha256 = j.value AND resolved_at IS NULL) "
+    "OR EXISTS (SELECT 1 FROM uploads WHERE sha256 = j.value AND state = 'open') "
+    "OR EXISTS (SELECT 1 FROM revisions WHERE sha256 = j.value)")
+
+
+def content_referenced(shas):
+    """The subset of ``shas`` that something still refers to."""
+    found = set()
+    for chunk in _chunks(shas):
+        found.update(row[0] for row in database.execute_sql(
+            CONTENT_REFERENCED_SQL, (json.dumps(chunk),)))
+    return found
+
+
+def queue_content(shas, now):
+    """Queue content that may have lost its last reference for the clean-up
+    (inside the write transaction that dropped the reference)."""
+    shas = [s for s in shas if s is not None]
+    if shas:
+        database.cursor().executemany(
+            "INSERT OR IGNORE INTO blob_queue (sha256, queued_at) VALUES (?, ?)",
+            [(s, now) for s in shas])
+
 
 def holds_content(user_id, sha256):
     """Whether the user's library references this content: a live entry with

@@ -96,6 +96,51 @@ INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, device_
     FROM entries WHERE deleted = 0;
 """
 
+# -- schema 4: maintained counts and the clean-up queue -----------------------
+
+def _counts_step(conn):
+    """Figures that requests used to count are kept as changes commit (filled
+    here by a recount); the clean-up works from a queue of content that may
+    have lost its last reference, so every blob of the old database is
+    queued once."""
+    sql("""
+CREATE TABLE user_counts (
+    user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    entries INTEGER NOT NULL DEFAULT 0,
+    bytes   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE device_counts (
+    device_id     TEXT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+    acked_entries INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE blob_queue (
+    sha256    TEXT PRIMARY KEY,
+    queued_at TEXT NOT NULL
+) WITHOUT ROWID;
+DROP INDEX IF EXISTS entries_user_sha256;
+CREATE INDEX entries_sha256 ON entries (sha256, user_id);
+CREATE INDEX entries_tombstones ON entries (user_id, rev) WHERE deleted = 1;
+CREATE INDEX conflicts_client_sha256 ON conflicts (client_sha256, user_id)
+    WHERE resolved_at IS NULL;
+CREATE INDEX conflicts_server_sha256 ON conflicts (server_sha256) WHERE resolved_at IS NULL;
+CREATE INDEX uploads_open ON uploads (user_id) WHERE state = 'open';
+CREATE INDEX uploads_sha256 ON uploads (sha256);
+INSERT INTO blob_queue (sha256, queued_at) SELECT sha256, created_at FROM blobs;
+INSERT INTO user_counts (user_id, entries, bytes)
+    SELECT u.id, (SELECT COUNT(*) FROM entries e WHERE e.user_id = u.id),
+           (SELECT COALESCE(SUM(size), 0) FROM (
+                SELECT sha256, size FROM entries WHERE user_id = u.id AND deleted = 0
+                AND sha256 IS NOT NULL
+                UNION SELECT client_sha256, client_size FROM conflicts WHERE user_id = u.id
+                AND resolved_at IS NULL AND client_sha256 IS NOT NULL))
+    FROM users u;
+INSERT INTO device_counts (device_id, acked_entries)
+    SELECT d.id, (SELECT COUNT(*) FROM entries e WHERE e.user_id = d.user_id
+                  AND e.rev <= d.acked_rev) FROM devices d;
+""")(conn)
+
+
+# -- schema 5: user revoke ------------------------------------------------------
 _REVOKE = """
 ALTER TABLE users ADD COLUMN tokens_revoked_at REAL;
 """
@@ -103,7 +148,8 @@ ALTER TABLE users ADD COLUMN tokens_revoked_at REAL;
 STEPS = (
     Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
     Step(3, "history: the revisions of every path", sql(_REVISIONS_V3)),
-    Step(4, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
+    Step(4, "maintained counts and the clean-up queue", _counts_step),
+    Step(5, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
 )
 
 

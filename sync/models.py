@@ -208,5 +208,42 @@ class Revision(BaseModel):
         table_name = "revisions"
 
 
+class UserCount(BaseModel):
+    """Maintained figures of a user: rows in ``entries`` and bytes of
+    distinct content held (the quota's usage); see ``sync.counts``."""
+
+    user = peewee.ForeignKeyField(User, column_name="user_id", primary_key=True,
+                                  on_delete="CASCADE")
+    entries = peewee.IntegerField(default=0)
+    bytes = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "user_counts"
+
+
+class DeviceCount(BaseModel):
+    """How many of its user's entries a device has acknowledged (rev at or
+    before its acked cursor); see ``sync.counts``."""
+
+    device = peewee.ForeignKeyField(Device, column_name="device_id", primary_key=True,
+                                    on_delete="CASCADE")
+    acked_entries = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "device_counts"
+        without_rowid = True
+
+
+class BlobQueue(BaseModel):
+    """Content that may have lost its last reference, for the clean-up."""
+
+    sha256 = peewee.TextField(primary_key=True)
+    queued_at = peewee.TextField()
+
+    class Meta:
+        table_name = "blob_queue"
+        without_rowid = True
+
+
 ALL_MODELS = (Meta, User, Device, Entry, Conflict, Blob, Upload, UploadChunk, DavFolder,
-              DavProperty, Revision)
+              DavProperty, Revision, UserCount, DeviceCount, BlobQueue)

@@ -16,12 +16,14 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import json
 import math
 import os
 import re
 import threading
+import time
 
-from . import blobs, errors, library
+from . import blobs, counts, errors, library
 from .config import KIB, MIB
 from .db import database, write
 from .models import Upload, UploadChunk
@@ -133,11 +135,10 @@ def _check_body(rt, body):
 
 
 def _held_bytes(user_id):
-    """Bytes the user's live entries hold (each content once) plus the size
-    of the user's open sessions that will write a spool file."""
-    held = database.execute_sql(
-        "SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT sha256, size FROM entries "
-        "WHERE user_id = ? AND deleted = 0 AND sha256 IS NOT NULL)", (user_id,)).fetchone()[0]
+    """Bytes the user's content holds (each content once; maintained, see
+    ``sync.counts``) plus the size of the user's open sessions that will
+    write a spool file (a bounded number)."""
+    held = counts.usage(user_id)
     pending = database.execute_sql(
         "SELECT COALESCE(SUM(size), 0) FROM uploads "
         "WHERE user_id = ? AND state = 'open' AND instant = 0", (user_id,)).fetchone()[0]
@@ -431,35 +432,48 @@ def cancel(rt, user, upload_id):
         with write():
             upload = _get(rt, user, upload_id)
             upload.delete_instance()
+            library.queue_content([upload.sha256], rt.now())
         blobs.remove_spool(rt.config, upload_id)
 
 
-def sweep(rt):
-    """Remove expired sessions with their spool files, spool files without
-    a session (left by a crash), and blobs nothing refers to. Everything is
-    decided and deleted inside one write transaction, so a request cannot
-    start referring to a blob between the check and the delete."""
+SWEEP_BATCH = 500
+
+
+def sweep(rt, pause=None):
+    """Remove expired sessions with their spool files (found through the
+    ``touched_at`` index, in batches of ``SWEEP_BATCH``, one write
+    transaction each, ``pause()`` between them) and spool files without a
+    session (left by a crash). A removed session's content is queued for
+    the blob clean-up. Returns ``(sessions removed, longest transaction in s)``."""
     cutoff = iso(rt.clock() - rt.config.upload_expiry)
+    removed, longest = 0, 0.0
+    while True:
+        started = time.monotonic()
+        with write():
+            expired = database.execute_sql(
+                "SELECT id, sha256 FROM uploads WHERE state IN ('open', 'completed') "
+                "AND touched_at <= ? LIMIT ?", (cutoff, SWEEP_BATCH)).fetchall()
+            if expired:
+                Upload.delete().where(Upload.id.in_([r[0] for r in expired])).execute()
+                library.queue_content({r[1] for r in expired}, rt.now())
+        longest = max(longest, time.monotonic() - started)
+        for upload_id, _ in expired:
+            blobs.remove_spool(rt.config, upload_id)
+        removed += len(expired)
+        if len(expired) < SWEEP_BATCH:
+            break
+        if pause is not None:
+            pause()
+    started = time.monotonic()
     with write():
-        expired = [r[0] for r in database.execute_sql(
-            "SELECT id FROM uploads WHERE touched_at <= ?", (cutoff,))]
-        if expired:
-            Upload.delete().where(Upload.id.in_(expired)).execute()
-        sessions = {r[0] for r in database.execute_sql("SELECT id FROM uploads")}
-        for upload_id in blobs.spool_ids(rt.config):
+        # Inside the write lock: a session is created (and its spool file
+        # reserved) in one, so no new session's file is taken for a leftover.
+        files = list(blobs.spool_ids(rt.config))
+        sessions = {r[0] for r in database.execute_sql(
+            "SELECT id FROM uploads WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(files),))}
+        for upload_id in files:
             if upload_id not in sessions:
                 blobs.remove_spool(rt.config, upload_id)
-        used = {r[0] for r in database.execute_sql(
-            "SELECT sha256 FROM entries WHERE deleted = 0 AND sha256 IS NOT NULL "
-            "UNION SELECT server_sha256 FROM conflicts WHERE resolved_at IS NULL "
-            "UNION SELECT client_sha256 FROM conflicts WHERE resolved_at IS NULL "
-            "UNION SELECT sha256 FROM uploads WHERE state = 'open' "
-            "UNION SELECT sha256 FROM revisions WHERE sha256 IS NOT NULL")}
-        rows = {r[0] for r in database.execute_sql("SELECT sha256 FROM blobs")}
-        files = set(blobs.blob_files(rt.config))
-        unused = (rows | files) - used
-        for sha256 in unused:
-            blobs.remove_blob(rt.config, sha256)
-        database.connection().executemany(
-            "DELETE FROM blobs WHERE sha256 = ?", [(sha256,) for sha256 in unused])
-    return {"uploads": len(expired), "blobs": len(unused)}
+    longest = max(longest, time.monotonic() - started)
+    return removed, longest

@@ -6,7 +6,7 @@ the row that names it commits, and the library changes through
 import hashlib
 import os
 
-from sync import auth, blobs, check, datadir, janitor
+from sync import auth, blobs, check, counts, datadir, janitor
 from sync import library as engine
 from sync.config import Config
 from sync.db import database, write
@@ -96,3 +96,13 @@ def run_check(config, repair=False):
     lines = []
     problems = check.check(config, repair=repair, out=lines.append)
     return problems, lines
+
+
+def recount(config):
+    """Rewrite the maintained counts from the tables, as the server would
+    have kept them, after a test wrote rows directly."""
+    conn = datadir.open_existing(config.path("sync.sqlite3"))
+    try:
+        check.with_transaction(conn, [(statement, ()) for statement in counts.REWRITE])
+    finally:
+        conn.close()

@@ -63,6 +63,7 @@ def live(rt):
             "INSERT INTO upload_chunks (upload_id, idx, size) VALUES ('0123456789ab', 0, 2000)")
     with open(blobs.spool_path(rt.config, "0123456789ab"), "wb") as f:
         f.write(b"\0" * 2000)
+    kit.recount(rt.config)
     return rt
 
 

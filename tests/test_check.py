@@ -112,6 +112,7 @@ def test_conflicts_and_instant_uploads_keep_their_blobs(rt, seeded):
         sql("INSERT INTO uploads (id, user_id, device_id, path, size, sha256, chunk_size, "
             "chunk_count, instant, created_at, touched_at) VALUES ('0123456789ab', 1, ?, "
             "'d.txt', 26, ?, 262144, 1, 1, 'x', 'x')", (device_id, instant))
+    kit.recount(rt.config)
     count, lines = kit.run_check(rt.config)
     assert problems_of(lines) == [
         f"PROBLEM orphan {os.path.join('blobs', resolved[:2], resolved)} "
@@ -170,6 +171,7 @@ def test_no_database_is_a_clear_error(tmp_path):
 def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
     sql("INSERT INTO entries (user_id, path, fold, rev, size, sha256, mtime, changed_at) "
         "VALUES (1, 'copy.txt', 'copy.txt', 99, 1, ?, 0, 'x')", (seeded["a.txt"],))
+    kit.recount(rt.config)
     count, lines = kit.run_check(rt.config)
     assert count == 1
     assert problems_of(lines)[0].startswith(

@@ -126,7 +126,10 @@ SCHEMAS = {
         "acked_cursor": {**nullable(ref("Cursor")), "description": "Null until the first ack."},
         "pending_changes": {"type": "integer", "minimum": 0,
                             "description": "Library entries (tombstones included) changed "
-                                           "after the acked cursor."},
+                                           "after the acked cursor (all of them before the "
+                                           "first ack). Kept as changes commit and as the "
+                                           "device acks: reading it costs the same at any "
+                                           "library size."},
         "app_password": {"type": "boolean",
                          "description": "Whether the device has a WebDAV app password "
                                         "(`POST /devices/{id}/app-password`)."},
@@ -641,6 +644,10 @@ def sync_operations():
                              ["already_resolved", "resolution_invalid", "body_invalid"]),
                 "404": error("No such conflict, or another user's.", ["not_found"]),
                 "413": TOO_LARGE,
+                "507": error("With `--quota`: the user's content is over the quota and this "
+                             "resolution keeps the client's version without freeing space; "
+                             "the conflict stays open (`keep_server` always works).",
+                             ["quota_exceeded"]),
             }, params=[CONFLICT_ID], body=json_body("ResolveRequest"), tags=["conflicts"]),
         },
         "/upload": {

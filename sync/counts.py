@@ -1,0 +1,178 @@
+"""Figures maintained as changes commit, so that no request counts the
+library: each user's number of entries and bytes of content (the quota's
+usage), and each device's number of acknowledged entries (its
+``pending_changes`` is the user's entries minus those).
+
+Every function here that writes must be called inside the write
+transaction of the change that moves the figure (the library's unit of
+work, an ack, a purge), so that a crash never leaves a figure wrong.
+``recount`` computes the same figures from the tables, for ``app.py check``.
+"""
+
+import bisect
+import json
+
+from .db import database
+
+# A user's content, counted once: the live entries and the client side of
+# the unresolved conflicts (versions and trash do not count).
+_HOLDS = ("EXISTS (SELECT 1 FROM entries WHERE sha256 = j.value AND user_id = ?1 "
+          "AND deleted = 0) OR EXISTS (SELECT 1 FROM conflicts WHERE client_sha256 = j.value "
+          "AND user_id = ?1 AND resolved_at IS NULL)")
+
+
+def held(user_id, shas):
+    """The subset of ``shas`` the user's library holds (for the quota)."""
+    shas = list(shas)
+    if not shas:
+        return set()
+    return {row[0] for row in database.execute_sql(
+        f"SELECT j.value FROM json_each(?2) j WHERE {_HOLDS}", (user_id, json.dumps(shas)))}
+
+
+def add_user(user_id, entries=0, bytes_=0):
+    if entries or bytes_:
+        database.execute_sql(
+            "INSERT INTO user_counts (user_id, entries, bytes) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET entries = entries + excluded.entries, "
+            "bytes = bytes + excluded.bytes", (user_id, entries, bytes_))
+
+
+def entries_changed(user_id, old_revs, new_rows):
+    """Entries of the user got new revisions: ``old_revs`` the revisions the
+    changed rows had before (existing rows only), ``new_rows`` how many rows
+    are new. A device that had acknowledged an old revision has one
+    acknowledged entry fewer (the entry is pending again)."""
+    add_user(user_id, entries=new_rows)
+    _unack(user_id, old_revs)
+
+
+def entries_removed(user_id, revs):
+    """Rows of the user were deleted from ``entries`` (purged tombstones)."""
+    if revs:
+        add_user(user_id, entries=-len(revs))
+        _unack(user_id, revs)
+
+
+def _unack(user_id, revs):
+    if not revs:
+        return
+    revs = sorted(revs)
+    updates = []
+    for device_id, acked_rev in database.execute_sql(
+            "SELECT id, acked_rev FROM devices WHERE user_id = ? AND acked_rev >= ?",
+            (user_id, revs[0])):
+        n = bisect.bisect_right(revs, acked_rev)
+        if n:
+            updates.append((device_id, -n))
+    if updates:
+        database.cursor().executemany(
+            "INSERT INTO device_counts (device_id, acked_entries) VALUES (?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET "
+            "acked_entries = acked_entries + excluded.acked_entries", updates)
+
+
+def _count(sql, params, limit):
+    return database.execute_sql(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM entries WHERE {sql} LIMIT ?)",
+        params + (limit,)).fetchone()[0]
+
+
+def acked(user_id, device_id, old_rev, new_rev):
+    """The device's acked cursor moved from ``old_rev`` (None: never acked)
+    to ``new_rev``. Counts whichever is smaller, the entries the ack passed
+    or those still after it, so an ack at the head of the feed costs what
+    changed since, and one halfway through a listing what it passed."""
+    row = database.execute_sql(
+        "SELECT COALESCE((SELECT entries FROM user_counts WHERE user_id = ?), 0), "
+        "COALESCE((SELECT acked_entries FROM device_counts WHERE device_id = ?), 0)",
+        (user_id, device_id)).fetchone()
+    total, before = row
+    low = -1 if old_rev is None else old_rev
+    limit = 1024
+    while True:
+        after = _count("user_id = ? AND rev > ?", (user_id, new_rev), limit)
+        if after < limit:
+            value = total - after
+            break
+        passed = _count("user_id = ? AND rev > ? AND rev <= ?", (user_id, low, new_rev), limit)
+        if passed < limit:
+            value = before + passed
+            break
+        limit *= 8
+    database.execute_sql(
+        "INSERT INTO device_counts (device_id, acked_entries) VALUES (?, ?) "
+        "ON CONFLICT (device_id) DO UPDATE SET acked_entries = excluded.acked_entries",
+        (device_id, value))
+
+
+PENDING_SQL = ("COALESCE((SELECT entries FROM user_counts WHERE user_id = d.user_id), 0) - "
+               "COALESCE((SELECT acked_entries FROM device_counts WHERE device_id = d.id), 0)")
+
+
+def pending_changes(device_id):
+    row = database.execute_sql(
+        f"SELECT {PENDING_SQL} FROM devices d WHERE d.id = ?", (device_id,)).fetchone()
+    return row[0] if row else 0
+
+
+def usage(user_id):
+    """Bytes of distinct content the user's library holds (the quota's usage)."""
+    row = database.execute_sql(
+        "SELECT bytes FROM user_counts WHERE user_id = ?", (user_id,)).fetchone()
+    return row[0] if row else 0
+
+
+# -- recount (for check) -------------------------------------------------------
+
+RECOUNT_USERS = (
+    "SELECT u.id, "
+    "(SELECT COUNT(*) FROM entries e WHERE e.user_id = u.id), "
+    "(SELECT COALESCE(SUM(size), 0) FROM ("
+    " SELECT sha256, size FROM entries WHERE user_id = u.id AND deleted = 0 "
+    " AND sha256 IS NOT NULL "
+    " UNION SELECT client_sha256, client_size FROM conflicts WHERE user_id = u.id "
+    " AND resolved_at IS NULL AND client_sha256 IS NOT NULL)) "
+    "FROM users u ORDER BY u.id")
+RECOUNT_DEVICES = (
+    "SELECT d.id, d.user_id, (SELECT COUNT(*) FROM entries e WHERE e.user_id = d.user_id "
+    "AND e.rev <= d.acked_rev) FROM devices d ORDER BY d.id")
+STORED_USERS = ("SELECT u.id, COALESCE(c.entries, 0), COALESCE(c.bytes, 0) FROM users u "
+                "LEFT JOIN user_counts c ON c.user_id = u.id ORDER BY u.id")
+STORED_DEVICES = ("SELECT d.id, d.user_id, COALESCE(c.acked_entries, 0) FROM devices d "
+                  "LEFT JOIN device_counts c ON c.device_id = d.id ORDER BY d.id")
+REWRITE = (
+    "DELETE FROM user_counts",
+    "INSERT INTO user_counts (user_id, entries, bytes) " + RECOUNT_USERS,
+    "DELETE FROM device_counts",
+    "INSERT INTO device_counts (device_id, acked_entries) "
+    "SELECT id, n FROM (SELECT d.id AS id, (SELECT COUNT(*) FROM entries e "
+    "WHERE e.user_id = d.user_id AND e.rev <= d.acked_rev) AS n FROM devices d)",
+)
+
+
+def differences(conn):
+    """``[(what, stored, recounted), ...]`` for every maintained figure that
+    disagrees with a recount of the tables. ``conn`` is an sqlite3
+    connection; the caller holds one read transaction around the call."""
+    found = []
+    users = {row[0]: row[1:] for row in conn.execute(RECOUNT_USERS)}
+    for user_id, entries, bytes_ in conn.execute(STORED_USERS):
+        real_entries, real_bytes = users[user_id]
+        if entries != real_entries:
+            found.append((f"user {user_id}: entries", entries, real_entries))
+        if bytes_ != real_bytes:
+            found.append((f"user {user_id}: bytes held (quota usage)", bytes_, real_bytes))
+    devices = {row[0]: row[2] for row in conn.execute(RECOUNT_DEVICES)}
+    for device_id, user_id, acked_entries in conn.execute(STORED_DEVICES):
+        real = devices[device_id]
+        if acked_entries != real:
+            total = users[user_id][0]
+            found.append((f"device {device_id}: pending_changes",
+                          users_stored_entries(conn, user_id) - acked_entries, total - real))
+    return found
+
+
+def users_stored_entries(conn, user_id):
+    row = conn.execute("SELECT entries FROM user_counts WHERE user_id = ?", (user_id,)).fetchone()
+    return row[0] if row else 0
