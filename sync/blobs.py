@@ -163,9 +163,23 @@ def remove_blob(config, sha256):
         pass
 
 
+# Spool files of whole bodies being received (a WebDAV PUT has no upload
+# session): the clean-up must not take them for the leftovers of a crash.
+_receiving = set()
+
+
+def receiving(spool_id, active=True):
+    """Mark (or unmark) ``spool_id`` as a body being received by this process."""
+    if active:
+        _receiving.add(spool_id)
+    else:
+        _receiving.discard(spool_id)
+
+
 def spool_ids(config):
-    """Upload ids that have a spool file."""
-    return [name for name in os.listdir(config.path(SPOOL_DIR)) if _UPLOAD_ID.match(name)]
+    """Upload ids that have a spool file (bodies being received left out)."""
+    return [name for name in os.listdir(config.path(SPOOL_DIR))
+            if _UPLOAD_ID.match(name) and name not in _receiving]
 
 
 def blob_files(config):

@@ -39,6 +39,11 @@ INTERNAL = "internal_error"
 TOO_MANY_ATTEMPTS = "too_many_attempts"
 TOO_MANY_UPLOADS = "too_many_uploads"
 
+# WebDAV (SPEC §10) and login throttling (SPEC §3).
+PRECONDITION_FAILED = "precondition_failed"  # If-Match / If-None-Match / Overwrite: F
+PATH_CONFLICT = "path_conflict"              # inside a file, a file where a folder is, a case clash
+FILE_TOO_LARGE = "file_too_large"            # a file over --max-file-size
+
 # The code a bare HTTP error (an unknown route, a wrong method) gets.
 DEFAULT_CODES = {
     400: BAD_REQUEST,
@@ -60,6 +65,7 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    412: "Precondition Failed",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",

@@ -73,7 +73,9 @@ def options(config):
 def _base_options(config):
     return dict(
         host=config.host, port=config.port, threads=config.threads, ident="sync",
-        max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024) + 65536,
+        # A WebDAV PUT carries a whole file: bodies up to the largest file.
+        max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024,
+                                  config.max_file_size) + 65536,
         # The app works out the client address (``--trusted-proxies``, a
         # list, where waitress trusts one address) and drops the proxy
         # headers of everyone else itself (``sync.middleware.ClientAddress``).

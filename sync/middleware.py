@@ -40,6 +40,20 @@ def client_address(env, trusted):
     return str(hop) if hop is not None else peer
 
 
+CLIENT_KEY = "sync.client"
+
+
+def resolve_client(environ, trusted):
+    """Put the client's address in ``environ["sync.client"]`` (once) and
+    drop the proxy headers; returns the address. WSGI apps beside the API
+    (WebDAV) call this too."""
+    if CLIENT_KEY not in environ:
+        environ[CLIENT_KEY] = client_address(environ, trusted)
+        for name in _PROXY_HEADERS:
+            environ.pop(name, None)
+    return environ[CLIENT_KEY]
+
+
 class ClientAddress:
     """``req.context.client``: who is calling (SPEC §3, ``--trusted-proxies``).
     Proxy headers are removed from every request afterwards."""
@@ -48,9 +62,7 @@ class ClientAddress:
         self.trusted = rt.config.trusted_proxies
 
     def process_request(self, req, resp):
-        req.context.client = client_address(req.env, self.trusted)
-        for name in _PROXY_HEADERS:
-            req.env.pop(name, None)
+        req.context.client = resolve_client(req.env, self.trusted)
 
 
 class Database:

@@ -89,13 +89,18 @@ class LoginThrottle:
         self._names = Window(per_name, window_s, clock)
         self._addresses = Window(per_address, window_s, clock)
 
+    def retry_after(self, name, address):
+        """Seconds until ``name`` (None: any) may try again from ``address``;
+        0 when it may now."""
+        now = self.clock()
+        with self._lock:
+            return max(self._addresses.retry_after(address, now),
+                       self._names.retry_after(_key(name), now) if name is not None else 0)
+
     def check(self, name, address):
         """Raise 429 ``too_many_attempts`` (with ``Retry-After``) while the
         name or the address is locked out; ``name`` may be None."""
-        now = self.clock()
-        with self._lock:
-            wait = max(self._addresses.retry_after(address, now),
-                       self._names.retry_after(_key(name), now) if name is not None else 0)
+        wait = self.retry_after(name, address)
         if wait:
             raise errors.SyncError(
                 429, errors.TOO_MANY_ATTEMPTS,

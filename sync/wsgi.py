@@ -12,7 +12,7 @@ import falcon
 from . import datadir, errors, fsutil, paths
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
-from .middleware import AccessLog, Auth, ClientAddress, Database
+from .middleware import AccessLog, Auth, ClientAddress, Database, resolve_client
 from .resources import conflicts, devices, download, feed, login, meta, report, uploads, wait
 from .runtime import Runtime, new_id
 
@@ -89,8 +89,37 @@ def sync_routes(rt):
     ]
 
 
+class Mount:
+    """The Falcon app, with the WebDAV app beside it at ``/dav/`` (SPEC §10)."""
+
+    def __init__(self, app, dav, prefix="/dav", trusted_proxies=()):
+        self.app = app
+        self.dav = dav
+        self.prefix = prefix
+        self.trusted_proxies = trusted_proxies
+
+    def __call__(self, environ, start_response):
+        resolve_client(environ, self.trusted_proxies)  # environ["sync.client"]
+        path = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+            environ["PATH_INFO"] = path[len(self.prefix):] or "/"
+            return self.dav(environ, start_response)
+        return self.app(environ, start_response)
+
+    def __getattr__(self, name):
+        return getattr(self.app, name)
+
+
 def create_app(rt):
-    """The WSGI app for an opened ``Runtime``."""
+    """The WSGI app for an opened ``Runtime``: the API, and WebDAV at ``/dav/``."""
+    from .dav import DavApp
+
+    return Mount(create_api(rt), DavApp(rt), trusted_proxies=rt.config.trusted_proxies)
+
+
+def create_api(rt):
+    """The Falcon app of the API."""
     middleware = [ClientAddress(rt), Database(), Auth(rt)]
     if rt.config.access_log:
         middleware.insert(1, AccessLog())

@@ -144,3 +144,17 @@ def test_a_spoofed_x_forwarded_for_does_not_dodge_the_address_limit(tmp_path):
 def test_trusted_proxies_must_be_addresses(tmp_path):
     with pytest.raises(ValueError, match="not an IP address"):
         Config.build(data_dir=str(tmp_path), trusted_proxies="localhost")
+
+
+def test_webdav_and_api_guesses_count_together_and_are_logged_alike(rt, testapp, alice,
+                                                                    caplog):
+    from .test_dav import Dav, basic
+    with caplog.at_level(logging.WARNING, logger="sync.auth"):
+        for _ in range(5):
+            Dav(testapp, basic("alice", "guess")).req("PROPFIND", "", status=401)
+        for _ in range(5):
+            attempt(client(testapp, "203.0.113.7"), "alice", "guess", 401)
+    attempt(client(testapp, "198.51.100.2"), "alice", "right", 429)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sync.auth"]
+    assert lines[0].startswith("failed WebDAV login from ") and lines[0].endswith("alice")
+    assert lines[-1] == "failed login from 203.0.113.7 for user alice"

@@ -1,0 +1,484 @@
+"""Whole files and whole folders of a library, as WebDAV changes them (SPEC §10).
+
+Every change here goes through the library's unit of work (``sync.library``'s
+``Library``): a file put, a file delete, a move (a delete and a put with
+``moved_from``). A folder DELETE, MOVE or COPY is one such unit for every file
+under it, in one transaction, so the feed shows one change per file and a
+crash leaves all of it or none. A PUT body is streamed once into a spool file,
+hashed on the way, fsync-renamed into the blob store like a completed upload,
+and only then applied.
+
+The library holds files only: a folder exists while a live file is under it,
+or while a row of ``dav_folders`` (an empty folder made with MKCOL) says so.
+Dead properties (``dav_properties``) follow their file or folder here.
+Paths are library paths (``sync.paths``), already normalized; the empty path
+is the root of the library.
+"""
+
+import contextlib
+import errno
+import hashlib
+
+from . import blobs, errors, paths
+from .db import database, write
+from .library import Library, holds_content
+from .uploads import _held_bytes
+
+_SQL_CHUNK = 500
+
+
+class Precondition(errors.SyncError):
+    """An ``If-Match`` or ``If-None-Match`` (or ``Overwrite: F``) that does not hold: 412."""
+
+    def __init__(self, description):
+        super().__init__(412, errors.PRECONDITION_FAILED, description)
+
+
+def library_path(path):
+    """``path`` checked and normalized (SPEC §4); 400 ``path_invalid`` when
+    the library cannot hold it."""
+    try:
+        return paths.normalize(path)
+    except paths.PathError as exc:
+        raise errors.bad_request(errors.PATH_INVALID, str(exc)) from None
+
+
+def _conflict(description):
+    return errors.SyncError(409, errors.PATH_CONFLICT, description)
+
+
+def _prefix_range(path):
+    """(low, high) bounds of the paths strictly under folder ``path``:
+    ``'/'`` is followed by ``'0'`` in code point order."""
+    return (path + "/", path + "0") if path else ("", None)
+
+
+def _under(column, path):
+    """SQL and parameters matching ``column`` under folder ``path`` (all for the root)."""
+    low, high = _prefix_range(path)
+    if high is None:
+        return "1", []
+    return f"{column} >= ? AND {column} < ?", [low, high]
+
+
+def _at_or_under(column, path):
+    if not path:
+        return "1", []
+    low, high = _prefix_range(path)
+    return f"({column} = ? OR ({column} >= ? AND {column} < ?))", [path, low, high]
+
+
+# -- reading -------------------------------------------------------------------
+
+FILE_COLUMNS = "path, sha256, size, mtime, changed_at, rev"
+
+
+def file_at(user_id, path):
+    """``(path, sha256, size, mtime, changed_at, rev)`` of the live file at ``path``, or None."""
+    if not path:
+        return None
+    return database.execute_sql(
+        f"SELECT {FILE_COLUMNS} FROM entries WHERE user_id = ? AND path = ? AND deleted = 0",
+        (user_id, path)).fetchone()
+
+
+def folder_at(user_id, path):
+    """``(exists, created_at)`` of the folder ``path``: the root always
+    exists; another folder while it holds a live file or was made empty."""
+    if not path:
+        return True, None
+    row = database.execute_sql("SELECT created_at FROM dav_folders WHERE user_id = ? AND path = ?",
+                               (user_id, path)).fetchone()
+    if row is not None:
+        return True, row[0]
+    where, args = _under("path", path)
+    held = database.execute_sql(
+        f"SELECT 1 FROM entries WHERE user_id = ? AND deleted = 0 AND {where} LIMIT 1",
+        [user_id] + args).fetchone()
+    return held is not None, None
+
+
+def children(user_id, path, batch=1000):
+    """The members of folder ``path``: ``(files, folders)``, files as rows of
+    ``file_at``, folders as ``{name: created_at or None}``. The live entries
+    under the folder are read in path order, skipping each subfolder's
+    contents with one seek, so a folder costs its own members, not its depth."""
+    low, high = _prefix_range(path)
+    files, folders = [], {}
+    bound, inclusive = low, True
+    while True:
+        where = f"path {'>=' if inclusive else '>'} ?" + ("" if high is None else " AND path < ?")
+        args = [user_id, bound] + ([] if high is None else [high])
+        rows = database.execute_sql(
+            f"SELECT {FILE_COLUMNS} FROM entries WHERE user_id = ? AND deleted = 0 AND {where} "
+            f"ORDER BY path LIMIT {batch}", args).fetchall()
+        for row in rows:
+            rest = row[0][len(low):]
+            if "/" in rest:
+                name = rest.split("/", 1)[0]
+                folders.setdefault(name, None)
+                bound, inclusive = low + name + "0", True
+                break
+            files.append(row)
+        else:
+            if len(rows) < batch:
+                break
+            bound, inclusive = rows[-1][0], False
+    where, args = _under("path", path)
+    for folder, created_at in database.execute_sql(
+            f"SELECT path, created_at FROM dav_folders WHERE user_id = ? AND {where}",
+            [user_id] + args):
+        name, _, deeper = folder[len(low):].partition("/")
+        if deeper:
+            folders.setdefault(name, None)
+        else:
+            folders[name] = created_at
+    return files, folders
+
+
+def usage(rt, user_id):
+    """``(used, available)`` bytes for the quota properties (RFC 4331):
+    the user's content against the quota, or against the free disk."""
+    used = _held_bytes(user_id)
+    free = blobs.free_bytes(rt.config.path("blobs"))
+    available = free if not rt.config.quota else max(min(rt.config.quota - used, free), 0)
+    return used, available
+
+
+# -- dead properties ---------------------------------------------------------------
+
+def properties(user_id, path_list):
+    """``{path: {name: value}}`` of the dead properties of ``path_list``."""
+    found = {p: {} for p in path_list}
+    path_list = list(found)
+    for i in range(0, len(path_list), _SQL_CHUNK):
+        chunk = path_list[i:i + _SQL_CHUNK]
+        for path, name, value in database.execute_sql(
+                f"SELECT path, name, value FROM dav_properties WHERE user_id = ? "
+                f"AND path IN ({','.join('?' * len(chunk))})", [user_id] + chunk):
+            found[path][name] = value
+    return found
+
+
+def set_property(user_id, path, name, value):
+    """Set (``value`` text) or remove (``value`` None) one dead property."""
+    with write():
+        if value is None:
+            database.execute_sql(
+                "DELETE FROM dav_properties WHERE user_id = ? AND path = ? AND name = ?",
+                (user_id, path, name))
+        else:
+            database.execute_sql(
+                "INSERT INTO dav_properties (user_id, path, name, value) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (user_id, path, name) DO UPDATE SET value = excluded.value",
+                (user_id, path, name, value))
+
+
+# -- checks inside a write transaction -----------------------------------------------
+
+def _ancestor_file(user_id, path):
+    """A live file that is one of ``path``'s ancestors, or None."""
+    parts = path.split("/")[:-1]
+    ancestors = ["/".join(parts[:i + 1]) for i in range(len(parts))]
+    if not ancestors:
+        return None
+    row = database.execute_sql(
+        f"SELECT path FROM entries WHERE user_id = ? AND deleted = 0 "
+        f"AND path IN ({','.join('?' * len(ancestors))}) LIMIT 1",
+        [user_id] + ancestors).fetchone()
+    return row[0] if row else None
+
+
+def _check_target(library, user_id, path, replacing=(), what="A file"):
+    """409 when ``path`` is inside a file, or differs only by case from a
+    live file other than those in ``replacing``."""
+    inside = _ancestor_file(user_id, path)
+    if inside is not None:
+        raise _conflict(f"{inside!r} is a file: nothing can be put inside it.")
+    other = library.clash(path, ignore=replacing)
+    if other is not None:
+        raise _conflict(f"{what} {path!r} would differ only by case from {other['path']!r}, "
+                        f"which devices that ignore case cannot hold beside it.")
+
+
+def _files_under(user_id, path):
+    where, args = _under("path", path)
+    return [r[0] for r in database.execute_sql(
+        f"SELECT path FROM entries WHERE user_id = ? AND deleted = 0 AND {where} ORDER BY path",
+        [user_id] + args)]
+
+
+def _folders_at_or_under(user_id, path):
+    where, args = _at_or_under("path", path)
+    return database.execute_sql(
+        f"SELECT path, created_at FROM dav_folders WHERE user_id = ? AND {where} ORDER BY path",
+        [user_id] + args).fetchall()
+
+
+def _drop_folders_and_properties(user_id, path):
+    where, args = _at_or_under("path", path)
+    database.execute_sql(f"DELETE FROM dav_folders WHERE user_id = ? AND {where}",
+                         [user_id] + args)
+    database.execute_sql(f"DELETE FROM dav_properties WHERE user_id = ? AND {where}",
+                         [user_id] + args)
+
+
+def _is_folder(user_id, path):
+    return folder_at(user_id, path)[0]
+
+
+# -- writes ------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def received_body(rt, read, length):
+    """Stream a request body into a new spool file, hashing it on the way
+    (every byte is written once, and made durable), and yield ``(spool_id,
+    sha256, size)`` for ``put_file``; the spool file is gone afterwards.
+    ``length`` is the announced size (None when the body is chunked).
+    413 over the largest file, 400 on a short body, 507 when the disk has
+    no room."""
+    limit = rt.config.max_file_size
+    if length is not None and length > limit:
+        raise errors.SyncError(413, errors.FILE_TOO_LARGE, f"Files are limited to {limit} bytes.")
+    spool_id = rt.idgen()
+    blobs.receiving(spool_id)
+    try:
+        try:
+            blobs.reserve_spool(rt.config, spool_id, length or 0)
+        except blobs.NoSpace:
+            raise errors.SyncError(507, errors.INSUFFICIENT_STORAGE,
+                                   f"The server's disk has no room for {length} bytes.") from None
+        digest = hashlib.sha256()
+        expected = limit + 1 if length is None else length
+        try:
+            count, more = blobs.write_at(rt.config, spool_id, 0, read, expected, digest)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise errors.SyncError(507, errors.INSUFFICIENT_STORAGE,
+                                       "The server's disk is full.") from None
+            raise
+        if count > limit:
+            raise errors.SyncError(413, errors.FILE_TOO_LARGE, f"Files are limited to {limit} bytes.")
+        if length is not None and (count != length or more):
+            raise errors.bad_request(errors.BODY_INVALID,
+                                     f"The body had {count} bytes, not the {length} announced.")
+        yield spool_id, digest.hexdigest(), count
+    finally:
+        blobs.remove_spool(rt.config, spool_id)
+        blobs.receiving(spool_id, active=False)
+
+
+def check_quota(rt, user_id, size, sha256=None):
+    """507 ``quota_exceeded`` when ``size`` more bytes would pass the quota
+    (content the library already holds costs nothing)."""
+    quota = rt.config.quota
+    if not quota or (sha256 is not None and _holds(user_id, sha256)):
+        return
+    if _held_bytes(user_id) + size > quota:
+        raise errors.SyncError(507, errors.QUOTA_EXCEEDED,
+                               f"This file would take your storage over its quota of "
+                               f"{quota} bytes.")
+
+
+def _holds(user_id, sha256):
+    return holds_content(user_id, sha256)
+
+
+def put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match=None,
+             if_none_match=None, spool_id=None):
+    """Make the content ``sha256`` the head of ``path``, replacing what is
+    there; the old content stays in the history. ``spool_id`` (from
+    ``received_body``) is moved into the blob store inside the transaction,
+    so the clean-up never sees the blob before the entry that refers to it. ``if_match``/``if_none_match`` are lists of ETags (sha256
+    values, or ``*``) checked against the head inside the transaction (412).
+    Returns ``{"created": bool, "rev", "status": "applied"|"unchanged"}``."""
+    with write():
+        if spool_id is not None:
+            blobs.store_spool(rt.config, spool_id, sha256)
+        library = Library(rt, user_id)
+        library.load([path], [sha256])
+        head = library.head(path)
+        _check_preconditions(head, if_match, if_none_match)
+        if head is None:
+            if _is_folder(user_id, path):
+                raise _conflict(f"{path!r} is a folder: a file cannot replace it.")
+            _check_target(library, user_id, path)
+        if head is not None and head["sha256"] == sha256 and head["mtime"] == mtime:
+            return {"created": False, "rev": head["rev"], "status": "unchanged"}
+        check_quota(rt, user_id, size, sha256)
+        database.execute_sql(
+            "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
+            (sha256, size, rt.now()))
+        entry = library.put(path, device_id, sha256, size, mtime)
+        library.flush()
+        if head is None:
+            database.execute_sql("DELETE FROM dav_properties WHERE user_id = ? AND path = ?",
+                                 (user_id, path))
+    return {"created": head is None, "rev": entry["rev"], "status": "applied"}
+
+
+def _check_preconditions(head, if_match, if_none_match):
+    current = head["sha256"] if head is not None else None
+    if if_match is not None:
+        if current is None or ("*" not in if_match and current not in if_match):
+            raise Precondition("If-Match does not match the file's current ETag; "
+                               "read it again before changing it.")
+    if if_none_match is not None and current is not None:
+        if "*" in if_none_match or current in if_none_match:
+            raise Precondition("If-None-Match matches the file's current ETag.")
+
+
+def make_folder(rt, user_id, path):
+    """MKCOL: an empty folder ``path`` (its parent exists). 405 when a file
+    or folder is already there, 409 inside a file or on a case clash."""
+    with write():
+        library = Library(rt, user_id)
+        library.load([path])
+        if library.head(path) is not None or _is_folder(user_id, path):
+            raise errors.SyncError(405, errors.METHOD_NOT_ALLOWED, f"{path!r} already exists.")
+        _check_target(library, user_id, path, what="A folder")
+        database.execute_sql(
+            "INSERT INTO dav_folders (user_id, path, created_at) VALUES (?, ?, ?)",
+            (user_id, path, rt.now()))
+        database.execute_sql("DELETE FROM dav_properties WHERE user_id = ? AND path = ?",
+                             (user_id, path))
+
+
+def delete(rt, user_id, device_id, path):
+    """DELETE: the file at ``path``, or every file under the folder ``path``
+    with its empty folders and dead properties, in one transaction. Returns
+    the number of files deleted (404 when nothing is there)."""
+    with write():
+        count = _delete(rt, user_id, device_id, path)
+    return count
+
+
+def _delete(rt, user_id, device_id, path):
+    library = Library(rt, user_id)
+    library.load([path])
+    if library.head(path) is not None:
+        targets = [path]
+    elif _is_folder(user_id, path):
+        targets = _files_under(user_id, path)
+    else:
+        raise errors.not_found(f"Nothing is at {path!r}.")
+    library.load(targets, conflicts=False)
+    for target in targets:
+        library.delete(target, device_id)
+    library.flush()
+    _drop_folders_and_properties(user_id, path)
+    return len(targets)
+
+
+def _remove_target(rt, user_id, device_id, target, overwrite):
+    """Make room at ``target`` for a MOVE or COPY: 412 when something is
+    there and ``overwrite`` is false; else delete it (file or folder)."""
+    exists = file_at(user_id, target) is not None or _is_folder(user_id, target)
+    if not exists:
+        return False
+    if not overwrite:
+        raise Precondition(f"{target!r} exists and Overwrite is F.")
+    _delete(rt, user_id, device_id, target)
+    return True
+
+
+def _plan(user_id, source, target):
+    """``(is_file, [(from, to)], folders)`` of a MOVE or COPY of ``source``."""
+    head = file_at(user_id, source)
+    if head is not None:
+        return True, [(source, target)], []
+    if not _is_folder(user_id, source):
+        raise errors.not_found(f"Nothing is at {source!r}.")
+    pairs = [(p, target + p[len(source):]) for p in _files_under(user_id, source)]
+    return False, pairs, _folders_at_or_under(user_id, source)
+
+
+def _check_pairs(library, user_id, pairs, replacing):
+    for _, to in pairs:
+        if library_path(to) != to:
+            raise errors.bad_request(errors.PATH_INVALID, f"{to!r} is not a valid path.")
+    if pairs:
+        _check_target(library, user_id, pairs[0][1], replacing)
+        for _, to in pairs[1:]:
+            other = library.clash(to, ignore=replacing)
+            if other is not None:
+                raise _conflict(f"{to!r} would differ only by case from {other['path']!r}.")
+
+
+def move(rt, user_id, device_id, source, target, overwrite=True):
+    """MOVE a file (a move in the feed) or a folder (a move of every file
+    under it) to ``target``, replacing what is there when ``overwrite``; one
+    transaction. Dead properties and empty folders go along. Returns
+    ``{"created": bool, "count"}``."""
+    _check_target_path(source, target)
+    with write():
+        replaced = _remove_target(rt, user_id, device_id, target, overwrite)
+        is_file, pairs, folders = _plan(user_id, source, target)
+        library = Library(rt, user_id)
+        library.load([p for pair in pairs for p in pair], conflicts=False)
+        _check_pairs(library, user_id, pairs, replacing={f for f, _ in pairs})
+        for old, new in pairs:
+            library.move(old, new, device_id)
+        library.flush()
+        _move_rows("dav_folders", user_id, source, target)
+        _move_rows("dav_properties", user_id, source, target)
+    return {"created": not replaced, "count": len(pairs)}
+
+
+def _keep_folder(rt, user_id, target, has_files):
+    """A moved or copied folder that held no file stays a folder at ``target``."""
+    if not has_files:
+        database.execute_sql(
+            "INSERT OR IGNORE INTO dav_folders (user_id, path, created_at) VALUES (?, ?, ?)",
+            (user_id, target, rt.now()))
+
+
+def _move_rows(table, user_id, source, target):
+    where, args = _at_or_under("path", source)
+    database.execute_sql(
+        f"UPDATE {table} SET path = ? || substr(path, ?) WHERE user_id = ? AND {where}",
+        [target, len(source) + 1, user_id] + args)
+
+
+def copy(rt, user_id, device_id, source, target, overwrite=True, depth_infinity=True):
+    """COPY a file (a put of the same content at ``target``: no bytes are
+    copied) or a folder (of every file under it; with ``Depth: 0`` only the
+    folder itself), replacing what is there when ``overwrite``; one
+    transaction. Dead properties and empty folders are copied too."""
+    _check_target_path(source, target)
+    with write():
+        replaced = _remove_target(rt, user_id, device_id, target, overwrite)
+        is_file, pairs, folders = _plan(user_id, source, target)
+        if not is_file and not depth_infinity:
+            pairs, folders = [], [(source, None)]
+        library = Library(rt, user_id)
+        library.load([p for pair in pairs for p in pair], conflicts=False)
+        _check_pairs(library, user_id, pairs, replacing=())
+        for old, new in pairs:
+            head = library.head(old)
+            library.put(new, device_id, head["sha256"], head["size"], head["mtime"])
+        library.flush()
+        now = rt.now()
+        for folder, _ in folders:
+            database.execute_sql(
+                "INSERT OR IGNORE INTO dav_folders (user_id, path, created_at) VALUES (?, ?, ?)",
+                (user_id, target + folder[len(source):], now))
+        if not is_file and not pairs:
+            _keep_folder(rt, user_id, target, False)
+        copied = [source] + [f for f, _ in pairs] + [f for f, _ in folders]
+        if not depth_infinity:
+            copied = [source]
+        for old, props in properties(user_id, copied).items():
+            for name, value in props.items():
+                database.execute_sql(
+                    "INSERT OR REPLACE INTO dav_properties (user_id, path, name, value) "
+                    "VALUES (?, ?, ?, ?)", (user_id, target + old[len(source):], name, value))
+    return {"created": not replaced, "count": len(pairs)}
+
+
+def _check_target_path(source, target):
+    if not target or source.startswith(target + "/"):
+        raise errors.forbidden(f"{target or 'The root'!r} holds {source!r}: it cannot be "
+                               f"replaced by it.")
+    if library_path(target) != target:
+        raise errors.bad_request(errors.PATH_INVALID, f"{target!r} is not a valid path.")
