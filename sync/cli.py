@@ -13,15 +13,17 @@ import logging
 import os
 import sys
 
+from . import cliargs
 from . import config as config_mod
 from .config import ConfigError
 from .fsutil import PRIVATE_UMASK
 
 log = logging.getLogger("sync")
+MIN_PASSWORD = 8
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cliargs.Parser(
         prog="app.py",
         description="Self-hosted sync server. Without a command, serves the API.")
     config_mod.add_arguments(parser)
@@ -36,6 +38,7 @@ def build_parser():
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of a prompt")
+    _create_flag(add)
     _settings(add)
 
     revoke = user_sub.add_parser(
@@ -46,8 +49,11 @@ def build_parser():
 
     token = sub.add_parser("token", help="print a user token to standard output")
     token.add_argument("name")
-    token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
-                       help="lifetime in seconds (default: the token_ttl setting)")
+    token.add_argument("--ttl", type=cliargs.positive_duration, default=None,
+                       metavar="DURATION",
+                       help="lifetime: seconds, or 30m, 24h, 30d (default: the token_ttl "
+                       "setting)")
+    _create_flag(token)
     _settings(token)
 
     app_password = sub.add_parser(
@@ -75,6 +81,12 @@ def build_parser():
                        help="remove files nothing refers to (the server must be stopped)")
     _settings(check)
     return parser
+
+
+def _create_flag(subparser):
+    subparser.add_argument("--create", action="store_true",
+                           help="make a new data directory if DATA_DIR holds no database "
+                           "yet (without it, a mistyped --data-dir is refused)")
 
 
 def _settings(subparser):
@@ -133,6 +145,16 @@ def _keeping(command, config, args):
         return panic(f"{args.command} failed: {exc}")
 
 
+def refuse_missing_database(config, create):
+    """``token`` and ``user add`` on a data directory with no database: a
+    mistyped --data-dir would otherwise make a second secret, whose tokens
+    the real server refuses."""
+    if create or os.path.isfile(config.path("sync.sqlite3")):
+        return
+    raise ConfigError(f"there is no database in {config.data_dir}: check --data-dir (or "
+                      "SYNC_DATA_DIR), or add --create to make a new data directory there")
+
+
 def _runtime(config, serving=False):
     from .datadir import DataDirError
     from .db import SchemaError, refuse_migration_beside_a_server
@@ -152,11 +174,50 @@ def _runtime(config, serving=False):
         raise ConfigError(f"cannot open the data directory {config.data_dir}: {exc}") from None
 
 
+class Stop(Exception):
+    """SIGTERM (systemctl stop): leave the serving loop like Ctrl-C does."""
+
+
+def _on_sigterm(signum, frame):
+    raise Stop()
+
+
+def port_problem(host, port):
+    """Why ``host:port`` cannot be listened on (in use, no such address), or
+    None; checked before the data directory is touched, so a failed start
+    leaves nothing behind."""
+    import socket
+    if not port:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    family, kind, proto, _, address = infos[0]
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+    except OSError as exc:
+        hint = (" (another server is running there? stop it, or choose another --port)"
+                if exc.errno == 98 else "")
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+    finally:
+        probe.close()
+    return None
+
+
 def cmd_serve(config):
+    import signal
+
     from . import httpserver, janitor
     from .datadir import DataDirError, lock_data_dir
     from .wsgi import create_app, tune_malloc
 
+    problem = port_problem(config.host, config.port)
+    if problem:
+        return panic(problem)
     try:
         lock = lock_data_dir(config)  # held until the process ends
     except DataDirError as exc:
@@ -171,31 +232,57 @@ def cmd_serve(config):
     janitor.start(rt)
     print(f"sync server listening on http://{config.host}:{server.effective_port} "
           f"(data in {config.data_dir})", flush=True)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         server.run()
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, Stop) as exc:
+        log.info("stopping (%s)", "SIGTERM" if isinstance(exc, Stop) else "interrupted")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    server.close()
+    server.task_dispatcher.shutdown(timeout=5)
     os.close(lock)
+    log.info("stopped")
     return 0
+
+
+def read_password(args, stdin=None, ask=getpass.getpass):
+    """The new password: a line of standard input with --password-stdin,
+    else asked twice on the terminal. ``ConfigError`` says what to do."""
+    stdin = stdin or sys.stdin
+    if args.password_stdin:
+        password = stdin.readline().rstrip("\r\n")
+    else:
+        if not stdin.isatty():
+            raise ConfigError("no terminal to ask for the password: pipe it in with "
+                              "--password-stdin (e.g. `printf '%s\\n' \"$PW\" | app.py user "
+                              f"add {args.name} --password-stdin`)")
+        password = ask(f"Password for {args.name}: ")
+        if password != ask("Again: "):
+            raise ConfigError("the passwords differ; nothing changed")
+    if len(password) < MIN_PASSWORD:
+        raise ConfigError(f"the password is {'empty' if not password else 'too short'}: use "
+                          f"at least {MIN_PASSWORD} characters; nothing changed")
+    return password
 
 
 def cmd_user_add(config, args):
     from . import auth
 
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass(f"Password for {args.name}: ")
-        if password != getpass.getpass("Again: "):
-            return panic("the passwords differ")
-    if not password:
-        return panic("the password is empty")
+    if auth.normalize_user_name(args.name) is None:
+        return panic(f"not a usable user name: {args.name!r} (1 to {auth.MAX_NAME_LENGTH} "
+                     f"letters, digits and ._@-)")
+    refuse_missing_database(config, args.create)
+    password = read_password(args)
     rt = _runtime(config)
     try:
         created = auth.add_user(rt, args.name, password)
     except ValueError as exc:
         return panic(str(exc))
-    print(f"{'created' if created else 'updated'} user {args.name}", file=sys.stderr)
+    if created:
+        print(f"created user {args.name}", file=sys.stderr)
+    else:
+        print(f"updated user {args.name}: the password is changed", file=sys.stderr)
     return 0
 
 
@@ -221,8 +308,10 @@ def cmd_token(config, args):
     if name is None:
         return panic(f"not a usable user name: {args.name!r} (1 to {auth.MAX_NAME_LENGTH} "
                      f"letters, digits and ._@-)")
+    refuse_missing_database(config, args.create)
     rt = _runtime(config)
-    print(auth.issue_user_token(rt, name, args.ttl))
+    ttl = None if args.ttl is None else max(1, int(args.ttl))
+    print(auth.issue_user_token(rt, name, ttl))
     return 0
 
 

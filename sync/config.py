@@ -11,6 +11,8 @@ import ipaddress
 import os
 from collections import namedtuple
 
+from . import units
+
 Setting = namedtuple("Setting", "name default convert help")
 
 KIB = 1024
@@ -19,48 +21,32 @@ GIB = 1024 * MIB
 
 
 def _size(text):
-    """Bytes from '64MiB', '1GiB', '512k' or a plain integer."""
-    if isinstance(text, int):
-        return text
-    units = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB,
-             "mib": MIB, "g": GIB, "gb": GIB, "gib": GIB, "t": GIB * KIB,
-             "tb": GIB * KIB, "tib": GIB * KIB}
-    s = str(text).strip().lower()
-    number = s.rstrip("abcdefghijklmnopqrstuvwxyz ")
-    unit = s[len(number):].strip()
-    if unit not in units or not number:
-        raise ValueError(f"not a size: {text!r} (try 64MiB or 1GiB)")
-    value = int(float(number) * units[unit])
-    if value < 0:
-        raise ValueError(f"size must not be negative: {text!r}")
-    return value
+    """Bytes from '64MiB', '1GiB', '512k' or a plain integer (``sync.units``)."""
+    return units.parse_size(text)
 
 
 def _seconds(text):
-    """Seconds from '24h', '30d', '90s', '15m' or a plain integer."""
-    if isinstance(text, int):
-        return text
-    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    s = str(text).strip().lower()
-    unit = s[-1:] if s[-1:] in units and s[-1:] else ""
-    number = s[:-1] if unit else s
-    value = int(float(number) * units[unit])
-    if value < 0:
-        raise ValueError(f"duration must not be negative: {text!r}")
-    return value
+    """Whole seconds from '24h', '30d', '90s', '15m' or a plain integer."""
+    return units.parse_seconds(text)
 
 
 def _port(text):
-    value = int(text)
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = -1
     if not 0 <= value <= 65535:
-        raise ValueError(f"port out of range: {text!r}")
+        raise ValueError(f"{text!r} is not a port number: use 1 to 65535 (e.g. 8080)")
     return value
 
 
 def _positive_int(text):
-    value = int(text)
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = 0
     if value < 1:
-        raise ValueError(f"must be at least 1: {text!r}")
+        raise ValueError(f"{text!r} is not a whole number of at least 1")
     return value
 
 
@@ -226,13 +212,19 @@ def add_arguments(parser, names=None):
 def load(args=None, environ=None):
     """Settings from parsed flags (an argparse namespace), then the environment."""
     environ = os.environ if environ is None else environ
-    values = {}
+    values, sources = {}, {}
     for setting in SETTINGS:
         flag = getattr(args, setting.name, None) if args is not None else None
         if flag is not None:
-            values[setting.name] = flag
+            values[setting.name], sources[setting.name] = flag, flag_name(setting.name)
         elif env_name(setting.name) in environ:
             values[setting.name] = environ[env_name(setting.name)]
+            sources[setting.name] = env_name(setting.name)
+    for name, raw in values.items():
+        try:
+            _BY_NAME[name].convert(raw)
+        except ValueError as exc:  # name the flag or variable the value came from
+            raise ConfigError(f"{sources[name]}: {exc}") from None
     try:
         return Config.build(**values)
     except ValueError as exc:

@@ -13,7 +13,8 @@ from . import datadir, errors, fsutil, paths
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, ClientAddress, Database, resolve_client
-from .resources import conflicts, devices, download, feed, login, meta, report, uploads, wait
+from .resources import (conflicts, devices, download, feed, history, login, meta, report,
+                        uploads, wait)
 from .runtime import Runtime, new_id
 
 log = logging.getLogger("sync")
@@ -86,6 +87,10 @@ def sync_routes(rt):
         ("/upload/{upload_id}/chunks/{index}", uploads.Chunk(rt)),
         ("/upload/{upload_id}/complete", uploads.Complete(rt)),
         ("/download/{path:path}", download.Download(rt)),
+        ("/history/{path:path}", history.History(rt)),
+        ("/restore", history.Restore(rt)),
+        ("/trash", history.Trash(rt)),
+        ("/rewind", history.Rewind(rt)),
     ]
 
 

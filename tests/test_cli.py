@@ -25,27 +25,27 @@ def test_help_lists_the_settings_and_commands():
 
 def test_user_add_then_login(tmp_path):
     data = str(tmp_path / "data")
-    result = run("user", "add", "alice", "--password-stdin", "--data-dir", data,
-                 input="s3cret\n")
+    result = run("user", "add", "alice", "--password-stdin", "--create", "--data-dir", data,
+                 input="s3cret-pass\n")
     assert result.returncode == 0, result.stderr
     from sync import auth
     from sync.config import Config
     from sync.wsgi import open_runtime
     open_runtime(Config.build(data_dir=data))
     from sync.models import User
-    assert auth.verify_password("s3cret", User.get(User.name == "alice").password_hash)
+    assert auth.verify_password("s3cret-pass", User.get(User.name == "alice").password_hash)
 
 
 def test_empty_password_is_refused(tmp_path):
-    result = run("user", "add", "alice", "--password-stdin", "--data-dir", str(tmp_path),
-                 input="\n")
+    result = run("user", "add", "alice", "--password-stdin", "--create",
+                 "--data-dir", str(tmp_path), input="\n")
     assert result.returncode != 0 and "empty" in result.stderr
 
 
 def test_token_honours_sync_data_dir(tmp_path):
     import jwt
     data = str(tmp_path / "data")
-    result = run("token", "alice", "--ttl", "120", env={"SYNC_DATA_DIR": data})
+    result = run("token", "alice", "--ttl", "120", "--create", env={"SYNC_DATA_DIR": data})
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
     with open(os.path.join(data, "secret.key"), "rb") as f:

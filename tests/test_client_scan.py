@@ -31,9 +31,16 @@ def test_scan_lists_regular_files_by_library_path(tmp_path):
     assert found.warnings == []
 
 
-def test_nested_sync_folder_names_are_synced(tmp_path):
-    write(tmp_path, "notes/.sync/x.txt")
-    assert set(scan(str(tmp_path)).files) == {"notes/.sync/x.txt"}
+def test_a_sync_folder_inside_is_left_alone_and_no_sync_dir_is_ever_read(tmp_path):
+    write(tmp_path, "notes/.sync/token", b"a device token")
+    write(tmp_path, "notes/a.txt")
+    write(tmp_path, "papers/.sync", b"a file named .sync")
+    write(tmp_path, "papers/b.txt")
+    found = scan(str(tmp_path))
+    assert set(found.files) == {"papers/b.txt"}
+    assert found.warnings == ["skipped folder notes: it is a sync folder of its own"]
+    assert found.problems == []
+    assert found.is_unknown("notes/a.txt") and not found.is_unknown("papers/b.txt")
 
 
 def test_nfd_names_map_to_nfc_paths(tmp_path):

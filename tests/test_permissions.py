@@ -67,7 +67,7 @@ def test_the_server_makes_everything_private_under_an_open_umask(tmp_path):
     database and a backup it writes are private too."""
     data, dest = tmp_path / "data", tmp_path / "backup"
     env = dict(os.environ)
-    for args in (["token", "alice"], ["backup", str(dest)]):
+    for args in (["token", "alice", "--create"], ["backup", str(dest)]):
         subprocess.run(["sh", "-c", 'umask 000 && exec "$@"', "sh", sys.executable, "app.py",
                         "--data-dir", str(data), *args], check=True, cwd=ROOT, env=env,
                        capture_output=True, timeout=120)

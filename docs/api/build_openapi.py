@@ -62,6 +62,7 @@ SCHEMAS = {
                        "`login_failed`, `forbidden`, `not_found`, `method_not_allowed`, "
                        "`resolution_invalid`, `range_not_satisfiable`, `bad_request`, "
                        "`file_too_large`, `upload_busy`, `upload_completed`, `upload_lost`, "
+                       "`rev_invalid`, `rewind_too_old`, `case_clash`, "
                        "`too_many_attempts`, `too_many_uploads`.",
         "required": ["title", "description", "code"],
         "properties": {
@@ -325,6 +326,89 @@ SCHEMAS["WaitResult"] = obj({
                                "when `--max-waiters` requests already wait."},
 })
 
+# History, trash and rewind (SPEC §8).
+SCHEMAS["Revision"] = obj({
+    "rev": ref("Rev"),
+    "op": {"enum": ["put", "delete"]},
+    "sha256": nullable(ref("Sha256")),
+    "size": nullable({"type": "integer", "minimum": 0}),
+    "mtime": nullable(ref("Mtime")),
+    "device_id": {**nullable({"type": "string"}),
+                  "description": "The device that made the change; null when a user token "
+                                 "without `X-Device-Id` did."},
+    "device_name": {**nullable({"type": "string"}),
+                    "description": "Null when that device is gone or no device made it."},
+    "changed_at": ref("Timestamp"),
+}, {
+    "moved_from": {**ref("LibraryPath"), "description": "The put half of a move."},
+    "moved_to": {**ref("LibraryPath"), "description": "The delete half of a move."},
+}, description="One kept revision of a path. `sha256`, `size` and `mtime` are null on a "
+               "delete.")
+SCHEMAS["HistoryPage"] = obj({
+    "path": ref("LibraryPath"),
+    "revisions": {"type": "array", "items": ref("Revision"), "description": "Newest first."},
+    "cursor": {**nullable(ref("Cursor")),
+               "description": "Pass it back for the next page; null on the last page."},
+    "has_more": {"type": "boolean"},
+})
+SCHEMAS["TrashItem"] = obj({
+    "path": ref("LibraryPath"),
+    "deleted_rev": ref("Rev"),
+    "deleted_at": ref("Timestamp"),
+    "device_id": {**nullable({"type": "string"}), "description": "Who deleted it."},
+    "device_name": nullable({"type": "string"}),
+    "rev": {**ref("Rev"), "description": "The newest kept put: what a restore brings back."},
+    "sha256": ref("Sha256"),
+    "size": {"type": "integer", "minimum": 0},
+    "mtime": nullable(ref("Mtime")),
+})
+SCHEMAS["TrashPage"] = obj({
+    "entries": {"type": "array", "items": ref("TrashItem"),
+                "description": "Most recently deleted first."},
+    "cursor": {**nullable(ref("Cursor")),
+               "description": "Pass it back for the next page; null on the last page."},
+    "has_more": {"type": "boolean"},
+})
+SCHEMAS["RestoreRequest"] = obj({
+    "path": ref("LibraryPath"),
+    "rev": {**ref("Rev"), "description": "A kept revision of that path (see history)."},
+}, closed=False)
+SCHEMAS["RestoreResult"] = obj({
+    "path": ref("LibraryPath"),
+    "status": {"enum": ["applied", "unchanged"]},
+}, {
+    "rev": {**ref("Rev"), "description": "The head's rev; absent when the path has no live "
+                                         "head (a restored delete)."},
+})
+SCHEMAS["RewindRequest"] = obj({}, {
+    "rev": {"type": "integer", "minimum": 0, "maximum": MAX_INT,
+            "description": "The point: after every revision up to this one."},
+    "at": {"type": "string",
+           "description": "The point: an ISO 8601 time (UTC when it names no offset); "
+                          "revisions made at or before it."},
+    "prefix": {"type": "string", "description": "Only paths under this folder."},
+    "device_id": {"type": "string",
+                  "description": "Only paths this device changed after the point (a deleted "
+                                 "device too)."},
+    "dry_run": {"type": "boolean", "default": False},
+}, description="Exactly one of `rev` and `at`.", closed=False)
+SCHEMAS["RewindChange"] = obj({
+    "path": ref("LibraryPath"),
+    "op": {"enum": ["put", "delete"]},
+    "from_rev": {**nullable(ref("Rev")),
+                 "description": "The revision whose state comes back; null when the path "
+                                "did not exist at the point."},
+}, {
+    "rev": {**ref("Rev"), "description": "The new revision (absent on a dry run)."},
+})
+SCHEMAS["RewindResult"] = obj({
+    "dry_run": {"type": "boolean"},
+    "count": {"type": "integer", "minimum": 0,
+              "description": "How many paths changed (or would)."},
+    "changes": {"type": "array", "items": ref("RewindChange"), "maxItems": 1000,
+                "description": "The first 1000 changes, by path."},
+})
+
 # ---------------------------------------------------------------- responses
 
 
@@ -480,6 +564,10 @@ def sync_operations():
               "*/*": {"schema": {"type": "string", "format": "binary"}}}
     download_params = [
         LIBRARY_PATH,
+        {"name": "rev", "in": "query", "required": False, "schema": {"type": "integer"},
+         "description": "A kept put revision of the path (see `GET /history/{path}`): its "
+                        "content instead of the head's, with the same headers (ETag: its "
+                        "sha256)."},
         {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
          "description": "One range: `bytes=a-b`, `bytes=a-` or `bytes=-n`."},
         {"name": "If-Range", "in": "header", "required": False, "schema": {"type": "string"},
@@ -506,8 +594,10 @@ def sync_operations():
                                 "description": "`bytes a-b/size`."}}}),
             "304": {"description": "`If-None-Match` matched: not modified.",
                     "headers": {"ETag": download_headers["ETag"]}},
-            "400": error("The path is invalid.", ["path_invalid"]),
-            "404": error("No such path, or it is deleted.", ["not_found"]),
+            "400": error("The path is invalid, or `rev` is not an integer.",
+                         ["path_invalid", "rev_invalid"]),
+            "404": error("No such path, or it is deleted; with `rev`: not a kept put "
+                         "revision of that path.", ["not_found"]),
             "416": {**error("The range cannot be satisfied.", ["range_not_satisfiable"]),
                     "headers": {"Content-Range": {"schema": {"type": "string"},
                                                   "required": True,
@@ -754,6 +844,106 @@ its next wait. A request whose client closed its connection leaves its
 place within about a second."""
 
 
+LIMIT_PARAM = {"name": "limit", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+               "description": "Page size, 1 to 1000 (default 100)."}
+CURSOR_PARAM = {"name": "cursor", "in": "query", "required": False, "schema": ref("Cursor"),
+                "description": "The `cursor` of the previous page."}
+CHANGING_DEVICE = {**X_DEVICE_ID,
+                   "description": "With a user token: the device the change is made as "
+                                  "(optional; without it the change carries "
+                                  "`device_id: null`)."}
+
+
+def history_operations():
+    """{template: {method: operation}} of history, trash and rewind (under each prefix)."""
+    page_errors = ["limit_invalid", "cursor_invalid"]
+    return {
+        "/history/{path}": {
+            "get": op("getHistory", "The kept revisions of a path, newest first.", {
+                "200": ok("HistoryPage", links={
+                    "DownloadRevision": link("download", "The content of the newest "
+                                                         "revision.")}),
+                "400": error("The path is invalid, or a bad limit or cursor.",
+                             ["path_invalid"] + page_errors),
+                "404": error("The path has no kept revision (or is another user's).",
+                             ["not_found"]),
+            }, params=[{**LIBRARY_PATH, "description": "The library path (the rest of the "
+                                                       "URL after `/history/`)."},
+                       LIMIT_PARAM, CURSOR_PARAM], tags=["history"],
+                description=HISTORY_DESCRIPTION),
+        },
+        "/trash": {
+            "get": op("listTrash", "Deleted paths whose content is still kept.", {
+                "200": ok("TrashPage", links={
+                    "Restore": link("restore", "Bring the first one back with its `path` "
+                                               "and `rev`.")}),
+                "400": error("A bad prefix, limit or cursor.", ["path_invalid"] + page_errors),
+            }, params=[{"name": "prefix", "in": "query", "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Only paths under this folder (with or without its "
+                                       "trailing `/`)."}, LIMIT_PARAM, CURSOR_PARAM],
+                tags=["history"]),
+        },
+        "/restore": {
+            "post": op("restore", "Make a kept revision of a path its head again.", {
+                "200": ok("RestoreResult"),
+                "400": error("A missing or mistyped field, or an invalid path.",
+                             ["body_invalid", "path_invalid"]),
+                "403": DEVICE_FORBIDDEN,
+                "404": error("That revision is not a kept revision of that path.",
+                             ["not_found"]),
+                "409": error("The path differs only by case from another live path; nothing "
+                             "changed.", ["case_clash"]),
+                "413": TOO_LARGE,
+            }, params=[CHANGING_DEVICE], body=json_body("RestoreRequest"), tags=["history"],
+                description=RESTORE_DESCRIPTION),
+        },
+        "/rewind": {
+            "post": op("rewind", "Put paths back as they were at a point.", {
+                "200": ok("RewindResult"),
+                "400": error("Not exactly one of `rev` and `at`, a mistyped field, an invalid "
+                             "prefix, or a point more than `--history-days` ago.",
+                             ["body_invalid", "path_invalid", "rewind_too_old"]),
+                "403": DEVICE_FORBIDDEN,
+                "413": TOO_LARGE,
+            }, params=[CHANGING_DEVICE], body=json_body("RewindRequest"), tags=["history"],
+                description=REWIND_DESCRIPTION),
+        },
+    }
+
+
+HISTORY_DESCRIPTION = """\
+The server keeps every revision for `--history-days` (default 30): all of
+them for 24 hours, then the newest of each UTC hour to 7 days, then the
+newest of each UTC day. A revision's age counts from when a newer one
+replaced it (from its own time for a deletion nothing replaced), so the
+version a device overwrote today is kept for the whole period however old
+it was. The head of a live path is always kept. Download a put revision
+with `GET /download/{path}?rev=R`."""
+
+RESTORE_DESCRIPTION = """\
+A user token or any device. The revision comes back as a new revision (a put
+of its content, or a delete) that reaches every device through the feed; the
+head it replaces stays in the history. `unchanged` when the head already has
+that content (or the path is already deleted). An open conflict on the path
+stays open. Restoring from the trash is this call with the trash item's
+`rev`."""
+
+REWIND_DESCRIPTION = """\
+Every path under `prefix` (default: the whole library) with a revision after
+the point (with `device_id`: one that device made) goes back to its state at
+the point: the content it had (a new put), or deleted when it did not exist
+or was deleted (a new delete). Paths already in that state are left alone
+and not counted. Beyond 24 hours the state at a point is the newest kept
+revision at or before it. All changes are made in one transaction; open
+conflicts stay open; a put that would clash by case with a live path outside
+the rewind is left out. A `rev` point lasts until the user's next change
+after it: it is `rewind_too_old` when that change is more than
+`--history-days` ago; an `at` point is when it is. `dry_run` changes
+nothing and answers the same."""
+
+
 def other_operations():
     return {
         "/healthz": {"get": op("health", "The server is up.", {"200": ok("Health")},
@@ -818,7 +1008,8 @@ answers 200 with an `Allow` header (with a token where the route needs one).
 def build():
     paths = {}
     for prefix in PREFIXES:
-        for template, methods in {**sync_operations(), **wait_operations()}.items():
+        for template, methods in {**sync_operations(), **wait_operations(),
+                                  **history_operations()}.items():
             paths[prefix + template] = {m: aliased(o, prefix) for m, o in methods.items()}
     paths.update(other_operations())
     return {
@@ -828,8 +1019,8 @@ def build():
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "tags": [{"name": n} for n in
-                 ("devices", "sync", "conflicts", "uploads", "download", "auth", "meta",
-                  "alias")],
+                 ("devices", "sync", "conflicts", "uploads", "download", "history", "auth",
+                  "meta", "alias")],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {

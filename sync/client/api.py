@@ -1,23 +1,31 @@
 """The HTTP layer: one ``Api`` per thread over a ``requests.Session``, with
-a timeout on every call and retries with backoff on connection errors and
-5xx answers. Error answers become ``ApiError`` carrying the server's
+a timeout on every call. Only what can heal is retried, with backoff: once
+the server has answered, a refused or broken connection, a timeout or a
+502/503/504 (a server or its proxy restarting) is tried again for up to
+``RETRY_WINDOW_S``; before the first answer, a refused connection, an
+unknown host or a TLS failure is reported at once, in one line
+(``Unreachable``). Error answers become ``ApiError`` carrying the server's
 machine-readable ``code``."""
 
 import base64
+import errno
 import hashlib
+import socket
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
 PREFIX = "/api/v1/sync"
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
+FIRST_READ_TIMEOUT_S = 10  # the first answer: a TLS handshake with a plain-HTTP server stalls
 READ_TIMEOUT_S = 60
 CHUNK_TIMEOUT_S = 300  # the server fsyncs a whole chunk before it answers
-RETRIES = 4
+RETRIES = 10
 BACKOFF_S = 0.5
 BACKOFF_MAX_S = 8
-RETRY_STATUSES = {500, 502, 503, 504}
+RETRY_WINDOW_S = 60
+RETRY_STATUSES = {502, 503, 504}
 
 
 class ApiError(Exception):
@@ -54,40 +62,57 @@ def _error(resp):
 
 class Api:
     """Calls the sync API as one device. Not shared between threads: a thread
-    that needs its own connection calls ``clone()``."""
+    that needs its own connection calls ``clone()``. ``ca_bundle`` is a file
+    of CA certificates to trust for an https server (a home network's own
+    CA); ``clock`` measures the retry window (tests move it)."""
 
-    def __init__(self, server, token, retries=RETRIES, backoff=BACKOFF_S, sleep=time.sleep):
+    def __init__(self, server, token, retries=RETRIES, backoff=BACKOFF_S, sleep=time.sleep,
+                 ca_bundle=None, clock=time.monotonic):
         self.server = server.rstrip("/")
         self.token = token
         self.retries = retries
         self.backoff = backoff
         self.sleep = sleep
+        self.ca_bundle = ca_bundle
+        self.clock = clock
+        self.reached = False
         self.session = requests.Session()
+        if ca_bundle:
+            self.session.verify = ca_bundle
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.headers["User-Agent"] = "sync-client/0.1"
 
     def clone(self):
-        return type(self)(self.server, self.token, self.retries, self.backoff, self.sleep)
+        twin = type(self)(self.server, self.token, self.retries, self.backoff, self.sleep)
+        twin.ca_bundle, twin.clock, twin.reached = self.ca_bundle, self.clock, self.reached
+        if self.ca_bundle:
+            twin.session.verify = self.ca_bundle
+        return twin
 
     def close(self):
         self.session.close()
 
     def request(self, method, path, json=None, data=None, headers=None, params=None,
                 timeout=READ_TIMEOUT_S, stream=False, ok=(200,)):
-        """One call, retried on connection errors and 5xx; ``ApiError`` when
-        the status is not in ``ok``."""
+        """One call, retried while it can heal (see the module docstring);
+        ``ApiError`` when the status is not in ``ok``."""
         url = self.server + PREFIX + path
         delay = self.backoff
+        start = self.clock()
         for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+            last = attempt == self.retries or self.clock() - start + delay > RETRY_WINDOW_S
+            read_timeout = timeout if self.reached else min(timeout, FIRST_READ_TIMEOUT_S)
             try:
                 resp = self.session.request(method, url, json=json, data=data, headers=headers,
                                             params=params, stream=stream,
-                                            timeout=(CONNECT_TIMEOUT_S, timeout))
+                                            timeout=(CONNECT_TIMEOUT_S, read_timeout))
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if last:
-                    raise Unreachable(f"cannot reach {self.server}: {_reason(exc)}") from None
+                heals = self.reached and not isinstance(exc, requests.exceptions.SSLError) \
+                    and _kind(exc) not in ("dns",)
+                if last or not heals:
+                    raise Unreachable(self.explain(exc)) from None
             else:
+                self.reached = True
                 if resp.status_code in ok:
                     return resp
                 if resp.status_code not in RETRY_STATUSES or last:
@@ -99,12 +124,53 @@ class Api:
             delay = min(delay * 2, BACKOFF_MAX_S)
         raise AssertionError("unreachable")
 
+    def explain(self, exc):
+        """One line saying why the server could not be reached."""
+        where = self.server
+        parts = urlsplit(self.server)
+        kind = _kind(exc)
+        if kind == "refused":
+            return f"connection refused: is the server running at {where}?"
+        if kind == "dns":
+            return f"cannot find the host {parts.hostname}: check the address {where}"
+        if kind == "tls-untrusted":
+            return (f"the certificate of {where} is not trusted ({_reason(exc, 120)}); if it "
+                    "comes from your own CA, give its certificate with --ca-bundle FILE")
+        if kind == "tls":
+            if self._speaks_plain_http(parts):
+                return (f"the server at {parts.netloc} does not speak HTTPS: use "
+                        f"http://{parts.netloc}")
+            return f"the TLS handshake with {where} failed ({_reason(exc, 120)})"
+        if kind == "timeout":
+            if parts.scheme == "https" and not self.reached and self._speaks_plain_http(parts):
+                return (f"the server at {parts.netloc} does not speak HTTPS: use "
+                        f"http://{parts.netloc}")
+            return f"no answer from {where} in time: is the address right, is the server up?"
+        if kind == "unreachable":
+            return f"no route to {where}: is this machine on the server's network?"
+        return f"the connection to {where} broke: {_reason(exc, 160)}"
+
+    def _speaks_plain_http(self, parts):
+        """Does ``parts``' host and port answer plain HTTP (an https:// address
+        given for an http server)?"""
+        if parts.scheme != "https":
+            return False
+        try:
+            requests.get(f"http://{parts.netloc}/healthz", timeout=(2, 2))
+            return True
+        except requests.RequestException:
+            return False
+
     # Devices
     def register_device(self, name, platform):
         return self.request("POST", "/devices", json={"name": name, "platform": platform}).json()
 
     def list_devices(self):
         return self.request("GET", "/devices").json()["devices"]
+
+    def delete_device(self, device_id):
+        """Remove a device (a user token only); its tokens stop working."""
+        self.request("DELETE", f"/devices/{quote(device_id, safe='')}", ok=(204,))
 
     def get_device(self, device_id):
         return self.request("GET", f"/devices/{quote(device_id, safe='')}").json()
@@ -166,6 +232,37 @@ class Api:
                             headers=headers, ok=(200, 206))
 
 
-def _reason(exc):
-    text = str(exc)
-    return text if len(text) < 200 else text[:200] + "..."
+def _causes(exc):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = getattr(exc, "reason", None) if isinstance(getattr(exc, "reason", None),
+                                                           BaseException) else (
+            exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(
+                exc.args[0], BaseException) else None))
+
+
+def _kind(exc):
+    """refused, dns, unreachable, tls, tls-untrusted, timeout or broken."""
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == \
+                errno.ECONNREFUSED:
+            return "refused"
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+            return "dns"
+        if getattr(cause, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return "unreachable"
+        if "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            return "tls-untrusted"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls"
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    return "broken"
+
+
+def _reason(exc, limit=200):
+    """The innermost cause's text, short."""
+    text = str(list(_causes(exc))[-1]) or str(exc)
+    return text if len(text) < limit else text[:limit] + "..."

@@ -1,27 +1,38 @@
 """The client's command line: ``init``, ``sync`` (once or ``--watch``),
-``status``, ``conflicts`` and ``resolve``. Exit status 0 means the folder is
-in sync (or the command did what it said); anything else comes with a
-one-line reason on standard error."""
+``status``, ``conflicts``, ``resolve``, ``devices`` and ``config``. Exit
+status 0 means the folder is in sync (or the command did what it said);
+anything else comes with a one-line reason on standard error. Flags are
+never abbreviated (``sync.cliargs``)."""
 
-import argparse
 import os
 import platform
 import socket
 import sys
 
+from .. import cliargs
 from . import state as state_mod
 from . import watch
 from .api import Api, ApiError, Unreachable
 from .engine import Engine, Options, PassError
+from .manage import add_device_commands
 from .state import FolderError, FolderLock
 
 RESOLUTIONS = ("keep_server", "keep_client", "keep_both")
 DEFAULT_INTERVAL_S = 30
-PROG = "python -m sync.client"
+MIN_CHUNK, MAX_CHUNK = 256 * 1024, 64 * 1024 * 1024
+
+
+def _prog():
+    """How the user ran the client, for the messages that tell them what to type."""
+    name = os.path.basename(sys.argv[0] if sys.argv else "")
+    return "sync-client" if name.startswith("sync-client") else "python -m sync.client"
+
+
+PROG = _prog()
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cliargs.Parser(
         prog=PROG, description="Keep a local folder in two-way sync with a sync server.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -36,6 +47,11 @@ def build_parser():
                       "default: $SYNC_TOKEN")
     init.add_argument("--device-name", default=None, metavar="NAME",
                       help="how this device is listed (default: the host name)")
+    init.add_argument("--reattach", action="store_true",
+                      help="FOLDER is already a sync folder whose device was deleted (or "
+                      "whose token was lost): register it again as a new device, keeping "
+                      "what it knows, so nothing is sent or fetched again")
+    _ca_bundle_flag(init)
 
     sync = sub.add_parser("sync", help="sync FOLDER with the server, once or continuously",
                           description="One full two-way pass: send local changes, fetch the "
@@ -45,17 +61,18 @@ def build_parser():
     sync.add_argument("--watch", action="store_true",
                       help="keep syncing until stopped (SIGTERM or Ctrl-C): local edits as "
                       "the folder reports them, the server's as they happen")
-    sync.add_argument("--interval", type=_positive_float, default=DEFAULT_INTERVAL_S,
-                      metavar="SECONDS",
+    sync.add_argument("--interval", type=cliargs.positive_duration,
+                      default=DEFAULT_INTERVAL_S, metavar="DURATION",
                       help="with --watch, how often the folder is looked at where the system "
-                      f"gives no file events (default {DEFAULT_INTERVAL_S})")
+                      f"gives no file events: seconds, or 30s, 5m (default {DEFAULT_INTERVAL_S}s)")
     sync.add_argument("--quiet", action="store_true",
                       help="no progress bars or per-file lines; only the summary and problems "
                       "(with --watch, a line only for a pass that changed something)")
     sync.add_argument("--allow-mass-delete", action="store_true",
                       help="let a pass delete more than half of the files (on either side)")
-    sync.add_argument("--chunk-size", type=int, default=None, metavar="BYTES",
-                      help="upload chunk size (default: the server's, 8 MiB)")
+    sync.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="SIZE",
+                      help="upload chunk size, 256KiB to 64MiB: bytes, or 256KiB, 8MiB "
+                      "(default: the server's, 8MiB)")
 
     status = sub.add_parser("status", help="show what a sync would send and receive",
                             description="Show what a sync pass would send and receive, and "
@@ -66,20 +83,31 @@ def build_parser():
     conflicts.add_argument("folder", metavar="FOLDER")
 
     resolve = sub.add_parser("resolve", help="settle a conflict",
-                             description="keep_server drops the client's version, keep_client "
-                             "makes it the head, keep_both saves it beside the server's as "
-                             "'name (conflict DEVICE DATE).ext'. The next sync applies it here.")
+                             description="A conflict has two versions: the server's, and the "
+                             "one a device (named in `conflicts`) sent. keep_server keeps the "
+                             "server's version, keep_client keeps that device's version, "
+                             "keep_both saves the device's version beside the server's as "
+                             "'name (conflict DEVICE DATE).ext'. It says which file of FOLDER "
+                             "the next sync changes before anything changes.")
     resolve.add_argument("folder", metavar="FOLDER")
-    resolve.add_argument("id", metavar="ID")
+    resolve.add_argument("id", metavar="ID", help="the conflict's id, or any unique start of it")
     resolve.add_argument("resolution", choices=RESOLUTIONS)
+    add_device_commands(sub)
     return parser
 
 
-def _positive_float(text):
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+def _chunk_size(text):
+    value = cliargs.size(text)
+    if not MIN_CHUNK <= value <= MAX_CHUNK:
+        raise cliargs.argparse.ArgumentTypeError(
+            f"{text!r} is outside 256KiB to 64MiB: use bytes, or 256KiB, 8MiB, 64MiB")
     return value
+
+
+def _ca_bundle_flag(parser):
+    parser.add_argument("--ca-bundle", default=None, metavar="FILE",
+                        help="a file of CA certificates (PEM) to trust for an https:// server "
+                        "whose certificate comes from your own CA")
 
 
 def fail(message, code=1):
@@ -91,6 +119,8 @@ def main(argv=None, api=None):
     """Run one command; ``api`` replaces the folder's HTTP client (tests)."""
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "handler", None) is not None:
+            return args.handler(args, api)
         if args.command == "init":
             return cmd_init(args)
         if args.command == "sync":
@@ -112,23 +142,29 @@ def main(argv=None, api=None):
 
 def _api_reason(exc):
     if exc.status == 401:
-        return ("the server refused the token (device deleted or its token regenerated?): "
-                "run init again in a new folder")
+        return ("the server refused the token of this folder's device (the device was "
+                f"removed, or its token regenerated): run `{PROG} init FOLDER --reattach --server URL "
+                "--token USER_TOKEN`")
     return f"the server answered {exc.status} {exc.code}: {exc.description}"
 
 
 def cmd_init(args):
     if not args.token:
         return fail("a user token is needed: --token USER_TOKEN or $SYNC_TOKEN")
-    if not args.server.startswith(("http://", "https://")):
-        return fail(f"not a server address: {args.server!r} (try http://HOST:8080)")
+    try:
+        server = server_url(args.server)
+    except ValueError as exc:
+        return fail(str(exc))
     folder = os.path.abspath(args.folder)
-    if os.path.exists(state_mod.sync_dir(folder)):
-        return fail(f"{folder} is already a sync folder")
-    name = args.device_name or socket.gethostname() or "device"
-    api = Api(args.server, args.token)
+    problem = _init_problem(folder, args.reattach)
+    if problem:
+        return fail(problem)
+    name = args.device_name or _old_name(folder, args.reattach) or socket.gethostname() \
+        or "device"
+    api = Api(server, args.token, ca_bundle=args.ca_bundle)
     try:
         device = api.register_device(name[:100], platform.system().lower() or sys.platform)
+        old = _forget_old_device(api, folder) if args.reattach else None
     except ApiError as exc:
         if exc.status in (401, 403):
             return fail(f"the server refused the token ({exc.description}): init needs a "
@@ -137,10 +173,73 @@ def cmd_init(args):
     finally:
         api.close()
     token = device.pop("token")
-    state_mod.init_folder(folder, args.server, device, token)
+    extra = {"ca_bundle": os.path.abspath(args.ca_bundle)} if args.ca_bundle else {}
+    if args.reattach:
+        state_mod.reattach_folder(folder, server, device, token, **extra)
+        print(f"registered device {device['name']!r} ({device['id']}) for {folder}"
+              + (f", in place of {old}" if old else "")
+              + f"; run `{PROG} sync {args.folder}` (files are matched by content: nothing "
+              "is sent again)")
+        return 0
+    state_mod.init_folder(folder, server, device, token, **extra)
     print(f"registered device {device['name']!r} ({device['id']}); {folder} is ready: "
           f"run `{PROG} sync {args.folder}`")
     return 0
+
+
+def _init_problem(folder, reattach):
+    """Why ``init`` (or ``init --reattach``) cannot use ``folder``, or None."""
+    if os.path.exists(state_mod.sync_dir(folder)):
+        if reattach:
+            return None
+        return (f"{folder} is already a sync folder; if its device was removed, run "
+                f"`{PROG} init {folder} --reattach --server URL --token USER_TOKEN`")
+    if reattach:
+        return f"{folder} is not a sync folder yet: run init without --reattach"
+    return state_mod.nesting_problem(folder)
+
+
+def _old_name(folder, reattach):
+    return state_mod.read_config(folder).get("device_name") if reattach else None
+
+
+def _forget_old_device(api, folder):
+    """Remove the device a reattached folder had, if the server still has it
+    (a device that never acks holds back the purge of deletions); its name."""
+    old = state_mod.read_config(folder)
+    device_id = old.get("device_id")
+    if not device_id:
+        return None
+    try:
+        api.delete_device(device_id)
+    except (ApiError, Unreachable):
+        return None  # gone already; `devices remove` can do it later
+    return f"the old device {old.get('device_name')!r} (removed)"
+
+
+API_SUFFIXES = ("/api/v1/sync", "/api/sync", "/api/v1", "/api")
+
+
+def server_url(text):
+    """The server's base address from what a user typed: a trailing API path
+    (``/api/v1/sync``) and slash are dropped; ``ValueError`` with a hint
+    when there is no http:// or https://."""
+    from urllib.parse import urlsplit
+    text = text.strip()
+    if not text.startswith(("http://", "https://")):
+        parts = urlsplit("//" + text)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        host = parts.hostname or text
+        raise ValueError(f"not a server address: {text!r} (try http://{host}:{port or 8080})")
+    url = text.rstrip("/")
+    for suffix in API_SUFFIXES:
+        if url.endswith(suffix):
+            url = url[:-len(suffix)].rstrip("/")
+            break
+    return url
 
 
 def _engine(args, api, **options):
@@ -200,49 +299,74 @@ def cmd_status(args, api):
     return 0
 
 
-def cmd_conflicts(args, api):
-    config = state_mod.load_config(os.path.abspath(args.folder))
-    api = api or Api(config["server"], config["token"])
-    conflicts = api.conflicts()
+def _folder_api(folder, api=None):
+    config = state_mod.load_config(folder)
+    return config, api or Api(config["server"], config["token"],
+                              ca_bundle=config.get("ca_bundle"))
+
+
+def _seen_conflicts(folder, config, api, conflicts):
+    """The server's conflicts as ``choices.Conflict``, seen from ``folder``."""
+    from .choices import Conflict
     names = {d["id"]: d["name"] for d in api.list_devices()}
+    state = state_mod.State.open(folder)
+    try:
+        heads = list(state.remote())
+    finally:
+        state.close()
+    folds = {}
+    for path in heads:
+        folds.setdefault(path.casefold(), set()).add(path)
+    return [Conflict(c, config["device_id"], names,
+                     folds.get(c["path"].casefold(), set()) - {c["path"]}) for c in conflicts]
+
+
+def cmd_conflicts(args, api):
+    folder = os.path.abspath(args.folder)
+    config, api = _folder_api(folder, api)
+    conflicts = api.conflicts()
     if not conflicts:
         print("no open conflicts")
         return 0
-    for c in conflicts:
-        client = c.get("client") or {}
-        server = c.get("server") or {}
-        who = names.get(client.get("device_id"), client.get("device_id") or "?")
-        what = f"{c['path']} -> {client['to']}" if client.get("to") else c["path"]
-        print(f"{c['id']}  {c['kind']:<13} {what}")
-        print(f"    server: {server.get('op') or 'nothing'} rev {server.get('rev')}  "
-              f"{_size(server.get('size'))}")
-        print(f"    {who}: {client.get('op')}  {_size(client.get('size'))}  "
-              f"(since {c.get('created_at')})")
-    print(f"resolve with `{PROG} resolve {args.folder} ID keep_server|keep_client|keep_both`")
+    for c in _seen_conflicts(folder, config, api, conflicts):
+        print(f"{c.c['id']}  {c.kind:<13} {c.what()}")
+        for line in c.versions():
+            print(f"    {line}")
+        for resolution in RESOLUTIONS:
+            print(f"    {resolution:<12} {c.label(resolution)}: the next sync "
+                  f"{c.effect(resolution)}")
+    print(f"resolve with `{PROG} resolve {args.folder} ID keep_server|keep_client|keep_both` "
+          "(the start of ID is enough)")
     return 0
 
 
 def cmd_resolve(args, api):
-    config = state_mod.load_config(os.path.abspath(args.folder))
-    api = api or Api(config["server"], config["token"])
+    folder = os.path.abspath(args.folder)
+    config, api = _folder_api(folder, api)
+    conflicts = api.conflicts()
+    matches = [c for c in conflicts if c["id"] == args.id] or \
+        [c for c in conflicts if c["id"].startswith(args.id)]
+    if len(matches) > 1:
+        return fail(f"{args.id} is the start of {len(matches)} conflicts' ids "
+                    f"({', '.join(c['id'] for c in matches[:3])}): type more of it")
+    if matches:
+        [seen] = _seen_conflicts(folder, config, api, matches)
+        conflict_id = seen.c["id"]
+        print(f"{conflict_id}: {seen.label(args.resolution)} of {seen.what()}; the next sync "
+              f"of {args.folder} {seen.effect(args.resolution)}", flush=True)
+    else:
+        conflict_id = args.id   # the server says why: already resolved, or unknown
     try:
-        answer = api.resolve(args.id, args.resolution)
+        answer = api.resolve(conflict_id, args.resolution)
     except ApiError as exc:
         if exc.code == "already_resolved":
             return fail(f"conflict {args.id} was already resolved")
         if exc.status == 404:
-            return fail(f"no conflict {args.id}")
+            return fail(f"no conflict {args.id} (see `{PROG} conflicts {args.folder}`)")
         raise
     for change in answer.get("results") or []:
-        print(f"  {change.get('op')} {change.get('path')} (rev {change.get('rev')})")
-    print(f"resolved {args.id}: {args.resolution}; the next sync applies it to {args.folder}")
+        print(f"  on the server: {change.get('op')} {change.get('path')} "
+              f"(rev {change.get('rev')})")
+    print(f"resolved {conflict_id}: {args.resolution}; run `{PROG} sync {args.folder}` to "
+          "apply it here")
     return 0
-
-
-def _size(size):
-    if size is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024

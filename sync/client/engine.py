@@ -17,7 +17,7 @@ from . import transfer
 from .api import Api, ApiError
 from .plan import make_plan
 from .scan import FileChanging, Hasher, LocalFile, file_sha256, scan
-from .state import TMP_DIR, Conflict, Remote, State, load_config, sync_dir
+from .state import TMP_DIR, Conflict, Remote, State, Synced, load_config, sync_dir
 
 REPORT_BATCH = 1000
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # the server's default
@@ -73,7 +73,8 @@ class Engine:
     def __init__(self, folder, api=None, options=None, out=None, err=None):
         self.folder = os.path.abspath(folder)
         self.config = load_config(self.folder)
-        self.api = api or Api(self.config["server"], self.config["token"])
+        self.api = api or Api(self.config["server"], self.config["token"],
+                              ca_bundle=self.config.get("ca_bundle"))
         self.options = options or Options()
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -115,20 +116,6 @@ class Engine:
             if not page["has_more"]:
                 return sorted(latest.values(), key=lambda c: c["rev"]), cursor, relisted
 
-    def _rebase_after_relist(self):
-        """After a relist nothing of the old history can be trusted: a base
-        whose content the server no longer holds is forgotten, so the local
-        file is reported as new (uploaded, or a conflict) instead of being
-        deleted or overwritten by a possibly older server."""
-        remote = self.state.remote()
-        with self.state.transaction():
-            for path, s in self.state.synced().items():
-                r = remote.get(path)
-                if r is not None and r.sha256 == s.sha256:
-                    self.state.set_synced(path, r.rev, s.sha256, s.size, s.mtime_ns)
-                else:
-                    self.state.drop_synced(path)
-
     # Conflicts
     def mine(self, conflicts):
         """``{id: conflict}`` of the conflicts (as the server lists them) this device made."""
@@ -142,11 +129,17 @@ class Engine:
                 self.state.add_conflict(Conflict(cid, c["path"], c.get("kind"), client.get("to"),
                                                  client.get("op"), client.get("sha256")))
 
-    def _settle_resolved(self, open_ids, local):
+    def _settled(self, open_ids, local, synced, remote):
         """Conflicts of this device resolved since the last pass (here or on
-        another device): if the folder still holds the version that was
-        reported, take whatever the server now has; if it was edited since,
-        keep the old base so the edit is reported (and conflicts) again."""
+        another device): ``(bases, resolved ids)``, where ``bases`` maps a path
+        to its new synced base (None: no base). If the folder still holds the
+        version that was reported, it takes whatever the server now has; if it
+        was edited since, the old base stays so the edit is reported (and
+        conflicts) again. A local file whose content the server does not hold
+        at all (the losing side of a case clash, say) gets no base: it is
+        never deleted by a resolution, and is reported again as new."""
+        bases, resolved = {}, []
+        held = {r.sha256 for r in remote.values()}
         for cid, c in self.state.conflicts().items():
             if cid in open_ids:
                 continue
@@ -156,14 +149,14 @@ class Engine:
                     hashes = {p: self.hasher.sha256(local[p]) for p in paths if p in local}
                 except (OSError, FileChanging):
                     continue  # settled on a later pass, once the file is readable
-                with self.state.transaction():
-                    for path in paths:
-                        f = local.get(path)
-                        if f is None:
-                            self.state.drop_synced(path)
-                        else:
-                            self.state.set_synced(path, 0, hashes[path], f.size, f.mtime_ns)
-            self.state.drop_conflict(cid)
+                for path in paths:
+                    f = local.get(path)
+                    if f is None or (path not in remote and hashes[path] not in held):
+                        bases[path] = None
+                    else:
+                        bases[path] = Synced(path, 0, hashes[path], f.size, f.mtime_ns)
+            resolved.append(cid)
+        return bases, resolved
 
     def _still_as_reported(self, c, local):
         f = local.get(c.path)
@@ -179,38 +172,42 @@ class Engine:
     # The pass
     def prepare(self, save):
         """Read the server and the folder; the ``(plan, scan, conflicts)`` of
-        a pass. ``save`` records the feed and settles resolved conflicts
-        (``status`` looks without saving)."""
+        a pass. ``save`` records the feed, the rebased bases and the settled
+        conflicts; without it (``status``) the same plan is computed and
+        nothing is recorded."""
         conflicts = self.api.conflicts()
         mine = self.mine(conflicts)
         cursor = self.state.get("cursor")
         changes, next_cursor, relisted = self.read_feed(cursor)
-        if save:
-            self.state.apply_feed(changes, next_cursor, relisted)
-            if relisted:
-                self._rebase_after_relist()
-            remote = self.state.remote()
-        else:
-            remote = {} if relisted else self.state.remote()
-            for change in changes:
-                if change["op"] == "delete":
-                    remote.pop(change["path"], None)
-                else:
-                    remote[change["path"]] = Remote(change["path"], change["rev"],
-                                                    change["sha256"], change["size"],
-                                                    change.get("mtime"), change.get("moved_from"))
+        remote = with_changes({} if relisted else self.state.remote(), changes)
+        before = self.state.synced()
+        synced = rebased(before, remote) if relisted else dict(before)
         self.next_cursor = next_cursor
         found = scan(self.folder)
         self.state.forget_hashes(set(found.files))
+        bases, resolved = self._settled(set(mine), found.files, synced, remote)
+        for path, base in bases.items():
+            if base is None:
+                synced.pop(path, None)
+            else:
+                synced[path] = base
         if save:
-            self._settle_resolved(set(mine), found.files)
+            self.state.apply_feed(changes, next_cursor, relisted)
+            with self.state.transaction():
+                self.state.replace_synced(before, synced)
+                for cid in resolved:
+                    self.state.drop_conflict(cid)
             self._record_conflicts(mine)
+        self.synced_count = len(synced)
+        self.folds = {}
+        for path in list(found.files) + list(remote):
+            self.folds.setdefault(path.casefold(), set()).add(path)
         frozen = set()
         for c in mine.values():
             frozen.add(c["path"])
             if (c.get("client") or {}).get("to"):
                 frozen.add(c["client"]["to"])
-        plan = make_plan(found.files, self.state.synced(), remote, self.hasher.sha256,
+        plan = make_plan(found.files, synced, remote, self.hasher.sha256,
                          skip=lambda p: p in frozen or found.is_unknown(p),
                          case_insensitive=_case_insensitive(self.folder))
         return plan, found, conflicts
@@ -226,7 +223,7 @@ class Engine:
         summary.problems.extend(found.problems)
         summary.problems.extend(plan.problems)
         if not self.options.allow_mass_delete:
-            refusal = plan.mass_delete(len(self.state.synced()))
+            refusal = plan.mass_delete(self.synced_count)
             if refusal:
                 raise PassError(refusal)
         self._drop_stale_uploads(found.files)
@@ -372,17 +369,37 @@ class Engine:
                     summary.up += 1
                     self.say(f"up: {path}")
         elif status == "conflict":
-            self._conflicted(result.get("conflict_id"), item, report.sha256, summary)
+            self._conflicted(result.get("conflict_id"), item, report.sha256, summary,
+                             result.get("rev"))
         else:
             error = result.get("error") or status
             summary.problems.append(f"the server rejected {op} {path}: {error}")
 
-    def _conflicted(self, conflict_id, item, sha256, summary):
+    def _conflicted(self, conflict_id, item, sha256, summary, rev=None):
         summary.new_conflicts += 1
-        self.say(f"conflict: {item['path']} changed here and on the server; kept as it is here")
+        self.say(f"conflict: {self._conflict_reason(item, rev)}")
         if conflict_id:
             self.state.add_conflict(Conflict(conflict_id, item["path"], None, item.get("to"),
                                              item["op"], sha256))
+
+    def _conflict_reason(self, item, rev):
+        """What clashed with what, in one line, for a conflict a report or an
+        upload just raised."""
+        path, op = item["path"], item["op"]
+        name = item.get("to", path)
+        twins = sorted(p for p in self.folds.get(name.casefold(), ()) if p != name)
+        if op != "delete" and rev is None and twins:
+            return (f"{name} differs only by case from {twins[0]} on the server (devices "
+                    "that ignore case cannot hold both); both kept here")
+        if op == "delete":
+            return f"{path} was deleted here but changed on the server; nothing deleted"
+        if op == "move":
+            return (f"{path} was moved here to {item['to']}, but on the server {path} changed "
+                    f"or {item['to']} exists; kept as it is here")
+        if item.get("base_rev") is None:
+            return (f"{path} was created here and on another device with different content; "
+                    "kept as it is here")
+        return f"{path} changed here and on the server; kept as it is here"
 
     def _uploaded(self, report, outcome, summary):
         item, local = report.item, report.local
@@ -395,7 +412,8 @@ class Engine:
             return
         status = outcome.get("status")
         if status == "conflict":
-            self._conflicted(outcome.get("conflict_id"), item, report.sha256, summary)
+            self._conflicted(outcome.get("conflict_id"), item, report.sha256, summary,
+                             outcome.get("rev"))
             return
         self._synced_put(local, report.sha256, outcome.get("rev") or 0, item["mtime"])
         if status == "applied":
@@ -533,6 +551,33 @@ class Engine:
             except OSError:
                 return
             parts.pop()
+
+
+def with_changes(remote, changes):
+    """The server's heads ``remote`` (path -> Remote) after a feed read."""
+    remote = dict(remote)
+    for change in changes:
+        if change["op"] == "delete":
+            remote.pop(change["path"], None)
+        else:
+            remote[change["path"]] = Remote(change["path"], change["rev"], change["sha256"],
+                                            change["size"], change.get("mtime"),
+                                            change.get("moved_from"))
+    return remote
+
+
+def rebased(synced, remote):
+    """The bases after a relist: nothing of the old history can be trusted,
+    so a base whose content the server no longer holds at that path is
+    forgotten, and the local file is reported as new (uploaded, or a
+    conflict) instead of being deleted or overwritten by a possibly older
+    server."""
+    kept = {}
+    for path, s in synced.items():
+        r = remote.get(path)
+        if r is not None and r.sha256 == s.sha256:
+            kept[path] = s._replace(rev=r.rev)
+    return kept
 
 
 def _why(exc):

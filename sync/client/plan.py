@@ -6,7 +6,8 @@ here; a change on both sides is either equal content, simply recorded, or
 the local change reported against the old base for the server to decide
 (an edit beats a delete; anything else becomes a conflict). The client
 never decides a conflict itself. Paths with an open conflict of this
-device, and paths under a folder that could not be read, are left alone."""
+device, paths under a folder that could not be read or that is a sync
+folder of its own, and anything in a ``.sync`` folder are left alone."""
 
 import dataclasses
 from typing import Optional
@@ -15,6 +16,12 @@ from .scan import FileChanging, LocalFile
 from .state import Remote, Synced
 
 MASS_DELETE_MIN = 5  # a pass may always delete this many files
+PRIVATE = ".sync"    # a sync folder's own state: never sent, fetched or deleted
+
+
+def is_private(path):
+    """Does ``path`` lie in a ``.sync`` folder (at any depth)?"""
+    return PRIVATE in path.split("/")
 
 
 @dataclasses.dataclass
@@ -110,7 +117,7 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
             local_folds.setdefault(path.casefold(), path)
     new_puts, gone = [], []
     for path in sorted(set(local) | set(synced) | set(remote)):
-        if skip(path):
+        if skip(path) or is_private(path):
             continue
         l, s, r = local.get(path), synced.get(path), remote.get(path)
         try:

@@ -1,5 +1,7 @@
-"""Walking the local folder: every regular file under it except ``.sync/``,
-keyed by its library path (NFC, so macOS's decomposed NFD names map to the
+"""Walking the local folder: every regular file under it except any
+``.sync`` (a folder's own state, holding its device token, at whatever
+depth) and any folder inside it that is a sync folder of its own (it syncs
+itself; taking its files too would copy the two into each other), keyed by its library path (NFC, so macOS's decomposed NFD names map to the
 server's paths), and hashing with the state database as a cache (re-hashed
 only when size or mtime moved). Symlinks and special files are skipped
 with a warning; names the library cannot hold are reported, never silently
@@ -31,13 +33,19 @@ class ScanResult:
         self.warnings = []
         self.problems = []
         self.unreadable = []
+        self.nested = []
+
+    def left_alone(self, path):
+        """Paths under a nested sync folder: neither sent nor deleted here."""
+        return any(path == p or path.startswith(p + "/") for p in self.nested)
 
     def problem(self, text):
         self.warnings.append(text)
         self.problems.append(text)
 
     def is_unknown(self, path):
-        return any(path == p or path.startswith(p + "/") for p in self.unreadable)
+        return self.left_alone(path) or any(
+            path == p or path.startswith(p + "/") for p in self.unreadable)
 
 
 def library_path(rel):
@@ -69,7 +77,7 @@ def scan(folder):
             continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if not rel_dir and entry.name == SYNC_DIR:
+            if entry.name == SYNC_DIR:
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
@@ -86,6 +94,11 @@ def scan(folder):
                 if library_path(rel) is None:
                     result.problem(f"skipped folder {_shown(rel)}: the library cannot "
                                            "hold that name")
+                    continue
+                if os.path.isdir(os.path.join(folder, rel, SYNC_DIR)):
+                    result.warnings.append(f"skipped folder {_shown(rel)}: it is a sync folder "
+                                           "of its own")
+                    result.nested.append(library_path(rel))
                     continue
                 stack.append(rel)
                 continue

@@ -62,7 +62,41 @@ def _write_private(path, text):
     os.chmod(path, 0o600)
 
 
-def init_folder(folder, server, device, token):
+def enclosing_sync_folder(folder):
+    """The sync folder ``folder`` lies inside, or None."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    while True:
+        if os.path.isdir(sync_dir(parent)):
+            return parent
+        up = os.path.dirname(parent)
+        if up == parent:
+            return None
+        parent = up
+
+
+def contained_sync_folder(folder):
+    """A sync folder somewhere under ``folder`` (not ``folder`` itself), or None."""
+    for root, dirs, _files in os.walk(folder):
+        if root != folder and SYNC_DIR in dirs:
+            return root
+        dirs[:] = sorted(d for d in dirs if d != SYNC_DIR)
+    return None
+
+
+def nesting_problem(folder):
+    """Why ``folder`` cannot become a sync folder because of another one, or None."""
+    outer = enclosing_sync_folder(folder)
+    if outer is not None:
+        return (f"{folder} is inside the sync folder {outer}: choose a folder outside it "
+                "(its files would be synced twice, and this folder's token sent to the server)")
+    inner = contained_sync_folder(folder)
+    if inner is not None:
+        return (f"{folder} holds the sync folder {inner}: choose a folder that does not "
+                "contain another sync folder")
+    return None
+
+
+def init_folder(folder, server, device, token, ca_bundle=None):
     """Create ``FOLDER/.sync/`` for a freshly registered ``device``."""
     os.makedirs(folder, exist_ok=True)
     base = sync_dir(folder)
@@ -71,9 +105,50 @@ def init_folder(folder, server, device, token):
     os.mkdir(base, 0o700)
     os.chmod(base, 0o700)
     config = {"server": server, "device_id": device["id"], "device_name": device["name"]}
+    if ca_bundle:
+        config["ca_bundle"] = ca_bundle
     _write_private(os.path.join(base, TOKEN), token + "\n")
-    _write_private(os.path.join(base, CONFIG), json.dumps(config, indent=2) + "\n")
+    write_config(folder, config)
     State.open(folder).close()
+
+
+def read_config(folder):
+    """``config.json`` as it is (an empty dict when it cannot be read)."""
+    try:
+        with open(os.path.join(sync_dir(folder), CONFIG), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def write_config(folder, config):
+    config = {k: v for k, v in config.items() if k != "token"}
+    _write_private(os.path.join(sync_dir(folder), CONFIG), json.dumps(config, indent=2) + "\n")
+
+
+def reattach_folder(folder, server, device, token, ca_bundle=None):
+    """Give an existing sync folder a newly registered ``device``. What the
+    folder knows (the bases, the server's heads, the cursor) stays, so files
+    are matched by content and nothing is sent or fetched again; the old
+    device's open conflicts and upload sessions are its own, and are
+    forgotten; the new device acknowledges the feed afresh."""
+    base = sync_dir(folder)
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    config = read_config(folder)
+    config.update({"server": server, "device_id": device["id"], "device_name": device["name"]})
+    if ca_bundle:
+        config["ca_bundle"] = ca_bundle
+    _write_private(os.path.join(base, TOKEN), token + "\n")
+    write_config(folder, config)
+    state = State.open(folder)
+    try:
+        with state.transaction():
+            state.conn.execute("DELETE FROM conflicts")
+            state.conn.execute("DELETE FROM uploads")
+            state.conn.execute("DELETE FROM meta WHERE key = 'acked'")
+    finally:
+        state.close()
 
 
 def load_config(folder):
@@ -92,7 +167,8 @@ def load_config(folder):
         with open(os.path.join(base, TOKEN), encoding="utf-8") as f:
             config["token"] = f.read().strip()
     except (OSError, ValueError) as exc:
-        raise FolderError(f"{base} is damaged ({exc}); run init again in a new folder") from None
+        raise FolderError(f"{base} is damaged ({exc}): run `init FOLDER --reattach --server URL "
+                          "--token USER_TOKEN` to register it again") from None
     return config
 
 
@@ -159,6 +235,16 @@ class State:
     @_locked
     def drop_synced(self, path):
         self.conn.execute("DELETE FROM synced WHERE path = ?", (path,))
+
+    @_locked
+    def replace_synced(self, before, after):
+        """Write the difference between two ``synced()`` views."""
+        for path in before:
+            if path not in after:
+                self.drop_synced(path)
+        for path, s in after.items():
+            if before.get(path) != s:
+                self.set_synced(*s)
 
     # remote
     @_locked

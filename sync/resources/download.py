@@ -1,4 +1,5 @@
-"""``GET``/``HEAD /download/{path}``: the head content of a library path,
+"""``GET``/``HEAD /download/{path}``: the head content of a library path
+(or, with ``?rev=R``, of a kept revision of it: SPEC §8),
 with ``ETag``, ``Repr-Digest``, single byte ranges, ``If-Range`` and
 ``If-None-Match``. Several ranges in one request are answered with the whole
 file (200), which RFC 9110 allows. The bytes are streamed from the blob file
@@ -12,7 +13,7 @@ from email.utils import formatdate, parsedate_to_datetime
 
 import falcon
 
-from .. import blobs, errors, library
+from .. import blobs, errors, history, library
 from ..paths import normalize
 from ..runtime import parse_iso
 from .common import principal
@@ -114,7 +115,13 @@ class Download:
 
     def _answer(self, req, resp, path, send_body):
         wanted = library_path(req, path)
-        head = library.head_content(principal(req).user.id, wanted)
+        rev = req.get_param("rev")
+        if rev is not None:
+            head = history.revision_content(principal(req).user.id, wanted, rev)
+            if head is None:
+                raise errors.not_found(f"{wanted!r} has no kept version at revision {rev}.")
+        else:
+            head = library.head_content(principal(req).user.id, wanted)
         if head is None:
             raise errors.not_found(f"No file at {wanted!r}.")
         sha256, size, mtime, changed_at = head
