@@ -201,3 +201,27 @@ CREATE TABLE IF NOT EXISTS blob_queue (
     sha256    TEXT PRIMARY KEY,
     queued_at TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- The web page (schema 5, SPEC §11). A session is found by the SHA-256 of its cookie
+-- value (the value itself is never stored); `csrf` is the token every form
+-- and script of that session sends back; `flash` the one message the next
+-- page shows. Sessions end at `expires_at` (login + --token-ttl) or logout.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id         TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    flash      TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user_id);
+CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions (expires_at);
+
+-- The device the web page acts for when it changes a user's library (an
+-- upload session belongs to a device). It holds no copy of the library, so
+-- its ack is kept at the newest revision: it never holds back the purge of
+-- tombstones nor shows changes waiting.
+CREATE TABLE IF NOT EXISTS web_devices (
+    user_id   INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL UNIQUE REFERENCES devices (id) ON DELETE CASCADE
+);

@@ -14,6 +14,11 @@ import json
 
 from .db import database
 
+# The ack of a device that holds no copy of the library (the web page's,
+# ``sync.web.views``): past every revision, so it is never behind and every
+# entry counts as acknowledged, the new ones included.
+ALWAYS_ACKED = 10 ** 17 - 1
+
 # A user's content, counted once: the live entries and the client side of
 # the unresolved conflicts (versions and trash do not count).
 _HOLDS = ("EXISTS (SELECT 1 FROM entries WHERE sha256 = j.value AND user_id = ?1 "
@@ -44,7 +49,12 @@ def entries_changed(user_id, old_revs, new_rows):
     are new. A device that had acknowledged an old revision has one
     acknowledged entry fewer (the entry is pending again)."""
     add_user(user_id, entries=new_rows)
-    _unack(user_id, old_revs)
+    _unack(user_id, old_revs, below=ALWAYS_ACKED)
+    if new_rows:
+        database.execute_sql(
+            "UPDATE device_counts SET acked_entries = acked_entries + ? WHERE device_id IN "
+            "(SELECT id FROM devices WHERE user_id = ? AND acked_rev >= ?)",
+            (new_rows, user_id, ALWAYS_ACKED))
 
 
 def entries_removed(user_id, revs):
@@ -54,14 +64,14 @@ def entries_removed(user_id, revs):
         _unack(user_id, revs)
 
 
-def _unack(user_id, revs):
+def _unack(user_id, revs, below=None):
     if not revs:
         return
     revs = sorted(revs)
     updates = []
     for device_id, acked_rev in database.execute_sql(
-            "SELECT id, acked_rev FROM devices WHERE user_id = ? AND acked_rev >= ?",
-            (user_id, revs[0])):
+            "SELECT id, acked_rev FROM devices WHERE user_id = ? AND acked_rev >= ? "
+            "AND acked_rev < ?", (user_id, revs[0], below or ALWAYS_ACKED + 1)):
         n = bisect.bisect_right(revs, acked_rev)
         if n:
             updates.append((device_id, -n))

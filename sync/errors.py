@@ -30,6 +30,7 @@ RESOLUTION_INVALID = "resolution_invalid"
 RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 BAD_REQUEST = "bad_request"
+CSRF_INVALID = "csrf_invalid"
 # History (SPEC §8).
 REV_INVALID = "rev_invalid"
 REWIND_TOO_OLD = "rewind_too_old"

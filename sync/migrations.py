@@ -140,7 +140,25 @@ INSERT INTO device_counts (device_id, acked_entries)
 """)(conn)
 
 
-# -- schema 5: user revoke ------------------------------------------------------
+_WEB_PAGE = """
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id         TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    flash      TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user_id);
+CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS web_devices (
+    user_id   INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL UNIQUE REFERENCES devices (id) ON DELETE CASCADE
+);
+"""
+
+
+# -- schema 6: user revoke ------------------------------------------------------
 _REVOKE = """
 ALTER TABLE users ADD COLUMN tokens_revoked_at REAL;
 """
@@ -149,7 +167,8 @@ STEPS = (
     Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
     Step(3, "history: the revisions of every path", sql(_REVISIONS_V3)),
     Step(4, "maintained counts and the clean-up queue", _counts_step),
-    Step(5, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
+    Step(5, "web page sessions and the web page's device", sql(_WEB_PAGE)),
+    Step(6, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
 )
 
 

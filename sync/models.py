@@ -245,5 +245,33 @@ class BlobQueue(BaseModel):
         without_rowid = True
 
 
+class WebSession(BaseModel):
+    """A browser's login to the web page, found by the SHA-256 of its cookie;
+    ``csrf`` must come back with every change it asks for."""
+
+    id = peewee.TextField(primary_key=True)
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    csrf = peewee.TextField()
+    created_at = peewee.TextField()
+    expires_at = peewee.TextField()
+    flash = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "web_sessions"
+        without_rowid = True
+
+
+class WebDevice(BaseModel):
+    """The device a user's web page acts for when it changes the library."""
+
+    user = peewee.ForeignKeyField(User, column_name="user_id", primary_key=True,
+                                  on_delete="CASCADE")
+    device = peewee.ForeignKeyField(Device, column_name="device_id", unique=True,
+                                    on_delete="CASCADE")
+
+    class Meta:
+        table_name = "web_devices"
+
+
 ALL_MODELS = (Meta, User, Device, Entry, Conflict, Blob, Upload, UploadChunk, DavFolder,
-              DavProperty, Revision, UserCount, DeviceCount, BlobQueue)
+              DavProperty, Revision, UserCount, DeviceCount, BlobQueue, WebSession, WebDevice)

@@ -15,6 +15,7 @@ Paths are library paths (``sync.paths``), already normalized; the empty path
 is the root of the library.
 """
 
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
@@ -229,6 +230,31 @@ def _is_folder(user_id, path):
 
 # -- writes ------------------------------------------------------------------------
 
+class _BackgroundHash:
+    """SHA-256 computed in a second thread while the writer goes on with the
+    next block (hashlib lets go of the GIL on large updates), so a PUT costs
+    about the longer of writing and hashing, not their sum."""
+
+    def __init__(self):
+        self._digest = hashlib.sha256()
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hash")
+        self._pending = None
+
+    def update(self, data):
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._digest.update, data)
+
+    def hexdigest(self):
+        if self._pending is not None:
+            self._pending.result()
+        self._pool.shutdown()
+        return self._digest.hexdigest()
+
+    def close(self):
+        self._pool.shutdown(wait=True)
+
+
 @contextlib.contextmanager
 def received_body(rt, read, length):
     """Stream a request body into a new spool file, hashing it on the way
@@ -242,13 +268,13 @@ def received_body(rt, read, length):
         raise errors.SyncError(413, errors.FILE_TOO_LARGE, f"Files are limited to {limit} bytes.")
     spool_id = rt.idgen()
     blobs.receiving(spool_id)
+    digest = _BackgroundHash()
     try:
         try:
             blobs.reserve_spool(rt.config, spool_id, length or 0)
         except blobs.NoSpace:
             raise errors.SyncError(507, errors.INSUFFICIENT_STORAGE,
                                    f"The server's disk has no room for {length} bytes.") from None
-        digest = hashlib.sha256()
         expected = limit + 1 if length is None else length
         try:
             count, more = blobs.write_at(rt.config, spool_id, 0, read, expected, digest)
@@ -264,6 +290,7 @@ def received_body(rt, read, length):
                                      f"The body had {count} bytes, not the {length} announced.")
         yield spool_id, digest.hexdigest(), count
     finally:
+        digest.close()
         blobs.remove_spool(rt.config, spool_id)
         blobs.receiving(spool_id, active=False)
 

@@ -9,13 +9,14 @@ import time
 
 import falcon
 
-from . import datadir, errors, fsutil, paths
+from . import datadir, errors, fsutil, paths, web
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, ClientAddress, Database, resolve_client
 from .resources import (conflicts, devices, download, feed, history, login, meta, report,
                         uploads, wait)
 from .runtime import Runtime, new_id
+from .web import pages as web_pages
 
 log = logging.getLogger("sync")
 
@@ -125,7 +126,8 @@ def create_app(rt):
 
 def create_api(rt):
     """The Falcon app of the API."""
-    middleware = [ClientAddress(rt), Database(), Auth(rt)]
+    middleware = [ClientAddress(rt), web.SecurityHeaders(), Database(), Auth(rt),
+                  web.Sessions(rt)]
     if rt.config.access_log:
         middleware.insert(1, AccessLog())
     app = falcon.App(middleware=middleware)
@@ -141,10 +143,13 @@ def create_api(rt):
     for template, resource in sync_routes(rt):
         for prefix in API_PREFIXES:
             app.add_route(prefix + template, resource)
-    app.add_error_handler(Exception, _unexpected_error)
-    app.add_error_handler(falcon.HTTPError, _http_error)
-    app.add_error_handler(errors.SyncError, _sync_error)
-    app.add_error_handler(paths.PathError, _path_error)
+    page_routes, site = web_pages.routes(rt)
+    for template, resource in page_routes:
+        app.add_route(template, resource)
+    app.add_error_handler(Exception, _unexpected_error(site))
+    app.add_error_handler(falcon.HTTPError, _http_error(site))
+    app.add_error_handler(errors.SyncError, _sync_error(site))
+    app.add_error_handler(paths.PathError, _path_error(site))
     return app
 
 
@@ -156,26 +161,43 @@ def _render(resp, status, body, headers=None):
         resp.set_header(name, value)
 
 
-def _sync_error(req, resp, exc, params):
-    _render(resp, exc.status, exc.body(), exc.headers)
+# Each handler answers a page of the web page with a page (``web.render_error``)
+# and everything else with the one JSON error shape.
+
+def _sync_error(site):
+    def handle(req, resp, exc, params):
+        if not web.render_error(site, req, resp, exc.status, exc.description, exc.headers):
+            _render(resp, exc.status, exc.body(), exc.headers)
+    return handle
 
 
-def _path_error(req, resp, exc, params):
-    """A library path the request names or sends that the library cannot hold."""
-    _render(resp, 400, errors.bad_request(errors.PATH_INVALID, str(exc)).body())
+def _path_error(site):
+    def handle(req, resp, exc, params):
+        """A library path the request names or sends that the library cannot hold."""
+        error = errors.bad_request(errors.PATH_INVALID, str(exc))
+        if not web.render_error(site, req, resp, 400, error.description):
+            _render(resp, 400, error.body())
+    return handle
 
 
-def _http_error(req, resp, exc, params):
-    """Falcon's own errors (unknown route, wrong method) in our shape, with a code."""
-    body = exc.to_dict()
-    status = exc.status_code
-    body.setdefault("code", errors.DEFAULT_CODES.get(status, "error"))
-    body.setdefault("description", body.get("title", ""))
-    _render(resp, status, body, dict(exc.headers or {}))
+def _http_error(site):
+    def handle(req, resp, exc, params):
+        """Falcon's own errors (unknown route, wrong method) in our shape, with a code."""
+        body = exc.to_dict()
+        status = exc.status_code
+        body.setdefault("code", errors.DEFAULT_CODES.get(status, "error"))
+        body.setdefault("description", body.get("title", ""))
+        headers = dict(exc.headers or {})
+        if not web.render_error(site, req, resp, status, body["description"], headers):
+            _render(resp, status, body, headers)
+    return handle
 
 
-def _unexpected_error(req, resp, exc, params):
-    log.exception("unexpected error on %s %s", req.method, req.path)
-    _render(resp, 500, {"title": "Internal Server Error",
-                        "description": "The server failed; the error is in its log.",
-                        "code": errors.INTERNAL})
+def _unexpected_error(site):
+    def handle(req, resp, exc, params):
+        log.exception("unexpected error on %s %s", req.method, req.path)
+        description = "The server failed; the error is in its log."
+        if not web.render_error(site, req, resp, 500, description):
+            _render(resp, 500, {"title": "Internal Server Error",
+                                "description": description, "code": errors.INTERNAL})
+    return handle

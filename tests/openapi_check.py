@@ -114,15 +114,17 @@ def check_response(method, url, resp):
                     for e in errors[:10]))
 
 
-def served_routes(app):
+def served_routes(app, pages=False):
     """{template: (resource, methods)} from a Falcon app's router, with
     Falcon's ``{name:converter}`` written as OpenAPI's ``{name}`` and methods
-    in lower case (Falcon's built-in OPTIONS left out)."""
+    in lower case (Falcon's built-in OPTIONS left out). The web page's
+    routes (resources with a ``web`` attribute) are not part of the API
+    document: they are left out, or with ``pages=True`` the only ones listed."""
     routes = {}
 
     def walk(nodes):
         for node in nodes:
-            if node.resource is not None:
+            if node.resource is not None and hasattr(node.resource, "web") == pages:
                 template = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", node.uri_template)
                 methods = {m.lower() for m in falcon.routing.map_http_methods(node.resource)}
                 routes[template] = (node.resource, methods)

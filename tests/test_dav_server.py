@@ -77,7 +77,10 @@ def test_a_put_killed_midway_leaves_nothing_partial(server, password, tmp_path):
         if got.status_code == 404:
             assert b"big.bin" not in listing.content
     spool = tmp_path / "data" / "spool"
-    assert os.listdir(spool) == []  # the clean-up at start-up took the leftovers
+    deadline = time.monotonic() + 20  # the clean-up at start-up takes the leftovers
+    while os.listdir(spool) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert os.listdir(spool) == []
     done = requests.put(url + "big.bin", data=data, auth=("alice", password), timeout=60)
     assert done.status_code in (201, 204)
     assert requests.get(url + "big.bin", auth=("alice", password), timeout=30).content == data

@@ -187,3 +187,19 @@ def test_no_migration_beside_a_running_server(tmp_path):
         db.refuse_migration_beside_a_server(current)  # nothing to migrate: fine
     finally:
         os.close(lock)
+
+
+def test_a_version_1_database_gets_the_web_tables_of_a_new_one(tmp_path):
+    """The real steps turn a version 1 database into the schema a new one
+    gets from schema.sql, with its rows kept."""
+    os.makedirs(tmp_path / "old")
+    old = oldest(tmp_path / "old")
+    init_db(old)
+    new = str(tmp_path / "new.sqlite3")
+    init_db(new)
+    for table in ("web_sessions", "web_devices"):
+        assert read(old, f"PRAGMA table_info({table})") == read(new, f"PRAGMA table_info({table})")
+        assert read(old, f"PRAGMA index_list({table})") == read(new, f"PRAGMA index_list({table})")
+    assert read(old, "SELECT name FROM users") == [("alice",)]
+    assert read(old, "SELECT id, name FROM devices") == [("d1", "Kobo")]
+    assert read(old, "PRAGMA user_version") == [(SCHEMA_VERSION,)]

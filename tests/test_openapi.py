@@ -53,6 +53,14 @@ def test_every_served_route_is_documented_and_every_documented_path_served(testa
     assert documented - served == set(), "in the API document but not served"
 
 
+def test_the_web_pages_routes_are_left_out_of_the_api_document(testapp, rt):
+    from sync.web import pages
+    served = set(served_routes(testapp.app, pages=True))
+    expected = {re.sub(r"\{(\w+):[^}]*\}", r"{\1}", t) for t, _ in pages.routes(rt)[0]}
+    assert served == expected
+    assert not served & set(document()["paths"])
+
+
 def test_operation_ids_are_unique():
     ids = [document()["paths"][t][m]["operationId"] for t, m in documented_operations()]
     assert len(ids) == len(set(ids))
