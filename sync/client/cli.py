@@ -1,8 +1,9 @@
 """The client's command line: ``init``, ``sync`` (once or ``--watch``),
-``status``, ``conflicts``, ``resolve``, ``devices`` and ``config``. Exit
-status 0 means the folder is in sync (or the command did what it said);
-anything else comes with a one-line reason on standard error. Flags are
-never abbreviated (``sync.cliargs``)."""
+``status``, ``conflicts``, ``resolve``, ``devices`` and ``config``;
+``history``, ``restore``, ``trash`` and ``rewind`` live in
+``sync.client.history``. Exit status 0 means the folder is in sync (or the
+command did what it said); anything else comes with a one-line reason on
+standard error. Flags are never abbreviated (``sync.cliargs``)."""
 
 import os
 import platform
@@ -10,6 +11,7 @@ import socket
 import sys
 
 from .. import cliargs
+from . import history
 from . import state as state_mod
 from . import watch
 from .api import Api, ApiError, Unreachable
@@ -93,6 +95,7 @@ def build_parser():
     resolve.add_argument("id", metavar="ID", help="the conflict's id, or any unique start of it")
     resolve.add_argument("resolution", choices=RESOLUTIONS)
     add_device_commands(sub)
+    history.add_commands(sub)
     return parser
 
 
@@ -129,6 +132,8 @@ def main(argv=None, api=None):
             return cmd_status(args, api)
         if args.command == "conflicts":
             return cmd_conflicts(args, api)
+        if args.command in history.COMMANDS:
+            return history.run(args, api)
         return cmd_resolve(args, api)
     except (FolderError, PassError, Unreachable) as exc:
         return fail(str(exc))

@@ -24,6 +24,24 @@ DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # the server's default
 FEED_PAGE = 1000
 
 
+_CHANGE_KEYS = ("rev", "op", "path", "sha256", "size", "mtime", "moved_from")
+
+
+class _Changes:
+    """The feed's changes in rev order, handed out as dicts one at a time
+    (each time it is iterated) from the tuples ``read_feed`` keeps."""
+
+    def __init__(self, latest):
+        self.rows = sorted(latest.values())
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        for values in self.rows:
+            yield {k: v for k, v in zip(_CHANGE_KEYS, values) if v is not None or k == "mtime"}
+
+
 class PassError(Exception):
     """The pass stopped before changing anything; the message says why."""
 
@@ -111,10 +129,12 @@ class Engine:
                 cursor, relisted, latest = None, True, {}
                 continue
             for change in page["changes"]:
-                latest[change["path"]] = change
+                # A tuple, not the page's dict: a first listing of 100,000
+                # entries is held whole, and a dict costs four times more.
+                latest[change["path"]] = tuple(change.get(k) for k in _CHANGE_KEYS)
             cursor = page["cursor"]
             if not page["has_more"]:
-                return sorted(latest.values(), key=lambda c: c["rev"]), cursor, relisted
+                return _Changes(latest), cursor, relisted
 
     # Conflicts
     def mine(self, conflicts):

@@ -116,7 +116,7 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
         for path in local:
             local_folds.setdefault(path.casefold(), path)
     new_puts, gone = [], []
-    for path in sorted(set(local) | set(synced) | set(remote)):
+    for path in sorted(_unsettled(local, synced, remote)):
         if skip(path) or is_private(path):
             continue
         l, s, r = local.get(path), synced.get(path), remote.get(path)
@@ -173,6 +173,24 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
     _pair_local_moves(plan, gone, new_puts)
     _pair_remote_moves(plan, local)
     return plan
+
+
+def _unsettled(local, synced, remote):
+    """Every path of the three views except those nothing happened to: the
+    local file as it was synced (size and mtime) and the server's head at the
+    synced rev. Those need nothing (most paths of an idle pass), so they are
+    left out before the sort and the per-path rules."""
+    paths = []
+    for path, l in local.items():
+        s = synced.get(path)
+        if s is not None and l.size == s.size and l.mtime_ns == s.mtime_ns:
+            r = remote.get(path)
+            if r is not None and r.rev == s.rev:
+                continue
+        paths.append(path)
+    paths.extend(path for path in synced if path not in local)
+    paths.extend(path for path in remote if path not in local and path not in synced)
+    return paths
 
 
 def _local_change(l, s, sha256_of):

@@ -233,7 +233,11 @@ class Watcher:
         try:
             with FolderLock(self.folder):
                 summary = self.engine.run()
-        except (PassError, FolderError) as exc:
+        except PassError as exc:
+            # A refusal (a mass deletion) stands until the folder or the
+            # library changes: the next event tries again, not a timer.
+            self._problem(str(exc))
+        except FolderError as exc:
             self._problem(str(exc))
             self._retry_later()
         except Unreachable as exc:
