@@ -96,12 +96,9 @@ def load_secret(config):
 
 
 def issue_user_token(rt, name, ttl=None):
-    # iat to the microsecond: `user revoke` refuses tokens issued before its
-    # moment, and a login a moment after it (in the same second) must work.
-    now = round(rt.clock(), 6)
+    now = int(rt.clock())
     ttl = rt.config.token_ttl if ttl is None else ttl
-    return jwt.encode({"sub": name, "iat": now, "exp": int(now) + ttl}, rt.secret,
-                      algorithm="HS256")
+    return jwt.encode({"sub": name, "iat": now, "exp": now + ttl}, rt.secret, algorithm="HS256")
 
 
 def issue_device_token(rt, device):
@@ -315,7 +312,9 @@ def authenticate(rt, header):
         user = ensure_user(rt, name)
         revoked = user.tokens_revoked_at
         iat = claims.get("iat")
-        if revoked is not None and (not isinstance(iat, (int, float)) or iat < revoked):
+        # iat counts whole seconds: a token of the revoking second itself
+        # stays valid, so that a login right after a revoke works.
+        if revoked is not None and (not isinstance(iat, (int, float)) or iat < int(revoked)):
             raise errors.unauthorized("The token was revoked (a password change or "
                                       "`user revoke`); log in again.")
         return Principal(user)

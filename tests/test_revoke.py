@@ -5,6 +5,7 @@ before that moment; device tokens and app passwords stay valid."""
 import os
 import subprocess
 import sys
+import time
 
 import webtest
 
@@ -26,13 +27,13 @@ def run(*args, input=None):
 
 def test_revoke_ends_older_user_tokens_and_keeps_devices(rt, testapp, clock, api, dev):
     old = api
-    clock.advance(0.25)
+    clock.advance(1.25)
     assert auth.revoke_user_tokens(rt, "alice")
     resp = old.get("/devices", status=401)
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
     assert "revoked" in resp.json["description"]
     dev.get("/devices")  # the device token still syncs
-    clock.advance(0.25)  # a login a moment later, in the same second, works
+    clock.advance(0.5)  # a login a moment later, in the same second, works
     Api(testapp, auth.issue_user_token(rt, "alice")).get("/devices")
 
 
@@ -55,6 +56,16 @@ def test_revoke_leaves_other_users_alone(rt, api, bob, clock):
     bob.get("/devices")
 
 
+def test_a_token_of_the_second_before_is_refused(rt, testapp, clock):
+    token = auth.issue_user_token(rt, "alice")
+    clock.advance(0.999)
+    auth.revoke_user_tokens(rt, "alice")
+    Api(testapp, token).get("/devices")  # iat counts seconds: the same second stays
+    clock.advance(0.002)
+    auth.revoke_user_tokens(rt, "alice")
+    Api(testapp, token).get("/devices", status=401)
+
+
 def test_a_token_without_iat_is_refused_once_tokens_were_revoked(rt, testapp, clock):
     import jwt
     no_iat = jwt.encode({"sub": "alice", "exp": 4102444800}, rt.secret, algorithm="HS256")
@@ -66,6 +77,8 @@ def test_a_token_without_iat_is_refused_once_tokens_were_revoked(rt, testapp, cl
 def test_the_revoke_command(tmp_path):
     data = str(tmp_path / "data")
     token = run("token", "alice", "--data-dir", data).stdout.strip()
+    unused = run("token", "carol", "--data-dir", data).stdout.strip()
+    time.sleep(1.1)  # iat counts seconds: tokens of the revoking second stay valid
     result = run("user", "revoke", "alice", "--data-dir", data)
     assert result.returncode == 0, result.stderr
     assert "revoked every user token of alice" in result.stderr
@@ -76,7 +89,6 @@ def test_the_revoke_command(tmp_path):
     Api(app, fresh).get("/devices")
 
     # A name whose tokens were never used yet: revoked all the same.
-    unused = run("token", "carol", "--data-dir", data).stdout.strip()
     result = run("user", "revoke", "carol", "--data-dir", data)
     assert result.returncode == 0 and "carol had not used this server yet" in result.stderr
     bad = run("user", "revoke", "no body", "--data-dir", data)
