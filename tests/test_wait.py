@@ -3,6 +3,7 @@ notification path: waiters in threads of their own, woken by the commits of
 reports, upload completions and resolutions; the cap and its backoff; the
 errors, which change nothing."""
 
+import base64
 import hashlib
 import os
 import threading
@@ -11,15 +12,14 @@ import time
 import pytest
 import webtest
 
-from sync import auth, cursors, history, janitor
+from sync import auth, cursors, janitor
 from sync.config import Config
-from sync.db import database
-from sync.models import Device
 from sync.wsgi import create_app, open_runtime
 
 from .conftest import Ids
 from .helpers import Api, assert_error, sha256
 from .libhelpers import hold
+from .webpage import Browser, add_user
 
 OTHER_DB = "0123456789abcdef"
 CHUNK = 256 * 1024
@@ -336,31 +336,49 @@ def test_only_post(dev):
 
 # -- writers that came later: nothing of theirs knows about waiters ------------
 
-def as_service(call, *args):
-    """A service function called as its resource would (the thread's connection)."""
-    with database.connection_context():
-        return call(*args)
-
-
-def test_a_restore_wakes_the_waiter(rt, dev, device):
+def test_a_restore_wakes_the_waiter(rt, api, dev, device):
     hold(device, "a.txt", b"one", rt=rt)
     hold(device, "a.txt", b"two", base_rev=1, rt=rt)
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
-    user_id = Device.get_by_id(device["id"]).user_id
-    answer = as_service(history.restore, rt, user_id, None, {"path": "a.txt", "rev": 1})
-    assert answer["status"] == "applied"
+    assert api.post("/restore", {"path": "a.txt", "rev": 1}).json["status"] == "applied"
     assert waiter.result() == {"changes": True}
 
 
-def test_a_rewind_wakes_the_waiter_and_a_dry_run_does_not(rt, dev, device):
+def test_a_rewind_wakes_the_waiter_and_a_dry_run_does_not(rt, api, dev, device):
     hold(device, "a.txt", b"one", rt=rt)
     hold(device, "b.txt", b"two", rt=rt)
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
-    user_id = Device.get_by_id(device["id"]).user_id
-    assert as_service(history.rewind, rt, user_id, None, {"rev": 1, "dry_run": True})["count"] == 1
+    assert api.post("/rewind", {"rev": 1, "dry_run": True}).json["count"] == 1
     time.sleep(0.5)
     assert waiter.is_alive()
-    assert as_service(history.rewind, rt, user_id, None, {"rev": 1})["count"] == 1
+    assert api.post("/rewind", {"rev": 1}).json["count"] == 1
     assert waiter.result() == {"changes": True}
+
+
+@pytest.mark.filterwarnings("ignore::webtest.lint.WSGIWarning")
+def test_webdav_writes_wake_the_waiter(rt, api, dev, testapp):
+    kobo = api.post("/devices", {"name": "Kobo"}).json
+    password = api.post(f"/devices/{kobo['id']}/app-password").json["app_password"]
+    basic = "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()
+    for method, body, status in (("PUT", b"from the e-reader", 201), ("DELETE", b"", 204)):
+        waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
+        waiting(rt, 1)
+        resp = testapp.request("/dav/files/alice/notes.txt", method=method, body=body,
+                               headers={"Authorization": basic}, expect_errors=True)
+        assert resp.status_int == status, resp
+        assert waiter.result() == {"changes": True}, method
+
+
+def test_a_deletion_on_the_web_page_wakes_the_waiter(rt, dev, device, testapp):
+    add_user(rt, "alice")
+    browser = Browser(testapp.app)
+    browser.login("alice")
+    hold(device, "a.txt", b"one", rt=rt)
+    waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
+    waiting(rt, 1)
+    browser.get("/files/delete?path=a.txt")
+    browser.post("/files/delete", {"path": "a.txt", "rev": "1"})
+    assert waiter.result() == {"changes": True}
+    assert dev.get("/changes?limit=1000").json["changes"][0]["op"] == "delete"

@@ -19,7 +19,7 @@ from .helpers import Api, sha256
 from .test_uploads import upload
 from .webpage import Browser, add_user, seed, seed_many, user_id
 
-PAGES = ["/", "/files", "/devices", "/conflicts"]
+PAGES = ["/", "/files", "/devices", "/conflicts", "/trash", "/rewind"]
 HOSTILE = '<script>alert("x")<script>&amp;"\'.txt'
 
 
@@ -218,6 +218,9 @@ FORMS = [
     ("/files/move", {"path": "a.txt", "rev": "REV", "to": "b.txt"}),
     ("/files/delete", {"path": "a.txt", "rev": "REV"}),
     ("/conflicts/resolve", {"id": "CONFLICT", "resolution": "keep_client"}),
+    ("/history/restore", {"path": "a.txt", "rev": "OLD"}),
+    ("/trash/restore", {"path": "a.txt", "rev": "OLD"}),
+    ("/rewind/apply", {"at": "2026-11-26T00:00:00"}),
     ("/logout", {}),
 ]
 
@@ -235,7 +238,9 @@ def everything(rt, alice, api, device):
         conflict = library.report(rt, user_id(rt, "alice"), device["id"], {"changes": [
             {"op": "delete", "path": "a.txt", "base_rev": rev - 1}]})["results"][0]
     assert conflict["status"] == "conflict"
-    return {"DEVICE": device["id"], "REV": str(rev), "CONFLICT": conflict["conflict_id"]}
+    seed(rt, "alice", {"a.txt": b"server, again"})
+    return {"DEVICE": device["id"], "REV": str(rev), "CONFLICT": conflict["conflict_id"],
+            "OLD": str(rev)}
 
 
 @pytest.mark.parametrize("url,fields", FORMS, ids=[f[0] for f in FORMS])
@@ -372,7 +377,7 @@ def test_users_see_and_change_only_their_own(everything, rt, alice, bob_browser)
 def test_the_overview_counts_files_bytes_devices_and_conflicts(everything, rt, alice):
     text = alice.get("/").text
     assert re.search(r"<dt>Files</dt><dd><a[^>]*>1</a>", text)
-    assert "6 bytes" in text
+    assert "13 bytes" in text
     assert re.search(r"<dt>Devices</dt><dd><a[^>]*>2</a>", text)
     assert re.search(r"<dt>Open conflicts</dt><dd><a[^>]*>1</a>", text)
     assert "a.txt" in text and "Latest changes" in text
@@ -674,3 +679,87 @@ def test_make_a_new_app_password_or_remove_it(rt, alice, api, device):
     alice.post("/devices/app-password", {"id": device["id"], "action": "new"}, csrf=False,
                status=403)
     assert api.get("/devices/" + device["id"]).json["app_password"] is False
+
+
+# -- history, trash and rewind --------------------------------------------------------
+
+def _revisions(api, path):
+    return api.get("/history/" + path).json["revisions"]
+
+
+def test_a_files_history_lists_every_version_with_who_and_when(rt, alice, api, device):
+    seed(rt, "alice", {"books/Dune.epub": b"first"}, device_id=device["id"])
+    seed(rt, "alice", {"books/Dune.epub": b"second!"})
+    files = alice.get("/files?in=books").text
+    assert 'href="/history?path=books%2FDune.epub"' in files
+    page = alice.get("/history?path=books/Dune.epub").text
+    assert "History of" in page and "Dune.epub" in page
+    assert "5 bytes" in page and "7 bytes" in page and "Laptop" in page
+    assert "current" in page
+    old = _revisions(api, "books/Dune.epub")[-1]
+    assert f'/download/books/Dune.epub?rev={old["rev"]}' in page
+    assert alice.get(f"/download/books/Dune.epub?rev={old['rev']}").body == b"first"
+    alice.get("/history?path=books/none", status=404)
+    alice.get("/history?path=../x", status=400)
+
+
+def test_restore_a_version_from_the_history_page(rt, alice, api):
+    seed(rt, "alice", {"a.txt": b"old"})
+    seed(rt, "alice", {"a.txt": b"overwritten"})
+    old = _revisions(api, "a.txt")[-1]
+    resp = alice.post("/history/restore", {"path": "a.txt", "rev": str(old["rev"]),
+                                           "when": old["changed_at"]})
+    assert resp.headers["Location"] == "/history?path=a.txt"
+    assert "Restored “a.txt”" in alice.get("/history?path=a.txt").text
+    assert api.get("/download/a.txt").body == b"old"
+    newest = _revisions(api, "a.txt")[0]
+    assert newest["device_name"] == "Web page"
+    alice.post("/history/restore", {"path": "a.txt", "rev": "999999"}, status=404)
+
+
+def test_restore_from_the_trash(rt, alice, api, dev):
+    seed(rt, "alice", {"docs/gone.txt": b"bring me back"})
+    rev = views_head(rt, "docs/gone.txt").rev
+    dev.post("/report", {"changes": [{"op": "delete", "path": "docs/gone.txt",
+                                      "base_rev": rev}]})
+    page = alice.get("/trash").text
+    assert "docs/gone.txt" in page and "Laptop" in page and "13 bytes" in page
+    assert "docs/gone.txt" in alice.get("/trash?prefix=docs").text
+    assert "docs/gone.txt" not in alice.get("/trash?prefix=music").text
+    resp = alice.post("/trash/restore", {"path": "docs/gone.txt", "rev": str(rev),
+                                         "prefix": "docs"})
+    assert resp.headers["Location"] == "/trash?prefix=docs"
+    assert "Restored “docs/gone.txt”." in alice.get("/trash?prefix=docs").text
+    assert api.get("/download/docs/gone.txt").body == b"bring me back"
+
+
+def test_rewind_shows_what_would_change_then_applies_it(rt, alice, api, clock, dev):
+    seed(rt, "alice", {"a.txt": b"good", "b.txt": b"good too"})
+    clock.advance(3600)
+    point = rt.now()
+    clock.advance(60)
+    seed(rt, "alice", {"a.txt": b"encrypted!", "new.txt": b"ransom note"})
+    form = alice.get("/rewind").text
+    for field in ('<label for="at">', '<label for="rewind-prefix">', '<label for="device">'):
+        assert field in form
+    before = entry_rows()
+    at = point[:19]
+    preview = alice.post("/rewind", {"at": at, "prefix": "", "device_id": ""}, status=200)
+    assert "2 files would change" in preview.text
+    assert "a.txt" in preview.text and "comes back as it was" in preview.text
+    assert "new.txt" in preview.text and "is deleted" in preview.text
+    assert entry_rows() == before  # the preview changed nothing
+    resp = alice.post("/rewind/apply", {"at": at, "prefix": "", "device_id": ""})
+    assert resp.headers["Location"] == "/"
+    assert "Rewound 2 files to" in alice.get("/").text
+    assert api.get("/download/a.txt").body == b"good"
+    api.get("/download/new.txt", status=404)
+
+
+def test_a_rewind_with_a_bad_time_shows_the_form_again(alice):
+    resp = alice.post("/rewind", {"at": "yesterday", "prefix": "", "device_id": ""},
+                      status=400)
+    assert 'role="alert"' in resp.text
+    resp = alice.post("/rewind", {"at": "2000-01-01T00:00", "prefix": "", "device_id": ""},
+                      status=400)
+    assert 'role="alert"' in resp.text

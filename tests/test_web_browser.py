@@ -227,6 +227,60 @@ def test_remove_a_device_after_a_confirmation(page):
     assert page.api("GET", "/devices", phone["token"]).status_code == 401
 
 
+def test_overwrite_through_the_api_then_restore_from_the_history_page(page):
+    laptop = page.api("POST", "/devices", json={"name": "Work laptop"}).json()
+    first = _upload(page, laptop["token"], "essay.md", b"my careful words", None)
+    _upload(page, laptop["token"], "essay.md", b"oops, overwritten", first["rev"])
+    page.go("/files")
+    row = page.driver.find_element(By.XPATH, '//tr[td[contains(., "essay.md")]]')
+    row.find_element(By.XPATH, './/a[contains(., "History")]').click()
+    page.wait(ec.title_contains("History of essay.md"))
+    assert "Work laptop" in page.text() and "current" in page.text()
+    page.screenshots("history")
+    page.driver.find_element(By.XPATH, '//tr[td[contains(., "16 bytes")]]//button').click()
+    page.wait(lambda d: "Restored “essay.md”" in page.text())
+    assert page.api("GET", "/download/essay.md").content == b"my careful words"
+
+
+def test_restore_from_the_trash(page):
+    laptop = page.api("POST", "/devices", json={"name": "Reader"}).json()
+    put = _upload(page, laptop["token"], "books/Lost.epub", b"a book worth keeping", None)
+    page.api("POST", "/report", laptop["token"], json={"changes": [
+        {"op": "delete", "path": "books/Lost.epub", "base_rev": put["rev"]}]})
+    page.go("/trash")
+    assert "books/Lost.epub" in page.text() and "Reader" in page.text()
+    page.screenshots("trash")
+    row = page.driver.find_element(By.XPATH, '//tr[td[contains(., "books/Lost.epub")]]')
+    row.find_element(By.XPATH, './/button[contains(., "Restore")]').click()
+    page.wait(lambda d: "Restored “books/Lost.epub”." in page.text())
+    assert page.api("GET", "/download/books/Lost.epub").content == b"a book worth keeping"
+
+
+def test_preview_then_apply_a_rewind(page):
+    tablet = page.api("POST", "/devices", json={"name": "Infected PC"}).json()
+    put = _upload(page, tablet["token"], "photos/cat.jpg", b"a cat", None)
+    time.sleep(1.1)
+    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    time.sleep(1.1)
+    _upload(page, tablet["token"], "photos/cat.jpg", b"ENCRYPTED", put["rev"])
+    _upload(page, tablet["token"], "photos/README-RANSOM.txt", b"pay up", None)
+    page.go("/rewind")
+    field = page.find("#at")
+    page.driver.execute_script("arguments[0].value = arguments[1]", field, at)
+    page.find("#rewind-prefix").send_keys("photos")
+    from selenium.webdriver.support.ui import Select
+    Select(page.find("#device")).select_by_visible_text("Infected PC")
+    page.button("Show what would change").click()
+    page.wait(lambda d: "2 files would change" in page.text())
+    assert "README-RANSOM.txt" in page.text() and "is deleted" in page.text()
+    assert page.api("GET", "/download/photos/cat.jpg").content == b"ENCRYPTED"  # not yet
+    page.screenshots("rewind")
+    page.button("Rewind 2 files").click()
+    page.wait(lambda d: "Rewound 2 files" in page.text())
+    assert page.api("GET", "/download/photos/cat.jpg").content == b"a cat"
+    assert page.api("GET", "/download/photos/README-RANSOM.txt").status_code == 404
+
+
 def test_log_out(page):
     page.button("Log out").click()
     page.wait(ec.title_contains("Log in"))

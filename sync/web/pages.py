@@ -6,7 +6,7 @@ import urllib.parse
 
 import falcon
 
-from .. import auth, conflicts, devices, errors, library, paths
+from .. import auth, conflicts, devices, errors, history, library, paths
 from ..db import write
 from ..resources import download, uploads
 from . import form, is_https, local_target, render, sessions, views
@@ -21,7 +21,8 @@ class Web:
         self.rt = rt
         self.static = render.Static()
         self.env = render.environment(self.static)
-        self.env.globals.update(history=False, app_passwords=True, extra_nav=[])
+        self.env.globals.update(history=True, app_passwords=True,
+                                extra_nav=[("/trash", "Trash"), ("/rewind", "Rewind")])
 
     def page(self, req, template, **context):
         session = req.context.get("session")
@@ -426,6 +427,116 @@ class Resolve(_Resource):
         _done(req, f"“{path}”: {words}.{extra}", "/conflicts")
 
 
+# -- history, trash and rewind ---------------------------------------------------
+
+def _web_device_id(rt, req):
+    return views.web_device(rt, req.context.principal.user).id
+
+
+def _restored(result, when):
+    path = result["path"]
+    if result["status"] == "unchanged":
+        return f"“{path}” already was that version: nothing changed."
+    return f"Restored “{path}” to its version of {when}."
+
+
+class History(_Resource):
+    def on_get(self, req, resp):
+        path = _path_param(req)
+        page = history.history(self.rt, _user_id(req), path, req.get_param("cursor"),
+                               req.get_param("limit"))
+        head = views.head(_user_id(req), path)
+        next_url = render.url("/history", path=path, cursor=page["cursor"]) \
+            if page["has_more"] else None
+        self.html(req, resp, "history.html", file_path=path, page=page, next_url=next_url,
+                  head_rev=head.rev if head else None, first=not req.get_param("cursor"))
+
+
+def _restore(site, req, fields):
+    rev = _rev_field(fields)
+    path = _path_param(req)
+    result = history.restore(site.rt, _user_id(req), _web_device_id(site.rt, req),
+                             {"path": path, "rev": rev})
+    return path, result
+
+
+class Restore(_Resource):
+    """Restore a revision from a file's history page."""
+
+    def on_post(self, req, resp):
+        fields = form(req)
+        path, result = _restore(self.site, req, fields)
+        _done(req, _restored(result, render.when(fields.get("when"))),
+              render.url("/history", path=path))
+
+
+class Trash(_Resource):
+    def on_get(self, req, resp):
+        prefix = (req.get_param("prefix") or "").strip("/") or None
+        page = history.trash(self.rt, _user_id(req), prefix, req.get_param("cursor"),
+                             req.get_param("limit"))
+        next_url = render.url("/trash", prefix=prefix, cursor=page["cursor"]) \
+            if page["has_more"] else None
+        self.html(req, resp, "trash.html", page=page, prefix=prefix or "", next_url=next_url)
+
+
+class TrashRestore(_Resource):
+    def on_post(self, req, resp):
+        fields = form(req)
+        path, result = _restore(self.site, req, fields)
+        _done(req, f"Restored “{path}”." if result["status"] == "applied"
+              else f"“{path}” is already there: nothing changed.",
+              render.url("/trash", prefix=fields.get("prefix") or None))
+
+
+def _rewind_body(req, fields, dry_run):
+    """The rewind's request from the form: a point in time (UTC), optionally
+    a folder and a device."""
+    at = fields.get("at", "").strip()
+    body = {"at": at + ("" if at.endswith("Z") or len(at) > 19 else "Z") if at else "",
+            "dry_run": dry_run}
+    if fields.get("prefix", "").strip().strip("/"):
+        body["prefix"] = fields["prefix"].strip().strip("/")
+    if fields.get("device_id"):
+        body["device_id"] = fields["device_id"]
+    return body
+
+
+class Rewind(_Resource):
+    def _form(self, req, resp, status=falcon.HTTP_200, **context):
+        values = {"at": "", "prefix": "", "device_id": "", "preview": None, "error": None}
+        values.update(context)
+        self.html(req, resp, "rewind.html", status=status,
+                  devices=_device_list(self.rt, req), **values)
+
+    def on_get(self, req, resp):
+        hour_ago = self.rt.clock() - 3600
+        self._form(req, resp, at=render.when(hour_ago).replace(" UTC", "").replace(" ", "T"),
+                   prefix=req.get_param("prefix") or "")
+
+    def on_post(self, req, resp):
+        fields = form(req)
+        values = {k: fields.get(k, "") for k in ("at", "prefix", "device_id")}
+        try:
+            preview = history.rewind(self.rt, _user_id(req), None,
+                                     _rewind_body(req, fields, dry_run=True))
+        except (errors.SyncError, paths.PathError) as exc:
+            self._form(req, resp, status=falcon.HTTP_400, error=getattr(
+                exc, "description", str(exc)), **values)
+            return
+        self._form(req, resp, preview=preview, **values)
+
+
+class RewindApply(_Resource):
+    def on_post(self, req, resp):
+        fields = form(req)
+        result = history.rewind(self.rt, _user_id(req), _web_device_id(self.rt, req),
+                                _rewind_body(req, fields, dry_run=False))
+        _done(req, f"Rewound {render.plural(result['count'], 'file')} to "
+              f"{fields.get('at', '').replace('T', ' ')} UTC." if result["count"]
+              else "Nothing needed to change.", "/")
+
+
 # -- static files --------------------------------------------------------------
 
 class Static:
@@ -470,6 +581,12 @@ def routes(rt):
         ("/devices/app-password", AppPassword(site)),
         ("/conflicts", Conflicts(site)),
         ("/conflicts/resolve", Resolve(site)),
+        ("/history", History(site)),
+        ("/history/restore", Restore(site)),
+        ("/trash", Trash(site)),
+        ("/trash/restore", TrashRestore(site)),
+        ("/rewind", Rewind(site)),
+        ("/rewind/apply", RewindApply(site)),
         ("/static/{name}", Static(site)),
     ]
     return table, site

@@ -116,9 +116,9 @@ def head(user_id, path):
 def overview(user_id, latest=10):
     """The overview's figures: files, bytes, devices, open conflicts, and the
     latest changes (newest first) with the device that made each."""
-    files, used = database.execute_sql(
-        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries WHERE user_id = ? AND deleted = 0",
-        (user_id,)).fetchone()
+    files = database.execute_sql(
+        "SELECT COUNT(*) FROM entries WHERE user_id = ? AND deleted = 0", (user_id,)).fetchone()[0]
+    used = counts.usage(user_id)  # what the quota counts: each content once
     device_count = database.execute_sql(
         "SELECT COUNT(*) FROM devices WHERE user_id = ? AND id NOT IN "
         "(SELECT device_id FROM web_devices WHERE user_id = ?)", (user_id, user_id)).fetchone()[0]
