@@ -350,9 +350,31 @@ def cmd_backup(config, args):
     print(f"  secret.key: {secret}")
     print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
           f"(spool files are not backed up; those devices upload again)")
-    for sha256, why in r["wrong_size"]:
-        print(f"PROBLEM blob {sha256}: {why}; run `app.py check`")
-    return 1 if r["wrong_size"] else 0
+    return _report_wrong_sizes(r)
+
+
+def _report_wrong_sizes(r):
+    """A blob whose file disagrees with its rows: a WARNING naming the rows
+    when the file is intact (the rows are wrong, the backup is whole), a
+    PROBLEM (exit status 1) when the file itself is damaged."""
+    from .backup import DB_NAME, blob_intact, blobs_path_in, open_existing, wrong_rows
+
+    damaged = 0
+    conn = open_existing(os.path.join(r["dest"], DB_NAME), readonly=True)
+    try:
+        for sha256, why in r["wrong_size"]:
+            path = blobs_path_in(r["dest"], sha256)
+            if path is not None and os.path.isfile(path) and blob_intact(path, sha256):
+                rows = wrong_rows(conn, sha256, os.path.getsize(path)) or [why]
+                for row in rows:
+                    print(f"WARNING blob {sha256} is whole, but {row}: fix or delete that "
+                          f"file (`app.py check` lists them)")
+                continue
+            damaged += 1
+            print(f"PROBLEM blob {sha256}: {why}; run `app.py check`")
+    finally:
+        conn.close()
+    return 1 if damaged else 0
 
 
 def cmd_restore(config, args):
@@ -367,6 +389,10 @@ def cmd_restore(config, args):
         print("  the backup holds no secret.key: set SYNC_JWT_SECRET as before, or a new "
               "key is made on start and every token must be issued again")
     print("  start the server; it migrates an older database (after copying it) on start")
+    for sha256, rows in r.get("wrong_rows", ()):
+        for row in rows or ["a row gives it another size"]:
+            print(f"WARNING blob {sha256} is whole, but {row}: fix or delete that file "
+                  f"(`app.py check` lists them)")
     return 0
 
 
