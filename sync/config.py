@@ -134,6 +134,9 @@ SETTINGS = (
     Setting("max_open_uploads", 100, _positive_int,
             "Upload sessions a user may have open at once; the next is 429 "
             "too_many_uploads."),
+    Setting("min_free", GIB, _size,
+            "Free space on the data disk that uploads never take (bytes, or 1GiB): a "
+            "session whose reservation would leave less is 507 insufficient_storage."),
     Setting("max_waiters", 16, _count,
             "Requests that may wait for changes at once (POST /changes/wait, "
             "used by `sync --watch`). Each holds a thread of its own, beside "
@@ -167,6 +170,7 @@ class Config:
     max_connections: int
     trusted_proxies: tuple
     max_open_uploads: int
+    min_free: int
     max_waiters: int
 
     @classmethod

@@ -84,6 +84,19 @@ _pending = threading.local()  # callbacks waiting for this thread's commit
 
 
 @contextlib.contextmanager
+def quick_write(wait_ms):
+    """A write transaction that waits at most ``wait_ms`` for the write lock
+    (instead of the busy timeout) and raises ``OperationalError`` ("database
+    is locked") after that: for bookkeeping that may be skipped."""
+    database.execute_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    try:
+        with database.atomic("IMMEDIATE"):
+            yield
+    finally:
+        database.execute_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+
+
+@contextlib.contextmanager
 def write():
     """A write transaction: ``with write(): ...`` (nests as a savepoint).
 

@@ -9,7 +9,7 @@ import time
 
 import falcon
 
-from . import datadir, errors, fsutil, paths, web
+from . import blobs, datadir, errors, fsutil, paths, web
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, ClientAddress, Database, resolve_client
@@ -194,7 +194,18 @@ def _http_error(site):
 
 
 def _unexpected_error(site):
+    full = _sync_error(site)
+
     def handle(req, resp, exc, params):
+        if blobs.is_disk_full(exc):
+            # A full disk (SQLITE_FULL, ENOSPC, EDQUOT, EFBIG from any open,
+            # write, fallocate or fsync) is the server's state, not a bug:
+            # 507, and it recovers by itself once space returns.
+            log.warning("disk full on %s %s: %s", req.method, req.path, exc)
+            return full(req, resp, errors.SyncError(
+                507, errors.INSUFFICIENT_STORAGE,
+                "The server's disk is full; try again later (reading still works)."),
+                params)
         log.exception("unexpected error on %s %s", req.method, req.path)
         description = "The server failed; the error is in its log."
         if not web.render_error(site, req, resp, 500, description):
