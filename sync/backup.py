@@ -171,6 +171,8 @@ _NAMING_ROWS = (
     ("SELECT u.name, s.path, s.size FROM uploads s JOIN users u ON u.id = s.user_id "
      "WHERE s.sha256 = ? AND s.instant = 1 AND s.state = 'open'",
      "{}'s upload session for {!r} says {} bytes"),
+    ("SELECT u.name, r.path, r.size FROM revisions r JOIN users u ON u.id = r.user_id "
+     "WHERE r.sha256 = ?", "{}'s revision of {!r} says {} bytes"),
 )
 
 

@@ -57,6 +57,7 @@ def _check(config, repair, out):
         for row in conn.execute("PRAGMA foreign_key_check"):
             problem(f"database: foreign key broken in {row[0]} (rowid {row[1]} -> {row[2]})")
         _check_counts(conn, repair, out, problem)
+        _check_history(conn, out, problem)
         refs = referenced(conn)
         spooled = {row[0] for row in conn.execute(SPOOLED_SESSIONS)}
 
@@ -68,7 +69,8 @@ def _check(config, repair, out):
                 continue
             path = blobs.blob_path(config, sha256)
             if not os.path.isfile(path):
-                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing")
+                problem(f"blob {sha256} named in {_tables(conn, sha256)} is missing"
+                        f"{_used_by(conn, sha256)}")
                 continue
             size, digest = blobs.hash_file(path)
             # An intact file with rows that disagree: the rows are wrong (an
@@ -79,9 +81,11 @@ def _check(config, repair, out):
             elif named_size is None:
                 problem(f"blob {sha256}: the rows disagree on its size: {rows}")
             elif size != named_size:
-                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}")
+                problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}"
+                        f"{_used_by(conn, sha256)}")
             if digest != sha256:
-                problem(f"blob {sha256} is damaged: its content hashes to {digest}")
+                problem(f"blob {sha256} is damaged: its content hashes to {digest}"
+                        f"{_used_by(conn, sha256)}")
             checked += 1
             total += size
         out(f"blobs: {checked} of {len(refs)} checked, {total} bytes")
@@ -134,6 +138,23 @@ def _check_counts(conn, repair, out, problem):
         with_transaction(conn, [(statement, ()) for statement in counts.REWRITE])
 
 
+def _check_history(conn, out, problem):
+    """Every live file's current version is its newest revision in the
+    history (the revisions' content is checked with the other blobs)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                    "AND name = 'revisions'").fetchone() is None:
+        return
+    kept = conn.execute("SELECT COUNT(*) FROM revisions").fetchone()[0]
+    out(f"history: {kept} revision(s) kept")
+    for user, path, rev in conn.execute(
+            "SELECT u.name, e.path, e.rev FROM entries e JOIN users u ON u.id = e.user_id "
+            "LEFT JOIN revisions r ON r.rev = e.rev WHERE e.deleted = 0 AND (r.rev IS NULL "
+            "OR r.user_id != e.user_id OR r.path != e.path OR r.sha256 IS NOT e.sha256 "
+            "OR r.replaced_at IS NOT NULL) ORDER BY e.user_id, e.path LIMIT 100"):
+        problem(f"history: the current version of {user}'s {path!r} (rev {rev}) is missing "
+                f"from its history (a restore or rewind cannot bring it back)")
+
+
 def with_transaction(conn, statements):
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -163,6 +184,31 @@ def _orphan_files(config, named, spooled):
         if name not in spooled:
             orphans.append(os.path.join(root, name))
     return orphans
+
+
+USED_BY_SHOWN = 5
+
+
+def _used_by(conn, sha256):
+    """'; used by alice: books/Dune.epub, ...': the library paths (live, or
+    kept in the history) whose content is this blob, so a person knows which
+    files to bring back from a device or a backup."""
+    rows = conn.execute(
+        "SELECT u.name, e.path, 'now' FROM entries e JOIN users u ON u.id = e.user_id "
+        "WHERE e.sha256 = ? AND e.deleted = 0 "
+        "UNION SELECT u.name, r.path, 'history' FROM revisions r "
+        "JOIN users u ON u.id = r.user_id WHERE r.sha256 = ? "
+        "ORDER BY 3 DESC, 1, 2", (sha256, sha256)).fetchall()
+    seen, shown = set(), []
+    for name, path, when in rows:
+        if (name, path) in seen:
+            continue
+        seen.add((name, path))
+        shown.append(f"{name}: {path}" + (" (an older version)" if when == "history" else ""))
+    if not shown:
+        return ""
+    more = f" and {len(shown) - USED_BY_SHOWN} more" if len(shown) > USED_BY_SHOWN else ""
+    return "; used by " + ", ".join(shown[:USED_BY_SHOWN]) + more
 
 
 def _tables(conn, sha256):

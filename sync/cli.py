@@ -174,11 +174,14 @@ def _runtime(config, serving=False):
         raise ConfigError(f"cannot open the data directory {config.data_dir}: {exc}") from None
 
 
-class Stop(Exception):
-    """SIGTERM (systemctl stop): leave the serving loop like Ctrl-C does."""
+class Stop(KeyboardInterrupt):
+    """SIGTERM (systemctl stop): leave the serving loop as Ctrl-C does (a
+    KeyboardInterrupt, which the loop's channels let through, where they
+    catch and log any other exception)."""
 
 
 def _on_sigterm(signum, frame):
+    log.info("stopping (SIGTERM)")
     raise Stop()
 
 
@@ -234,9 +237,9 @@ def cmd_serve(config):
           f"(data in {config.data_dir})", flush=True)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        server.run()
-    except (KeyboardInterrupt, Stop) as exc:
-        log.info("stopping (%s)", "SIGTERM" if isinstance(exc, Stop) else "interrupted")
+        server.run()  # returns once Ctrl-C or SIGTERM (Stop) ended its loop
+    except KeyboardInterrupt:
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
     server.close()
@@ -388,12 +391,24 @@ def cmd_restore(config, args):
     if not r["secret"]:
         print("  the backup holds no secret.key: set SYNC_JWT_SECRET as before, or a new "
               "key is made on start and every token must be issued again")
-    print("  start the server; it migrates an older database (after copying it) on start")
+    print(_restore_next_step(r["schema"]))
     for sha256, rows in r.get("wrong_rows", ()):
         for row in rows or ["a row gives it another size"]:
             print(f"WARNING blob {sha256} is whole, but {row}: fix or delete that file "
                   f"(`app.py check` lists them)")
     return 0
+
+
+def _restore_next_step(schema):
+    """What starting the server does with the restored database."""
+    from . import migrations
+    from .db import SCHEMA_VERSION
+
+    target = migrations.latest(migrations.STEPS, SCHEMA_VERSION)
+    if schema < target:
+        return (f"  start the server: the backup's database is at schema {schema}, and the "
+                f"server migrates it to {target} on start (after copying it)")
+    return "  start the server"
 
 
 def cmd_check(config, args):

@@ -304,8 +304,8 @@ def _states_at(user_id, path_list, rev):
 
 class _Rewind:
     """The paths to put back and the state each goes back to, read in
-    batches before the write transaction; ``refresh`` brings in what other
-    writers changed between the reads and the write lock."""
+    batches before the write transaction; ``refresh`` brings in what was
+    changed between the reads and the write lock."""
 
     def __init__(self, rt, user_id, point_rev, prefix, device):
         self.user_id = user_id
@@ -328,16 +328,11 @@ class _Rewind:
         return new
 
     def refresh(self):
-        """Inside the write transaction: what changed since ``read``."""
+        """Inside the write transaction: take in the revisions made since
+        ``read`` (the library is loaded afresh after this)."""
         upto = current_rev()
-        if upto <= self.read_upto:
-            return
-        changed = [row[0] for row in database.execute_sql(
-            "SELECT path FROM entries WHERE user_id = ? AND rev > ?",
-            (self.user_id, self.read_upto))]
-        self.read(upto)
-        self.library.forget(changed)
-        self.library.load(sorted(self.paths), conflicts=False)
+        if upto > self.read_upto:
+            self.read(upto)
 
     def plan(self):
         """``[(path, op, from_rev, state)]`` for every path not already in
@@ -357,49 +352,65 @@ class _Rewind:
 
 def rewind(rt, user_id, device_id, body):
     """Put the paths changed after a point back as they were at it, in one
-    transaction (or, with ``dry_run``, only say what would change)."""
+    transaction (or, with ``dry_run``, only say what would change).
+
+    Everything is read and planned from one snapshot before the write lock
+    is taken; holding it, the planned changes only get their revision
+    numbers and are written. Only when the same user's library changed in
+    between is the plan made again, inside the transaction."""
     point, prefix, only_device, dry_run = _parse_rewind(body)
     with database.atomic():  # one read snapshot for the plan
         point_rev = _point_rev(rt, user_id, point)
         work = _Rewind(rt, user_id, point_rev, prefix, only_device)
         work.read(current_rev())
         work.library.load(sorted(work.paths), conflicts=False)
+        changes = _unclashed(work.library, *work.plan(), apply=not dry_run,
+                             device_id=device_id)
     if dry_run:
-        deletes, puts = work.plan()
-        return _answer(True, _unclashed(work.library, deletes, puts, apply=False))
+        return _answer(True, changes)
     with write():
-        work.refresh()
-        deletes, puts = work.plan()
-        changes = _unclashed(work.library, deletes, puts, apply=True, device_id=device_id)
+        if _changed_since(user_id, work.read_upto):
+            again = _Rewind(rt, user_id, point_rev, prefix, only_device)
+            again.paths, again.states, again.read_upto = work.paths, work.states, work.read_upto
+            again.refresh()
+            again.library.load(sorted(again.paths), conflicts=False)
+            work = again
+            changes = _unclashed(work.library, *work.plan(), apply=True, device_id=device_id)
+        else:
+            work.library.renumber(current_rev() + 1)
         work.library.flush()
     return _answer(False, changes)
 
 
+def _changed_since(user_id, rev):
+    return database.execute_sql(
+        "SELECT 1 FROM entries WHERE user_id = ? AND rev > ? LIMIT 1", (user_id, rev)
+    ).fetchone() is not None
+
+
 def _unclashed(library, deletes, puts, apply, device_id=None):
     """The changes of the plan, applied to ``library`` (in memory) when
-    ``apply``. A put that would clash by case with a live path outside the
-    rewind is left out."""
+    ``apply``: ``[(path, op, from_rev, entry or None)]``. A put that would
+    clash by case with a live path outside the rewind is left out."""
     done = []
     for path, op, from_rev, _ in deletes:
-        rev = library.delete(path, device_id)["rev"] if apply else None
-        done.append((path, op, from_rev, rev))
+        done.append((path, op, from_rev, library.delete(path, device_id) if apply else None))
     removed = {path for path, *_ in deletes}
     for path, op, from_rev, state in puts:
         if library.clash(path, ignore=() if apply else removed) is not None:
             continue
-        rev = library.put(path, device_id, state[2], state[3], state[4])["rev"] \
-            if apply else None
-        done.append((path, op, from_rev, rev))
+        entry = library.put(path, device_id, state[2], state[3], state[4]) if apply else None
+        done.append((path, op, from_rev, entry))
     return done
 
 
 def _answer(dry_run, changes):
     changes.sort(key=lambda c: c[0])
     listed = []
-    for path, op, from_rev, rev in changes[:MAX_CHANGES_LISTED]:
+    for path, op, from_rev, entry in changes[:MAX_CHANGES_LISTED]:
         change = {"path": path, "op": op, "from_rev": from_rev}
         if not dry_run:
-            change["rev"] = rev
+            change["rev"] = entry["rev"]
         listed.append(change)
     return {"dry_run": dry_run, "count": len(changes), "changes": listed}
 
@@ -453,11 +464,13 @@ def expire(rt, batch=EXPIRE_BATCH, on_dropped=None):
     last = swept["at"] if swept and swept.get("days") == days else None
     dropped = 0
     for limit in _limits(days):
-        low = "" if last is None else iso(last - limit)
+        # The previous pass's last second again: revisions of that second
+        # may have been written after it ran (times are whole seconds).
+        low = "" if last is None else iso(last - limit - 1)
         high = iso(now - limit)
         if low >= high:
             continue
-        position = (low, _END)  # the previous pass saw up to `low`
+        position = (low, _END)
         while True:
             with write():
                 rows = database.execute_sql(

@@ -144,13 +144,6 @@ class Library:
                 if size is not None:
                     self.held[sha] = size
 
-    def forget(self, path_list):
-        """Drop what is loaded of ``path_list`` and their case folds, so that
-        the next ``load`` reads them again (another writer changed them)."""
-        for path in path_list:
-            self.entries.pop(path, None)
-            self.live_by_fold.pop(paths.fold(path), None)
-
     # -- changing -----------------------------------------------------------
 
     def head(self, path):
@@ -163,6 +156,17 @@ class Library:
             return None
         others = sorted(p for p in live if p != path and p not in ignore)
         return self.entries[others[0]] if others else None
+
+    def renumber(self, first_rev):
+        """Give the changes made so far revisions from ``first_rev`` on: for
+        changes planned outside the write transaction, once it holds the
+        lock (other users' writes took the revisions planned on)."""
+        if self.first_rev is None or first_rev == self.first_rev:
+            return
+        delta = first_rev - self.first_rev
+        for revision in self.revisions:  # every changed entry is one of them
+            revision["rev"] += delta
+        self.first_rev = first_rev
 
     def _next_rev(self):
         if self.first_rev is None:
@@ -196,9 +200,10 @@ class Library:
             earlier["replaced_at"] = self.now
         elif self.entries.get(path) is not None:
             self.replaced.append((self.now, self.entries[path]["rev"]))
-        revision = dict(entry, moved_to=moved_to, replaced_at=None)
-        self._made[path] = revision
-        self.revisions.append(revision)
+        # The entry itself is the revision (a new dict for every change).
+        entry["moved_to"], entry["replaced_at"] = moved_to, None
+        self._made[path] = entry
+        self.revisions.append(entry)
 
     def put(self, path, device_id, sha256, size, mtime, moved_from=None):
         return self._set(path, device_id, sha256, size, mtime, moved_from)
@@ -324,9 +329,9 @@ class Library:
                 "INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, "
                 "device_id, moved_from, moved_to, changed_at, replaced_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(r["rev"], self.user_id, r["path"], r["deleted"], r["size"], r["sha256"],
+                ((r["rev"], self.user_id, r["path"], r["deleted"], r["size"], r["sha256"],
                   r["mtime"], r["device_id"], r["moved_from"], r["moved_to"],
-                  r["changed_at"], r["replaced_at"]) for r in self.revisions])
+                  r["changed_at"], r["replaced_at"]) for r in self.revisions))
         if self.replaced:
             cursor.executemany("UPDATE revisions SET replaced_at = ? WHERE rev = ?",
                                self.replaced)

@@ -51,7 +51,8 @@ def test_a_missing_blob_is_a_problem_and_repair_cannot_hide_it(rt, seeded):
     count, lines = kit.run_check(rt.config, repair=True)
     assert count == 1
     assert problems_of(lines) == [
-        f"PROBLEM blob {seeded['b.txt']} named in blobs, entries, revisions is missing"]
+        f"PROBLEM blob {seeded['b.txt']} named in blobs, entries, revisions is missing; "
+        "used by alice: b.txt"]
     result = app("check", "--repair", "--data-dir", rt.config.data_dir)
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
@@ -64,9 +65,24 @@ def test_wrong_size_and_damaged_content_are_problems(rt, seeded):
     count, lines = kit.run_check(rt.config)
     found = problems_of(lines)
     assert count == 3, lines
-    assert f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries, revisions say 5000" in found
+    assert (f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries, revisions say 5000; "
+            "used by alice: a.txt") in found
     assert any(line.startswith(f"PROBLEM blob {seeded['a.txt']} is damaged") for line in found)
     assert any(line.startswith(f"PROBLEM blob {seeded['c.txt']} is damaged") for line in found)
+
+
+def test_a_damaged_blob_names_every_library_path_that_uses_it(rt, seeded):
+    same = b"c.txt" * 1000
+    kit.put(rt, "alice", "copies/c again.txt", same)
+    kit.put(rt, "bob", "theirs.txt", same)
+    kit.put(rt, "alice", "c.txt", b"a newer version")     # the damaged one: history only
+    with open(blobs.blob_path(rt.config, seeded["c.txt"]), "r+b") as f:
+        f.write(b"X")
+    count, lines = kit.run_check(rt.config)
+    [line] = problems_of(lines)
+    assert line.startswith(f"PROBLEM blob {seeded['c.txt']} is damaged")
+    assert line.endswith("; used by alice: copies/c again.txt, bob: theirs.txt, "
+                         "alice: c.txt (an older version)")
 
 
 def test_orphans_are_listed_then_removed_by_repair(rt, seeded):
@@ -171,13 +187,15 @@ def test_no_database_is_a_clear_error(tmp_path):
 def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
     sql("INSERT INTO entries (user_id, path, fold, rev, size, sha256, mtime, changed_at) "
         "VALUES (1, 'copy.txt', 'copy.txt', 99, 1, ?, 0, 'x')", (seeded["a.txt"],))
+    sql("INSERT INTO revisions (rev, user_id, path, size, sha256, mtime, changed_at) "
+        "VALUES (99, 1, 'copy.txt', 1, ?, 0, 'x')", (seeded["a.txt"],))
     kit.recount(rt.config)
     count, lines = kit.run_check(rt.config)
     assert count == 1
     # The file is whole: the line names the row that is wrong, and whose.
     assert problems_of(lines)[0] == (
         f"PROBLEM blob {seeded['a.txt']} is 5000 bytes, but alice's file 'copy.txt' "
-        f"says 1 bytes")
+        f"says 1 bytes; alice's revision of 'copy.txt' says 1 bytes")
     # A backup is still whole (the blob is intact): it warns and succeeds.
     result = app("backup", str(tmp_path / "b"), "--data-dir", rt.config.data_dir)
     assert result.returncode == 0, result.stdout

@@ -131,9 +131,9 @@ def test_short_passwords_are_refused_and_a_reset_says_updated(tmp_path):
 @pytest.mark.slow
 def test_sigterm_logs_stopping_and_stopped(tmp_path):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir",
-                             str(tmp_path / "data")], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "app.py", "--port", str(port),
+                             "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "listening" in proc.stdout.readline()
         deadline = time.time() + 20
@@ -144,8 +144,29 @@ def test_sigterm_logs_stopping_and_stopped(tmp_path):
             except requests.ConnectionError:
                 assert time.time() < deadline
                 time.sleep(0.1)
+        # Requests keep coming while the signal arrives: it must stop the
+        # server whatever the loop is doing at that moment.
+        import threading
+        busy = threading.Event()
+
+        def hammer():
+            with requests.Session() as session:
+                while True:
+                    try:
+                        session.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    except requests.RequestException:
+                        return
+                    busy.set()
+
+        thread = threading.Thread(target=hammer, daemon=True)
+        thread.start()
+        busy.wait(10)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            raise AssertionError(proc.communicate(timeout=10))
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -164,3 +185,22 @@ def test_a_port_in_use_creates_no_data_directory(tmp_path):
         line = one_line_error(run("--port", str(port), "--data-dir", str(tmp_path / "new")))
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line
     assert not (tmp_path / "new").exists()
+
+
+# 17. restore says it migrates only when it will
+
+def test_restore_says_it_migrates_only_an_older_database(tmp_path):
+    from sync.db import SCHEMA_VERSION
+    old = run("restore", os.path.join(ROOT, "tests", "data", "v1"),
+              "--data-dir", str(tmp_path / "from-v1"))
+    assert old.returncode == 0, old.stderr
+    assert old.stdout.splitlines()[-1] == (
+        "  start the server: the backup's database is at schema 1, and the server migrates "
+        f"it to {SCHEMA_VERSION} on start (after copying it)")
+    data = str(tmp_path / "data")
+    assert run("token", "alice", "--create", "--data-dir", data).returncode == 0
+    assert run("backup", str(tmp_path / "bk"), "--data-dir", data).returncode == 0
+    new = run("restore", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "restored"))
+    assert new.returncode == 0, new.stderr
+    assert new.stdout.splitlines()[-1] == "  start the server"
+    assert "server migrates" not in new.stdout

@@ -678,3 +678,14 @@ def test_a_folder_delete_keeps_every_file_in_the_history(dav, kobo):
     for name, data in (("f/x.txt", b"x"), ("f/y.txt", b"y")):
         assert revisions(name) == [(1, None, None, None, kobo["id"]),
                                    (0, sha256(data), None, None, kobo["id"])]
+
+
+def test_webdav_writes_are_kept_in_the_history_with_their_device(dav, api, kobo):
+    dav.put("a.txt", b"first", status=201)
+    dav.put("a.txt", b"second", status=204)
+    dav.req("DELETE", "a.txt", status=204)
+    revisions = api.get("/history/a.txt").json["revisions"]
+    assert [(r["op"], r["sha256"], r["device_id"]) for r in revisions] == [
+        ("delete", None, kobo["id"]), ("put", sha256(b"second"), kobo["id"]),
+        ("put", sha256(b"first"), kobo["id"])]
+    assert api.get("/download/a.txt?rev=%d" % revisions[2]["rev"]).body == b"first"

@@ -490,3 +490,52 @@ def test_restore_and_rewind_as_another_users_device_are_403(rt, api, dev, bob):
     for path, body in (("/restore", {"path": "a.txt", "rev": 1}), ("/rewind", {"rev": 1})):
         resp = unchanged_by(lambda: as_bobs.post(path, body, status=403), dev, "a.txt")
         assert_error(resp, 403, "forbidden")
+
+
+def _write_during_the_plan(monkeypatch, write):
+    """Run ``write`` (in another thread, with its own connection) while the
+    rewind plans, between its reads and its write transaction."""
+    import threading
+
+    from sync import history
+
+    plan = history._Rewind.plan
+    done = []
+
+    def planning(self):
+        if not done:
+            done.append(True)
+            thread = threading.Thread(target=write)
+            thread.start()
+            thread.join()
+        return plan(self)
+
+    monkeypatch.setattr(history._Rewind, "plan", planning)
+
+
+def test_another_users_write_during_the_plan_only_moves_the_revisions(rt, api, monkeypatch,
+                                                                      damaged):
+    laptop, x, originals, point = damaged
+    _write_during_the_plan(monkeypatch, lambda: kit.put(rt, "bob", "b.txt", b"bob's"))
+    answer = api.post("/rewind", {"rev": point, "device_id": x["id"]}).json
+    revs = sorted(c["rev"] for c in answer["changes"])
+    assert revs == list(range(15, 21))  # 14 went to bob
+    dev = api.as_(laptop["token"])
+    assert library(dev) == dict(originals, **{"f5.txt": sha256(b"laptop's own later edit")})
+    assert {c["rev"] for c in feed(dev)} >= set(revs)
+    assert kit.run_check(rt.config)[0] == 0
+
+
+def test_the_same_users_write_during_the_plan_is_taken_in(rt, api, monkeypatch, damaged):
+    laptop, x, originals, point = damaged
+
+    def more_damage():
+        kit.put(rt, "alice", "f0.txt", b"encrypted again", device_id=x["id"])
+        kit.put(rt, "alice", "ransom2.txt", b"pay more", device_id=x["id"])
+
+    _write_during_the_plan(monkeypatch, more_damage)
+    answer = api.post("/rewind", {"rev": point, "device_id": x["id"]}).json
+    assert answer["count"] == 7
+    dev = api.as_(laptop["token"])
+    assert library(dev) == dict(originals, **{"f5.txt": sha256(b"laptop's own later edit")})
+    assert kit.run_check(rt.config)[0] == 0

@@ -237,7 +237,8 @@ def test_backups_carry_the_history_and_check_verifies_it(rt, clock, tmp_path):
     os.unlink(blobs.blob_path(rt.config, old))
     count, lines = kit.run_check(rt.config)
     assert count == 1
-    assert f"PROBLEM blob {old} named in blobs, revisions is missing" in lines
+    assert (f"PROBLEM blob {old} named in blobs, revisions is missing; "
+            "used by alice: a.txt (an older version)") in lines
 
 
 # -- migration from version 1 --------------------------------------------------
@@ -274,3 +275,26 @@ def test_a_version_1_data_directory_is_brought_forward(v1_dir, clock):
     path, old_sha = live[0][2], live[0][3]
     kit.put(rt, "alice", path, b"after the upgrade")
     assert [r[2] for r in revisions(path)] == [old_sha, sha256(b"after the upgrade")]
+
+
+def test_a_revision_replaced_in_the_second_of_a_pass_is_seen_by_the_next(rt, clock,
+                                                                       monkeypatch):
+    monkeypatch.setattr(rt, "config", dataclasses.replace(rt.config, history_days=0))
+    versions(rt, clock, "a.txt", [0])
+    expire(rt)
+    new = kit.put(rt, "alice", "a.txt", b"new")  # the same second, after the pass
+    at(rt, clock, 1)
+    assert expire(rt) == 1
+    assert kept_shas("a.txt") == [new]
+
+
+def test_check_finds_a_current_version_missing_from_the_history(rt, clock):
+    versions(rt, clock, "a.txt", [0])
+    count, lines = kit.run_check(rt.config)
+    assert count == 0 and "history: 1 revision(s) kept" in lines
+    with database.connection_context():
+        database.execute_sql("DELETE FROM revisions")
+    count, lines = kit.run_check(rt.config)
+    assert count == 1
+    assert "PROBLEM history: the current version of alice's 'a.txt' (rev 1) is missing " \
+           "from its history (a restore or rewind cannot bring it back)" in lines
