@@ -3,7 +3,7 @@
 - keep_both: a conflict on kb/x.txt whose conflict names are taken for
   n = 1 ... N; the resolve's time, and the time another user's device
   registration takes meanwhile (it needs the write lock);
-- stalled readers: 8 sockets ask for GET /conflicts (20,000 conflicts) and
+- stalled readers: 8 sockets ask for GET /conflicts (25,000 conflicts) and
   never read; the time a normal request takes meanwhile, and whether SQLite
   can checkpoint its WAL;
 - slow connections: 200 sockets send their headers a byte at a time; the
@@ -33,6 +33,7 @@ import requests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, Client, Server, user_token  # noqa: E402
 
+LONG = "A rather long book title, as some have, with a subtitle and an author " * 3
 TIMEOUT = 20  # seconds a normal request may take before it counts as "not answered"
 
 
@@ -112,8 +113,10 @@ def stalled_readers(server, conflicts, readers=8):
     api = Client(server.url, user_token("carol"), timeout=600)
     dev = api.as_device(api.register("Laptop")["token"])
     for first in range(0, conflicts, 1000):
-        dev.report([{"op": "move", "path": f"gone/{i}", "to": f"there/{i}", "base_rev": None}
-                    for i in range(first, min(first + 1000, conflicts))])
+        # Long names, as a library of real books has: the listing is then
+        # larger than waitress's 16 MiB output buffer.
+        dev.report([{"op": "move", "path": f"gone/{LONG}{i}", "to": f"there/{LONG}{i}",
+                     "base_rev": None} for i in range(first, min(first + 1000, conflicts))])
     host, port = server.url.split("//")[1].split(":")
     token = user_token("carol")
     socks = []
@@ -184,10 +187,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", metavar="DIR",
                         help="an older checkout to measure first, in the same run")
-    parser.add_argument("--taken", type=int, default=10000,
-                        help="conflict names already taken (default 10000)")
-    parser.add_argument("--conflicts", type=int, default=20000,
-                        help="conflicts the stalled readers ask for (default 20000)")
+    parser.add_argument("--taken", type=int, default=9999,
+                        help="conflict names already taken (default 9999: the last of the "
+                             "10,000 a resolution tries is free)")
+    parser.add_argument("--conflicts", type=int, default=25000,
+                        help="conflicts the stalled readers ask for (default 25000)")
     args = parser.parse_args(argv)
     results = {}
     if args.baseline:
