@@ -183,6 +183,14 @@ def _check_quota(rt, user, size):
             f"This upload would take your storage over its quota of {quota} bytes.")
 
 
+RESERVE_ATTEMPTS = 3
+
+
+class _ContentWent(Exception):
+    """The content an instant session relied on went before the session row
+    was written: the session needs its bytes after all."""
+
+
 def create(rt, user, device, body):
     """Open a session for ``device``. Content the user's library already
     holds is marked fully received without a spool file (``instant``).
@@ -195,28 +203,33 @@ def create(rt, user, device, body):
     now = rt.now()
     reserved = False
     try:
-        # Checked first without the lock, so that a refusal reserves nothing.
-        _check_open_sessions(rt, user)
-        if not _instant(user.id, sha256, size):
-            _check_quota(rt, user, size)
-            try:
-                blobs.reserve_spool(rt.config, upload_id, size)
-            except blobs.NoSpace:
-                raise _no_room(size, rt.config) from None
-            reserved = True
-        with write():
+        for attempt in range(RESERVE_ATTEMPTS):
+            # Checked first without the lock, so that a refusal reserves
+            # nothing; the last attempt reserves whatever the guess.
             _check_open_sessions(rt, user)
-            instant = _instant(user.id, sha256, size)
-            if not instant:
-                if not reserved:  # the content went meanwhile: it needs its bytes
-                    raise errors.SyncError(
-                        409, UPLOAD_BUSY, "The library changed while the session was "
-                                          "opened; open it again.")
+            needs_bytes = not _instant(user.id, sha256, size) or attempt == RESERVE_ATTEMPTS - 1
+            if needs_bytes and not reserved:
                 _check_quota(rt, user, size)
-            Upload.insert(id=upload_id, user=user.id, device=device.id, path=path, size=size,
-                          sha256=sha256, base_rev=base_rev, mtime=mtime, chunk_size=chunk_size,
-                          chunk_count=chunk_count, instant=int(instant), created_at=now,
-                          touched_at=now).execute()
+                try:
+                    blobs.reserve_spool(rt.config, upload_id, size)
+                except blobs.NoSpace:
+                    raise _no_room(size, rt.config) from None
+                reserved = True
+            try:
+                with write():
+                    _check_open_sessions(rt, user)
+                    instant = _instant(user.id, sha256, size)
+                    if not instant:
+                        if not reserved:
+                            raise _ContentWent()
+                        _check_quota(rt, user, size)
+                    Upload.insert(id=upload_id, user=user.id, device=device.id, path=path,
+                                  size=size, sha256=sha256, base_rev=base_rev, mtime=mtime,
+                                  chunk_size=chunk_size, chunk_count=chunk_count,
+                                  instant=int(instant), created_at=now, touched_at=now).execute()
+            except _ContentWent:
+                continue  # the content went meanwhile: reserve its bytes, then again
+            break
         if instant and reserved:
             blobs.remove_spool(rt.config, upload_id)
             reserved = False

@@ -769,8 +769,6 @@ def sync_operations():
                              ["body_invalid", "path_invalid", "device_required",
                               "digest_mismatch"]),
                 "403": DEVICE_FORBIDDEN,
-                "409": error("The library changed while the session was being opened "
-                             "(the content it held went): open it again.", ["upload_busy"]),
                 "413": error("The JSON body is too large, or the file is over the server's "
                              "largest file size.", ["body_too_large", "file_too_large"]),
                 "429": TOO_MANY_UPLOADS,
