@@ -298,3 +298,17 @@ def test_check_finds_a_current_version_missing_from_the_history(rt, clock):
     assert count == 1
     assert "PROBLEM history: the current version of alice's 'a.txt' (rev 1) is missing " \
            "from its history (a restore or rewind cannot bring it back)" in lines
+
+
+def test_expired_content_an_open_upload_names_waits_for_the_session(rt, clock, dev):
+    old, _ = versions(rt, clock, "a.txt", [0, DAY])
+    data = b"version 0 of a.txt"
+    at(rt, clock, DAY + 30 * DAY)
+    session = dev.post("/upload", {"path": "again.txt", "size": len(data),
+                                   "sha256": sha256(data), "base_rev": None}).json
+    janitor.run_once(rt)
+    assert kept_shas("a.txt") != [] and old not in kept_shas("a.txt")
+    assert blob_exists(rt, old)  # the session still names it
+    dev.delete(f"/upload/{session['id']}", status=204)
+    janitor.run_once(rt)
+    assert not blob_exists(rt, old)

@@ -94,12 +94,13 @@ def installed(tmp_path_factory):
 def test_the_installed_package_is_not_the_checkout(installed, tmp_path):
     python, _ = installed
     out = subprocess.run(
-        [python, "-c", "import sync, sync.assets as a; "
-         "print(sync.__file__); print(a.path('schema.sql')); print(a.path('openapi.json'))"],
+        [python, "-c", "import sync, sync.assets as a, sync.web.render as w; "
+         "print(sync.__file__); print(a.path('schema.sql')); print(a.path('openapi.json')); "
+         "print(w.HERE)"],
         cwd=str(tmp_path), env=clean_env(), check=True, capture_output=True, text=True).stdout
-    package, schema, document = out.split()
+    package, schema, document, web = out.split()
     venv = os.path.dirname(os.path.dirname(python))
-    for path in (package, schema, document):
+    for path in (package, schema, document, web):
         assert path.startswith(venv + os.sep), out
     with open(schema, encoding="utf-8") as f, \
             open(os.path.join(ROOT, "schema.sql"), encoding="utf-8") as g:
@@ -136,6 +137,12 @@ def test_sync_server_from_another_directory(installed, tmp_path):
             assert document == json.load(f)
         assert (data_dir / "sync.sqlite3").is_file()
         assert not (elsewhere / "data").exists()
+        # The web page: its templates and static files come with the package.
+        login = requests.get(base + "/login", timeout=10)
+        assert login.status_code == 200 and "text/html" in login.headers["Content-Type"]
+        assert '<label for="password">' in login.text
+        for name in ("style.css", "upload.js", "sha256.js", "icon.svg"):
+            assert requests.get(f"{base}/static/{name}", timeout=10).status_code == 200
     finally:
         proc.terminate()
         proc.wait(10)

@@ -763,3 +763,11 @@ def test_a_rewind_with_a_bad_time_shows_the_form_again(alice):
     resp = alice.post("/rewind", {"at": "2000-01-01T00:00", "prefix": "", "device_id": ""},
                       status=400)
     assert 'role="alert"' in resp.text
+
+
+def test_an_unknown_address_gets_a_page_and_the_api_keeps_json(app):
+    client = webtest.TestApp(app)
+    page = client.get("/no/such/page", status=404)
+    assert page.content_type == "text/html" and "Not Found" in page.text
+    api = client.get("/api/v1/sync/nothing", status=404)
+    assert api.content_type == "application/json" and api.json["code"] == "not_found"

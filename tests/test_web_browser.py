@@ -26,6 +26,7 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
     pytest.skip("Chromium is not installed: apt-get install chromium chromium-driver "
                 "(.ci/run installs both when it runs as root)", allow_module_level=True)
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -104,7 +105,10 @@ class Page:
         return self.driver.find_element(By.CSS_SELECTOR, css)
 
     def wait(self, condition):
-        return WebDriverWait(self.driver, WAIT_S).until(condition)
+        # A page being replaced by the next one leaves stale elements: look again.
+        return WebDriverWait(self.driver, WAIT_S,
+                             ignored_exceptions=(StaleElementReferenceException,)
+                             ).until(condition)
 
     def text(self):
         return self.find("body").text

@@ -99,13 +99,15 @@ class Api:
         url = self.server + PREFIX + path
         delay = self.backoff
         start = self.clock()
+        # Per request: a session's verify loses to $REQUESTS_CA_BUNDLE.
+        extra = {"verify": self.ca_bundle} if self.ca_bundle else {}
         for attempt in range(self.retries + 1):
             last = attempt == self.retries or self.clock() - start + delay > RETRY_WINDOW_S
             read_timeout = timeout if self.reached else min(timeout, FIRST_READ_TIMEOUT_S)
             try:
                 resp = self.session.request(method, url, json=json, data=data, headers=headers,
                                             params=params, stream=stream,
-                                            timeout=(CONNECT_TIMEOUT_S, read_timeout))
+                                            timeout=(CONNECT_TIMEOUT_S, read_timeout), **extra)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 heals = self.reached and not isinstance(exc, requests.exceptions.SSLError) \
                     and _kind(exc) not in ("dns",)

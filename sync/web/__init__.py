@@ -27,6 +27,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+NOT_PAGES = ("/api/", "/dav", "/healthz")
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -104,6 +105,10 @@ class Sessions:
 
     def __init__(self, rt):
         self.rt = rt
+
+    def process_request(self, req, resp):
+        if not req.path.startswith(NOT_PAGES):
+            req.context.web = "public"  # a mistyped address gets a page, not JSON
 
     def process_resource(self, req, resp, resource, params):
         kind = getattr(resource, "web", None)
