@@ -236,6 +236,13 @@ def app_password_for(rt, user_name, device_ref):
                                             f"{device_ref!r}: {exc.description}") from None
                 device = Device.create(id=rt.idgen(), user=user.id, name=device_ref,
                                        platform="webdav", created_at=rt.now())
+                # A WebDAV app holds no copy of the library to bring up to
+                # date: it is never behind, and must not keep deletions'
+                # tombstones from being purged.
+                Device.update(acked_rev=counts.ALWAYS_ACKED, acked_at=rt.now()).where(
+                    Device.id == device.id).execute()
+                counts.acked(user.id, device.id, None, counts.ALWAYS_ACKED)
+                device = Device.get_by_id(device.id)
                 created = True
         Device.update(app_password_hash=app_password_hash(password)).where(
             Device.id == device.id).execute()
