@@ -201,11 +201,14 @@ def main(argv=None):
     show("this checkout", results["this"])
     if args.baseline:
         b, t = results["baseline"], results["this"]
+
+        def ratio(scenario, key):
+            return f"x{b[scenario][key] / max(t[scenario][key], 1e-6):.0f}"
         print("ratios (baseline / this):")
-        print(f"  keep_both resolve x{b['keep_both']['resolve_s'] / t['keep_both']['resolve_s']:.0f}, "
-              f"registration meanwhile x{b['keep_both']['other_s'] / t['keep_both']['other_s']:.0f}, "
-              f"stalled readers x{b['stalled']['other_s'] / t['stalled']['other_s']:.0f}, "
-              f"slow connections x{b['slow']['other_s'] / t['slow']['other_s']:.0f}")
+        print(f"  keep_both resolve {ratio('keep_both', 'resolve_s')}, "
+              f"registration meanwhile {ratio('keep_both', 'other_s')}, "
+              f"stalled readers {ratio('stalled', 'other_s')}, "
+              f"slow connections {ratio('slow', 'other_s')}")
     return 0
 
 

@@ -223,7 +223,8 @@ def timed_command(*args):
                             env=dict(os.environ, SYNC_JWT_SECRET=SECRET))
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
-        raise RuntimeError(f"app.py {' '.join(args)}: {result.stdout[-500:]} {result.stderr[-500:]}")
+        raise RuntimeError(f"app.py {' '.join(args)}: {result.stdout[-500:]} "
+                           f"{result.stderr[-500:]}")
     return elapsed
 
 

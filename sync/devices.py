@@ -12,7 +12,7 @@ import peewee
 from . import blobs, counts, cursors, errors, library
 from .auth import app_password_hash, issue_device_token, new_app_password
 from .db import database, quick_write, write
-from .models import Device
+from .models import Device, Upload
 from .runtime import iso
 
 MAX_DEVICE_NAME = 100
@@ -25,8 +25,9 @@ log = logging.getLogger("sync")  # last_seen_at is written at most once a minute
 
 def _check_name(value, field="name"):
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_DEVICE_NAME:
-        raise errors.bad_request(errors.BODY_INVALID,
-                                 f"'{field}' must be a string of 1 to {MAX_DEVICE_NAME} characters.")
+        raise errors.bad_request(
+            errors.BODY_INVALID,
+            f"'{field}' must be a string of 1 to {MAX_DEVICE_NAME} characters.")
     if not value.isprintable():
         raise errors.bad_request(errors.BODY_INVALID,
                                  f"'{field}' must not contain control characters.")
@@ -37,8 +38,9 @@ def _check_platform(value):
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_PLATFORM or not value.isprintable():
-        raise errors.bad_request(errors.BODY_INVALID,
-                                 f"'platform' must be a string of at most {MAX_PLATFORM} characters.")
+        raise errors.bad_request(
+            errors.BODY_INVALID,
+            f"'platform' must be a string of at most {MAX_PLATFORM} characters.")
     return value
 
 
@@ -120,8 +122,8 @@ def delete(rt, principal, device_id):
     _forbid_device_token(principal, "delete devices")
     with write():
         device = _lookup(principal, device_id)
-        sessions = database.execute_sql(
-            "SELECT id, sha256 FROM uploads WHERE device_id = ?", (device.id,)).fetchall()
+        sessions = list(Upload.select(Upload.id, Upload.sha256).where(Upload.device == device.id)
+                        .tuples())
         upload_ids = [r[0] for r in sessions]
         # A session's content may be in the blob store already (a completion
         # cut short): the clean-up checks it.

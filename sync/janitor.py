@@ -1,6 +1,7 @@
 """Periodic clean-up in the server process: revisions retention no longer
-keeps, expired upload sessions and their spool files, content nothing refers to any more, and tombstones every
-device has acknowledged past the grace period.
+keeps, expired upload sessions and their spool files, content nothing
+refers to any more, and tombstones every device has acknowledged past the
+grace period.
 
 A pass costs what changed since the last one, not the size of the library:
 content that may have lost its last reference is queued in ``blob_queue``

@@ -284,7 +284,8 @@ def received_body(rt, read, length):
                                        "The server's disk is full.") from None
             raise
         if count > limit:
-            raise errors.SyncError(413, errors.FILE_TOO_LARGE, f"Files are limited to {limit} bytes.")
+            raise errors.SyncError(413, errors.FILE_TOO_LARGE,
+                                   f"Files are limited to {limit} bytes.")
         if length is not None and (count != length or more):
             raise errors.bad_request(errors.BODY_INVALID,
                                      f"The body had {count} bytes, not the {length} announced.")
@@ -316,8 +317,9 @@ def put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match=None,
     """Make the content ``sha256`` the head of ``path``, replacing what is
     there; the old content stays in the history. ``spool_id`` (from
     ``received_body``) is moved into the blob store inside the transaction,
-    so the clean-up never sees the blob before the entry that refers to it. ``if_match``/``if_none_match`` are lists of ETags (sha256
-    values, or ``*``) checked against the head inside the transaction (412).
+    so the clean-up never sees the blob before the entry that refers to it.
+    ``if_match``/``if_none_match`` are lists of ETags (sha256 values, or
+    ``*``) checked against the head inside the transaction (412).
     Returns ``{"created": bool, "rev", "status": "applied"|"unchanged"}``."""
     try:
         return _put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match,

@@ -18,7 +18,7 @@ from sync.wsgi import create_app, open_runtime
 
 from .conftest import Clock, Ids
 from .helpers import Api, assert_error, sha256
-from .test_uploads import CHUNK, content, count, send, spool_files, start, upload
+from .test_uploads import CHUNK, content, count, spool_files, start, upload
 
 MIB = 1024 * 1024
 

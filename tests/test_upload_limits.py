@@ -7,8 +7,7 @@ from sync.db import database, write
 from sync.wsgi import open_runtime
 
 from .helpers import Api, assert_error, sha256
-from .test_uploads import (CHUNK, DAY, content, count, other_app, send, spool_files, start,
-                           upload)
+from .test_uploads import CHUNK, DAY, content, count, other_app, send, spool_files, start, upload
 
 
 def body(n, size=10):
@@ -106,6 +105,7 @@ def test_a_spooled_session_counts_its_chunks_without_reading_them_all(rt, dev):
 
 def test_backup_restore_and_check_name_the_entry_with_the_wrong_size(tmp_path):
     import sqlite3
+
     from . import kit
     from .test_cli import run as app
     data_dir = tmp_path / "data"
