@@ -17,8 +17,9 @@ from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
 from .conftest import Clock, Ids
-from .helpers import Api, assert_error, sha256
-from .test_uploads import CHUNK, content, count, spool_files, start, upload
+from .helpers import CHUNK, Api, assert_error, content, sha256, upload
+from .helpers import start_upload as start
+from .test_uploads import count, spool_files
 
 MIB = 1024 * 1024
 

@@ -6,8 +6,10 @@ from sync import auth, blobs, library, uploads
 from sync.db import database, write
 from sync.wsgi import open_runtime
 
-from .helpers import Api, assert_error, sha256
-from .test_uploads import CHUNK, DAY, content, count, other_app, send, spool_files, start, upload
+from .helpers import CHUNK, Api, assert_error, content, other_app, sha256, upload
+from .helpers import send_chunk as send
+from .helpers import start_upload as start
+from .test_uploads import DAY, count, spool_files
 
 
 def body(n, size=10):
@@ -106,7 +108,7 @@ def test_a_spooled_session_counts_its_chunks_without_reading_them_all(rt, dev):
 def test_backup_restore_and_check_name_the_entry_with_the_wrong_size(tmp_path):
     import sqlite3
 
-    from . import kit
+    from . import seed as kit
     from .test_cli import run as app
     data_dir = tmp_path / "data"
     config = kit.config_for(data_dir)
@@ -124,7 +126,7 @@ def test_backup_restore_and_check_name_the_entry_with_the_wrong_size(tmp_path):
     restored = app("restore", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "new"))
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "alice's file 'kb/x.txt' says 2621440000 bytes" in restored.stdout
-    assert kit.library(kit.config_for(tmp_path / "new"))[("alice", "kb/fine.txt")]
+    assert kit.live_entries(kit.config_for(tmp_path / "new"))[("alice", "kb/fine.txt")]
     checked = app("check", "--data-dir", str(data_dir))
     assert checked.returncode == 1
     assert "alice's file 'kb/x.txt' says 2621440000 bytes" in checked.stdout

@@ -7,8 +7,7 @@ import sqlite3
 
 from sync.db import database
 
-from . import kit
-from .libhelpers import hold
+from . import seed
 
 TAKEN = 2000  # conflict names already taken (the attack used 10,000)
 
@@ -34,10 +33,10 @@ def test_keep_both_among_thousands_of_taken_names_takes_a_bounded_number_of_quer
         rt, api, device):
     kb = api.post("/devices", {"name": "kb"}).json
     for path in conflict_names("kb", "2026-11-27", TAKEN):
-        hold(kb, path, b"held", rt=rt)
-    hold(kb, "kb/x.txt", b"one", rt=rt)
-    hold(kb, "kb/x.txt", b"two", base_rev=TAKEN + 1, rt=rt)
-    cid = hold(kb, "kb/x.txt", b"three", base_rev=TAKEN + 1, rt=rt)["conflict_id"]
+        seed.put(rt, kb, path, b"held")
+    seed.put(rt, kb, "kb/x.txt", b"one")
+    seed.put(rt, kb, "kb/x.txt", b"two", base_rev=TAKEN + 1)
+    cid = seed.put(rt, kb, "kb/x.txt", b"three", base_rev=TAKEN + 1)["conflict_id"]
     database.connect(reuse_if_open=True)
     resp, statements = statements_during(lambda: api.post(
         f"/conflicts/{cid}/resolve", {"resolution": "keep_both"}))
@@ -53,17 +52,17 @@ def test_a_name_freed_in_the_same_unit_of_work_is_seen(rt, api, device):
     """A move whose source is the first conflict name: the batch lookup sees
     what this resolution changed before what the database holds."""
     kb = api.post("/devices", {"name": "kb"}).json
-    hold(kb, "kb/x (conflict kb 2026-11-27).txt", b"held", rt=rt)
-    hold(kb, "kb/x.txt", b"one", rt=rt)
-    hold(kb, "kb/x.txt", b"two", base_rev=2, rt=rt)
-    cid = hold(kb, "kb/x.txt", b"three", base_rev=2, rt=rt)["conflict_id"]
+    seed.put(rt, kb, "kb/x (conflict kb 2026-11-27).txt", b"held")
+    seed.put(rt, kb, "kb/x.txt", b"one")
+    seed.put(rt, kb, "kb/x.txt", b"two", base_rev=2)
+    cid = seed.put(rt, kb, "kb/x.txt", b"three", base_rev=2)["conflict_id"]
     [put] = api.post(f"/conflicts/{cid}/resolve", {"resolution": "keep_both"}).json["results"]
     assert put["path"] == "kb/x (conflict kb 2026-11-27 2).txt"
 
 
 def test_a_read_never_fails_because_the_touch_cannot_get_the_write_lock(rt, api, dev,
                                                                         device, clock):
-    kit.put(rt, "alice", "a.txt", b"content")
+    seed.put(rt, "alice", "a.txt", b"content")
     clock.advance(3600)  # the device is due for its last_seen_at
     holder = sqlite3.connect(rt.config.path("sync.sqlite3"), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer, busy for as long as it likes
