@@ -262,7 +262,7 @@ def main():
     print(f"  page latency re-read alternately (median of {3 * EDGE_PAGES} each): "
           f"start {ms(start_ms)}, end {ms(end_ms)}, end/start = {end_ms / start_ms:.2f}; "
           f"baseline page {ms(base_ms)}, start/baseline = {start_ms / base_ms:.2f}")
-    print(f"targets: report >= 20,000 items/s, feed >= 100,000 entries/s, end/start <= 1.2")
+    print("targets: report >= 20,000 items/s, feed >= 100,000 entries/s, end/start <= 1.2")
     return 0
 
 

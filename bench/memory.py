@@ -170,7 +170,8 @@ def main(argv=None):
           f"({args.parallel * size / MIB / download_s:.0f} MiB/s); "
           f"range download of the second half: {ranged.status_code}, {ranged_bytes / MIB:.0f} MiB")
     print(f"server RSS idle: {idle['VmRSS'] / 1024:.1f} MiB; VmHWM after upload: "
-          f"{after_upload['VmHWM'] / 1024:.1f} MiB; after download: {final['VmHWM'] / 1024:.1f} MiB; "
+          f"{after_upload['VmHWM'] / 1024:.1f} MiB; "
+          f"after download: {final['VmHWM'] / 1024:.1f} MiB; "
           f"sampled peak VmRSS: {sampler.peak_rss / 1024:.1f} MiB")
     print(f"peak vs idle: {final['VmHWM'] / max(idle['VmRSS'], 1):.2f}x; target < 100 MiB: "
           f"{'ok' if final['VmHWM'] < 100 * 1024 else 'OVER'}")

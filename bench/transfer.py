@@ -157,7 +157,8 @@ def main():
     parser.add_argument("--dir", default=None, help="scratch directory (default: system temp)")
     parser.add_argument("--range-seconds", type=float, default=3.0)
     parser.add_argument("--recv-bytes", type=int, default=None,
-                        help="run the server with this waitress recv_bytes (default: as app.py has it)")
+                        help="run the server with this waitress recv_bytes "
+                             "(default: as app.py has it)")
     args = parser.parse_args()
     size = args.size_mib * MIB
     scratch = tempfile.mkdtemp(prefix="sync-bench-", dir=args.dir)
@@ -269,7 +270,8 @@ def run(args, size, scratch, procs):
     print(f"download server             {down_rate:8.1f} MB/s  ({down_rate / bare_rate:.2f}x bare)"
           f"  target >= 0.8x")
     print(f"1 MiB Range reads, bare     {bare_range_rate:8.0f} /s  (a seek and wsgi.file_wrapper)")
-    print(f"1 MiB Range reads, server   {range_rate:8.0f} /s  ({range_rate / bare_range_rate:.2f}x bare)"
+    print(f"1 MiB Range reads, server   {range_rate:8.0f} /s  "
+          f"({range_rate / bare_range_rate:.2f}x bare)"
           f"  target >= 1000")
     print(f"server peak RSS (VmHWM)     {rss:8.1f} MiB  target < 100")
 

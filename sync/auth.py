@@ -24,12 +24,13 @@ from .datadir import SECRET_NAME
 from .db import database, write
 from .models import Device, User
 
-# scrypt: 16 MiB of memory per hash, about 50 ms on a Raspberry Pi 4.
+# scrypt's cost: 128 * N * r bytes of memory per hash, slow enough to make
+# guessing expensive and fast enough for a login on a Raspberry Pi.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 MIN_SECRET_BYTES = 32
-# Each hash holds its 16 MiB until it ends: sixteen logins at once (no token
-# needed) took the server from 35 to 179 MiB resident. Two run at a time;
-# the others wait their turn, which also spreads a burst of guesses.
+# Each hash holds its memory until it ends, and logins need no token: a burst
+# of them would add up (bench/memory.py; figures in bench/README.md). Two run
+# at a time; the others wait their turn, which also spreads a burst of guesses.
 SCRYPT_AT_ONCE = 2
 _scrypt_slots = threading.BoundedSemaphore(SCRYPT_AT_ONCE)
 
@@ -70,7 +71,8 @@ def load_secret(config):
         secret = config.jwt_secret.encode("utf-8")
         if len(secret) < MIN_SECRET_BYTES:
             raise ConfigError(
-                f"the JWT secret (SYNC_JWT_SECRET or --jwt-secret) is {len(secret)} bytes; a signing secret needs at least "
+                f"the JWT secret (SYNC_JWT_SECRET or --jwt-secret) is {len(secret)} bytes; "
+                f"a signing secret needs at least "
                 f"{MIN_SECRET_BYTES} (make one with: python3 -c 'import secrets; "
                 f"print(secrets.token_hex(32))')")
         return secret

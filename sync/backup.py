@@ -17,27 +17,23 @@ import shutil
 import sqlite3
 
 from . import blobs, migrations
-from .datadir import (BLOBS_DIR, DB_NAME, LOCK_NAME, SECRET_NAME, SPOOL_DIR, DataDirError,
-                      lock_data_dir, open_existing)
+from .datadir import (
+    BLOBS_DIR,
+    DB_NAME,
+    LOCK_NAME,
+    SECRET_NAME,
+    SPOOL_DIR,
+    DataDirError,
+    lock_data_dir,
+    open_existing,
+)
 from .db import SCHEMA_VERSION
 from .fsutil import fsync_path
+from .references import MENTIONS_SQL, REVISION_MENTIONS_SQL
 
 SNAPSHOT_ATTEMPTS = 5
 BLOCK = 1024 * 1024
 
-# Every place a row names a blob: (table, sha256, size) rows.
-MENTIONS = (
-    "SELECT 'blobs' AS t, sha256 AS sha256, size AS size FROM blobs "
-    "UNION ALL SELECT 'entries', sha256, size FROM entries "
-    "WHERE deleted = 0 AND sha256 IS NOT NULL "
-    "UNION ALL SELECT 'conflicts', client_sha256, client_size FROM conflicts "
-    "WHERE resolved_at IS NULL AND client_sha256 IS NOT NULL "
-    "UNION ALL SELECT 'conflicts', server_sha256, server_size FROM conflicts "
-    "WHERE resolved_at IS NULL AND server_sha256 IS NOT NULL "
-    "UNION ALL SELECT 'uploads', sha256, size FROM uploads WHERE instant = 1 AND state = 'open'")
-# Kept revisions (schema 2 on; a backup of an older database has none).
-REVISION_MENTIONS = (
-    " UNION ALL SELECT 'revisions', sha256, size FROM revisions WHERE sha256 IS NOT NULL")
 # Sessions whose bytes live in a spool file.
 SPOOLED_SESSIONS = "SELECT id FROM uploads WHERE state = 'open' AND instant = 0"
 # Content an open session may already have moved into blobs/ before the
@@ -49,10 +45,10 @@ COMPLETING = "SELECT sha256 FROM uploads WHERE state = 'open' AND instant = 0"
 # -- shared helpers -----------------------------------------------------------
 
 def _mentions(conn):
-    """``MENTIONS`` for the tables the database ``conn`` has."""
+    """``references.MENTIONS_SQL`` for the tables the database ``conn`` has."""
     has_history = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'revisions'").fetchone()
-    return MENTIONS + (REVISION_MENTIONS if has_history else "")
+    return MENTIONS_SQL + (REVISION_MENTIONS_SQL if has_history else "")
 
 
 def referenced(conn):

@@ -85,7 +85,8 @@ def reserve_spool(config, upload_id, size):
 def _sync_data(fd):
     # fdatasync flushes the data and the metadata needed to read it back
     # (the extents fallocate left unwritten), without a journal commit for
-    # the file's mtime: on ext4 it is several times faster per chunk.
+    # the file's mtime, which costs a chunk more than its data on ext4
+    # (bench/transfer.py; bench/README.md).
     (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
 
@@ -212,8 +213,8 @@ class FileSlice:
         if size is None or size < 0:
             size = remaining
         else:
-            # waitress asks for SO_SNDBUF bytes at a time (3.9 MiB on loopback,
-            # twice per send); a short read keeps each download's buffer small.
+            # waitress asks for SO_SNDBUF bytes at a time (several MiB on
+            # loopback); a short read keeps each download's buffer small.
             size = min(size, remaining, BLOCK)
         return self._file.read(size)
 

@@ -14,6 +14,7 @@ from . import counts, errors, paths
 from .db import database, write
 from .feed import change_json
 from .library import Library
+from .models import Device
 
 RESOLUTIONS = ("keep_server", "keep_client", "keep_both")
 MAX_CONFLICT_SUFFIX = 10000
@@ -55,9 +56,9 @@ def iter_conflicts(rt, user_id):
 
 
 def _device_name(device_id):
-    row = database.execute_sql("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
+    device = Device.get_or_none(Device.id == device_id)
     # A name goes into a path segment: no folder separators in it.
-    name = (row[0] if row else "unknown device").replace("/", "-").replace("\\", "-")
+    name = (device.name if device else "unknown device").replace("/", "-").replace("\\", "-")
     name = "".join(ch for ch in name if ch.isprintable()) or "device"
     # Room for the name and extension within a 255-byte segment.
     return name.encode("utf-8")[:MAX_DEVICE_NAME_BYTES].decode("utf-8", "ignore")

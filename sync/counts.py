@@ -12,6 +12,7 @@ work, an ack, a purge), so that a crash never leaves a figure wrong.
 import bisect
 import json
 
+from . import references
 from .db import database
 
 # The ack of a device that holds no copy of the library (the web page's,
@@ -19,20 +20,15 @@ from .db import database
 # entry counts as acknowledged, the new ones included.
 ALWAYS_ACKED = 10 ** 17 - 1
 
-# A user's content, counted once: the live entries and the client side of
-# the unresolved conflicts (versions and trash do not count).
-_HOLDS = ("EXISTS (SELECT 1 FROM entries WHERE sha256 = j.value AND user_id = ?1 "
-          "AND deleted = 0) OR EXISTS (SELECT 1 FROM conflicts WHERE client_sha256 = j.value "
-          "AND user_id = ?1 AND resolved_at IS NULL)")
-
 
 def held(user_id, shas):
-    """The subset of ``shas`` the user's library holds (for the quota)."""
+    """The subset of ``shas`` the user's library holds (for the quota):
+    ``references.HELD_SQL``. Versions and trash do not count."""
     shas = list(shas)
     if not shas:
         return set()
     return {row[0] for row in database.execute_sql(
-        f"SELECT j.value FROM json_each(?2) j WHERE {_HOLDS}", (user_id, json.dumps(shas)))}
+        references.HELD_SQL, {"user_id": user_id, "shas": json.dumps(shas)})}
 
 
 def add_user(user_id, entries=0, bytes_=0):
@@ -135,6 +131,7 @@ def usage(user_id):
 
 # -- recount (for check) -------------------------------------------------------
 
+# What a user's library holds, summed (``references.HELD_SQL``, for every user).
 RECOUNT_USERS = (
     "SELECT u.id, "
     "(SELECT COUNT(*) FROM entries e WHERE e.user_id = u.id), "

@@ -25,10 +25,9 @@ PRAGMAS = (
     ("journal_mode", "wal"),
     ("synchronous", "full"),  # a committed write survives power loss
     ("foreign_keys", 1),
-    # 2 MiB (SQLite's default) per connection: every server thread keeps its
-    # connection and its cache, and at 16 MiB eight threads reading the feed
-    # of a 300 000-entry library held 181 MiB. The OS caches the file anyway;
-    # bench/feed.py runs as fast with 2 MiB.
+    # SQLite's default page cache per connection: every server thread keeps
+    # its connection and its cache, so a larger one is paid once per thread,
+    # and the OS caches the file anyway (bench/feed.py; bench/README.md).
     ("cache_size", -2000),
     ("busy_timeout", BUSY_TIMEOUT_S * 1000),
 )

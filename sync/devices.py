@@ -7,7 +7,7 @@ raise ``SyncError`` for the 4xx answers of SPEC §3 and §5 (Devices).
 from . import blobs, counts, cursors, errors, library
 from .auth import app_password_hash, issue_device_token, new_app_password
 from .db import database, write
-from .models import Device
+from .models import Device, Upload
 from .runtime import iso
 
 MAX_DEVICE_NAME = 100
@@ -17,8 +17,9 @@ LAST_SEEN_EVERY_S = 60  # last_seen_at is written at most once a minute per devi
 
 def _check_name(value, field="name"):
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_DEVICE_NAME:
-        raise errors.bad_request(errors.BODY_INVALID,
-                                 f"'{field}' must be a string of 1 to {MAX_DEVICE_NAME} characters.")
+        raise errors.bad_request(
+            errors.BODY_INVALID,
+            f"'{field}' must be a string of 1 to {MAX_DEVICE_NAME} characters.")
     if not value.isprintable():
         raise errors.bad_request(errors.BODY_INVALID,
                                  f"'{field}' must not contain control characters.")
@@ -29,8 +30,9 @@ def _check_platform(value):
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_PLATFORM or not value.isprintable():
-        raise errors.bad_request(errors.BODY_INVALID,
-                                 f"'platform' must be a string of at most {MAX_PLATFORM} characters.")
+        raise errors.bad_request(
+            errors.BODY_INVALID,
+            f"'platform' must be a string of at most {MAX_PLATFORM} characters.")
     return value
 
 
@@ -112,8 +114,8 @@ def delete(rt, principal, device_id):
     _forbid_device_token(principal, "delete devices")
     with write():
         device = _lookup(principal, device_id)
-        sessions = database.execute_sql(
-            "SELECT id, sha256 FROM uploads WHERE device_id = ?", (device.id,)).fetchall()
+        sessions = list(Upload.select(Upload.id, Upload.sha256).where(Upload.device == device.id)
+                        .tuples())
         upload_ids = [r[0] for r in sessions]
         # A session's content may be in the blob store already (a completion
         # cut short): the clean-up checks it.
@@ -221,6 +223,13 @@ def app_password_for(rt, user_name, device_ref):
                                             f"{device_ref!r}: {exc.description}") from None
                 device = Device.create(id=rt.idgen(), user=user.id, name=device_ref,
                                        platform="webdav", created_at=rt.now())
+                # A WebDAV app holds no copy of the library to bring up to
+                # date: it is never behind, and must not keep deletions'
+                # tombstones from being purged.
+                Device.update(acked_rev=counts.ALWAYS_ACKED, acked_at=rt.now()).where(
+                    Device.id == device.id).execute()
+                counts.acked(user.id, device.id, None, counts.ALWAYS_ACKED)
+                device = Device.get_by_id(device.id)
                 created = True
         Device.update(app_password_hash=app_password_hash(password)).where(
             Device.id == device.id).execute()

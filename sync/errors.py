@@ -3,6 +3,10 @@
 Every 4xx carries ``{"title", "description", "code"}``; the codes below are
 part of the API contract (clients branch on them). Domain modules raise
 ``SyncError``; ``sync.wsgi`` renders it. Nothing here imports Falcon.
+
+Every code the server answers is a constant here, and ``CODES`` holds them
+all: ``tests/test_errors.py`` fails on a code spelled anywhere else, and the
+test client checks every error answer of the suite against ``CODES``.
 """
 
 # Codes named by the specification.
@@ -30,18 +34,25 @@ RESOLUTION_INVALID = "resolution_invalid"
 RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 BAD_REQUEST = "bad_request"
+FILE_TOO_LARGE = "file_too_large"  # a file over --max-file-size
+UPLOAD_BUSY = "upload_busy"
+UPLOAD_COMPLETED = "upload_completed"
+UPLOAD_LOST = "upload_lost"
 CSRF_INVALID = "csrf_invalid"
 # History (SPEC §8).
 REV_INVALID = "rev_invalid"
 REWIND_TOO_OLD = "rewind_too_old"
 CASE_CLASH = "case_clash"
 INTERNAL = "internal_error"
-
+ERROR = "error"  # an HTTP error with a status DEFAULT_CODES does not name
 # WebDAV (SPEC §10) and login throttling (SPEC §3).
 PRECONDITION_FAILED = "precondition_failed"  # If-Match / If-None-Match / Overwrite: F
 PATH_CONFLICT = "path_conflict"              # inside a file, a file where a folder is, a case clash
-FILE_TOO_LARGE = "file_too_large"            # a file over --max-file-size
 TOO_MANY_ATTEMPTS = "too_many_attempts"      # failed logins past the throttle
+
+# Every code above.
+CODES = frozenset(value for name, value in list(globals().items())
+                  if name.isupper() and isinstance(value, str))
 
 # The code a bare HTTP error (an unknown route, a wrong method) gets.
 DEFAULT_CODES = {

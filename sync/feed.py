@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from . import counts, cursors, errors
 from .db import current_rev, database, write
 from .library import MAX_INT
+from .models import Device
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -38,12 +39,35 @@ def change_json(entry):
 
 # The page query: a seek on the (user_id, rev) index, then a forward read.
 # SQLite renders each change as JSON: the feed is the hot path of every sync.
-_CHANGE_FIELDS = ("'path', path, 'op', CASE WHEN deleted THEN 'delete' ELSE 'put' END, "
-                  "'rev', rev, 'size', size, 'sha256', sha256, 'mtime', mtime, "
-                  "'device_id', device_id")
-FEED_SQL = (f"SELECT rev, CASE WHEN moved_from IS NULL THEN json_object({_CHANGE_FIELDS}) "
-            f"ELSE json_object({_CHANGE_FIELDS}, 'moved_from', moved_from) END "
-            f"FROM entries WHERE user_id = ? AND rev > ? ORDER BY rev LIMIT ?")
+_CHANGE_FIELDS = """'path', path, 'op', CASE WHEN deleted THEN 'delete' ELSE 'put' END,
+                    'rev', rev, 'size', size, 'sha256', sha256, 'mtime', mtime,
+                    'device_id', device_id"""
+FEED_SQL = f"""
+    SELECT rev, CASE WHEN moved_from IS NULL THEN json_object({_CHANGE_FIELDS})
+                     ELSE json_object({_CHANGE_FIELDS}, 'moved_from', moved_from) END
+      FROM entries
+     WHERE user_id = :user_id AND rev > :after
+     ORDER BY rev LIMIT :limit
+"""
+
+# A purge batch: the user's horizon and whether every device has acknowledged.
+PURGE_STATE_SQL = """
+    SELECT horizon_rev,
+           (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.acked_rev IS NULL),
+           (SELECT MIN(d.acked_rev) FROM devices d WHERE d.user_id = u.id)
+      FROM users u WHERE u.id = :user_id
+"""
+# The user's oldest tombstones every device has acknowledged, in revision order.
+PURGE_CANDIDATES_SQL = """
+    SELECT rev, changed_at FROM entries
+     WHERE user_id = :user_id AND deleted = 1 AND rev <= :upto
+     ORDER BY rev LIMIT :limit
+"""
+PURGE_SQL = """
+    DELETE FROM entries
+     WHERE user_id = :user_id AND deleted = 1 AND rev <= :last
+       AND rev IN (SELECT value FROM json_each(:revs))
+"""
 
 
 def _parse_limit(limit):
@@ -84,7 +108,8 @@ def changes(rt, user_id, cursor=None, limit=None):
                     errors.CURSOR_EXPIRED,
                     "Deletions after this cursor have been purged: list the library "
                     "again from the beginning.")
-        rows = database.execute_sql(FEED_SQL, (user_id, after, limit + 1)).fetchall()
+        rows = database.execute_sql(
+            FEED_SQL, {"user_id": user_id, "after": after, "limit": limit + 1}).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1][0] if rows else after
@@ -109,17 +134,15 @@ def ack(rt, device_id, body):
         raise errors.bad_request(errors.BODY_INVALID, "'cursor' must be a string.")
     with write():
         rev, _ = decode_cursor(rt, cursor)
-        row = database.execute_sql(
-            "SELECT acked_rev, acked_at, user_id FROM devices WHERE id = ?",
-            (device_id,)).fetchone()
-        if row is None:  # deleted since the request was authenticated
+        device = Device.get_or_none(Device.id == device_id)
+        if device is None:  # deleted since the request was authenticated
             raise errors.not_found("This device no longer exists.")
-        acked_rev, acked_at, user_id = row
+        acked_rev, acked_at = device.acked_rev, device.acked_at
         if acked_rev is None or rev > acked_rev:
-            counts.acked(user_id, device_id, acked_rev, rev)
+            counts.acked(device.user_id, device_id, acked_rev, rev)
             acked_rev, acked_at = rev, rt.now()
-            database.execute_sql("UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
-                                 (acked_rev, acked_at, device_id))
+            Device.update(acked_rev=acked_rev, acked_at=acked_at).where(
+                Device.id == device_id).execute()
     return {"device_id": device_id, "acked_cursor": cursors.encode(rt.db_id, acked_rev),
             "acked_at": acked_at}
 
@@ -154,17 +177,14 @@ def purge_tombstones(rt, pause=None):
 
 def _purge_batch(user_id, cutoff):
     horizon, unacked, min_acked = database.execute_sql(
-        "SELECT horizon_rev, (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id "
-        "AND d.acked_rev IS NULL), (SELECT MIN(d.acked_rev) FROM devices d "
-        "WHERE d.user_id = u.id) FROM users u WHERE u.id = ?", (user_id,)).fetchone()
+        PURGE_STATE_SQL, {"user_id": user_id}).fetchone()
     if unacked:
         return 0
     upto = MAX_INT if min_acked is None else min_acked
     # In revision order: the walk stops at the first tombstone whose grace
     # period has not passed (the later ones are younger).
     rows = database.execute_sql(
-        "SELECT rev, changed_at FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? "
-        "ORDER BY rev LIMIT ?", (user_id, upto, PURGE_BATCH)).fetchall()
+        PURGE_CANDIDATES_SQL, {"user_id": user_id, "upto": upto, "limit": PURGE_BATCH}).fetchall()
     revs = []
     for rev, changed_at in rows:
         if changed_at > cutoff:
@@ -173,8 +193,7 @@ def _purge_batch(user_id, cutoff):
     if not revs:
         return 0
     database.execute_sql(
-        "DELETE FROM entries WHERE user_id = ? AND deleted = 1 AND rev <= ? AND rev IN "
-        "(SELECT value FROM json_each(?))", (user_id, revs[-1], json.dumps(revs)))
+        PURGE_SQL, {"user_id": user_id, "last": revs[-1], "revs": json.dumps(revs)})
     database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
                          (max(horizon, revs[-1]), user_id))
     counts.entries_removed(user_id, revs)

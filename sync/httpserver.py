@@ -80,11 +80,11 @@ def _base_options(config):
         connection_limit=connection_limit(config),
         channel_timeout=IDLE_TIMEOUT_S,
         asyncore_use_poll=True,
-        # Read sockets in large pieces (the default 8 KiB halves upload
-        # speed). Request bodies over 512 KiB stay in waitress's temporary
-        # files: held in memory, every chunk arriving at once would count
-        # (24 parallel 8 MiB chunks took the server to 253 MiB), and the
-        # files are deleted before the kernel writes them back.
+        # Read sockets in large pieces (waitress's default is much slower
+        # for uploads: bench/transfer.py). Request bodies over 512 KiB stay
+        # in waitress's temporary files: held in memory, every chunk arriving
+        # at once would count (bench/memory.py), and the files are deleted
+        # before the kernel writes them back. Figures in bench/README.md.
         recv_bytes=256 * 1024)
 
 

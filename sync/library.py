@@ -14,10 +14,9 @@ build on it.
 
 import functools
 import json
-import operator
 import re
 
-from . import counts, errors, paths
+from . import counts, errors, paths, references
 from .db import after_commit, current_rev, database, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
@@ -28,9 +27,22 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _COLUMNS = ("path", "fold", "rev", "deleted", "size", "sha256", "mtime", "device_id",
             "moved_from", "changed_at")
 _SELECT = ", ".join(_COLUMNS)
-_row_values = operator.itemgetter(*_COLUMNS)
 _CONFLICT_KEY = ("path", "kind", "server_rev", "client_op", "client_sha256", "client_to",
                  "client_device_id")
+
+
+# One entry at its new state, written over the row of its path if there is one.
+UPSERT_ENTRY_SQL = """
+    INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, mtime, device_id,
+                         moved_from, changed_at)
+    VALUES (:user_id, :path, :fold, :rev, :deleted, :size, :sha256, :mtime, :device_id,
+            :moved_from, :changed_at)
+    ON CONFLICT (user_id, path) DO UPDATE SET
+        fold = excluded.fold, rev = excluded.rev, deleted = excluded.deleted,
+        size = excluded.size, sha256 = excluded.sha256, mtime = excluded.mtime,
+        device_id = excluded.device_id, moved_from = excluded.moved_from,
+        changed_at = excluded.changed_at
+"""
 
 
 def _chunks(items):
@@ -91,7 +103,8 @@ class Library:
         new_paths = [p for p in set(path_list) if p not in self.entries]
         for chunk in _chunks(new_paths):
             for row in database.execute_sql(
-                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND path IN ({_marks(len(chunk))})",
+                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? "
+                    f"AND path IN ({_marks(len(chunk))})",
                     [uid] + chunk):
                 self.entries[row[0]] = entry = dict(zip(_COLUMNS, row))
                 self.original[row[0]] = _original(entry)
@@ -132,15 +145,10 @@ class Library:
     def _load_held(self, shas):
         new = [s for s in set(shas) if s not in self.checked_shas]
         self.checked_shas.update(new)
-        # One probe per sha256 (LIMIT 1): many paths may share one content.
         for chunk in _chunks(new):
             for sha, size in database.execute_sql(
-                    "SELECT j.value, COALESCE("
-                    "(SELECT size FROM entries WHERE user_id = ?1 AND sha256 = j.value "
-                    "AND deleted = 0 LIMIT 1), "
-                    "(SELECT client_size FROM conflicts WHERE user_id = ?1 "
-                    "AND client_sha256 = j.value AND resolved_at IS NULL LIMIT 1)) "
-                    "FROM json_each(?2) j", (self.user_id, json.dumps(chunk))):
+                    references.HELD_SIZES_SQL,
+                    {"user_id": self.user_id, "shas": json.dumps(chunk)}):
                 if size is not None:
                     self.held[sha] = size
 
@@ -292,15 +300,8 @@ class Library:
             after_commit(functools.partial(self.rt.waiters.notify, self.user_id))
         cursor = database.cursor()
         if self.dirty:
-            cursor.executemany(
-                "INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, mtime, "
-                "device_id, moved_from, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (user_id, path) DO UPDATE SET fold = excluded.fold, "
-                "rev = excluded.rev, deleted = excluded.deleted, size = excluded.size, "
-                "sha256 = excluded.sha256, mtime = excluded.mtime, "
-                "device_id = excluded.device_id, moved_from = excluded.moved_from, "
-                "changed_at = excluded.changed_at",
-                [(self.user_id,) + _row_values(e) for e in self.dirty.values()])
+            cursor.executemany(UPSERT_ENTRY_SQL,
+                               [dict(e, user_id=self.user_id) for e in self.dirty.values()])
         if self.new_conflicts:
             columns = ["id", "user_id", "created_at", "kind", "path", "server_rev", "server_op",
                        "server_sha256", "server_size", "server_mtime", "server_device_id",
@@ -406,25 +407,13 @@ def _result(status, rev=None, conflict_id=None):
 
 # -- content and uploads -------------------------------------------------------
 
-# Whether anything still needs a content: the clean-up removes a blob only
-# when this finds nothing. Every table that refers to content by its sha256
-# has its branch here (all indexed), and every change that drops such a
-# reference queues the content with ``queue_content``.
-CONTENT_REFERENCED_SQL = (
-    "SELECT j.value FROM json_each(?) j WHERE "
-    "EXISTS (SELECT 1 FROM entries WHERE sha256 = j.value AND deleted = 0) "
-    "OR EXISTS (SELECT 1 FROM conflicts WHERE client_sha256 = j.value AND resolved_at IS NULL) "
-    "OR EXISTS (SELECT 1 FROM conflicts WHERE server_sha256 = j.value AND resolved_at IS NULL) "
-    "OR EXISTS (SELECT 1 FROM uploads WHERE sha256 = j.value AND state = 'open') "
-    "OR EXISTS (SELECT 1 FROM revisions WHERE sha256 = j.value)")
-
-
 def content_referenced(shas):
-    """The subset of ``shas`` that something still refers to."""
+    """The subset of ``shas`` that something still refers to
+    (``references.CONTENT_REFERENCED_SQL``)."""
     found = set()
     for chunk in _chunks(shas):
         found.update(row[0] for row in database.execute_sql(
-            CONTENT_REFERENCED_SQL, (json.dumps(chunk),)))
+            references.CONTENT_REFERENCED_SQL, {"shas": json.dumps(chunk)}))
     return found
 
 
@@ -440,11 +429,10 @@ def queue_content(shas, now):
 
 def holds_content(user_id, sha256):
     """Whether the user's library references this content: a live entry with
-    that sha256, or the client side of one of the user's unresolved conflicts."""
-    row = database.execute_sql(
-        "SELECT 1 FROM entries WHERE user_id = ? AND sha256 = ? AND deleted = 0 "
-        "UNION ALL SELECT 1 FROM conflicts WHERE user_id = ? AND client_sha256 = ? "
-        "AND resolved_at IS NULL LIMIT 1", (user_id, sha256, user_id, sha256)).fetchone()
+    that sha256, or the client side of one of the user's unresolved conflicts
+    (``references.HOLDS_CONTENT_SQL``)."""
+    row = database.execute_sql(references.HOLDS_CONTENT_SQL,
+                               {"user_id": user_id, "sha256": sha256}).fetchone()
     return row is not None
 
 

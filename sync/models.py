@@ -1,6 +1,22 @@
 """peewee models mirroring ``schema.sql`` (the schema is the source of truth;
-``tests/test_schema.py`` fails when the two drift). Hot paths (the feed, a
-report batch) use SQL directly through ``sync.db.database``."""
+``tests/test_schema.py`` fails when the two drift), and the rule for when
+code uses them.
+
+Models vs named SQL:
+
+- Row-at-a-time reads and writes of users, devices, upload sessions, their
+  chunks and blob rows use these models (``Device.get_or_none(...)``,
+  ``Upload.update(...).where(...)``).
+- Set-based and hot queries (the feed, a report's batch of entries, the
+  clean-up, counts, backups, "which content is still referenced") are SQL:
+  a named module-level constant, triple-quoted when it is long, with named
+  parameters, run through ``sync.db.database.execute_sql`` (or a sqlite3
+  connection in ``sync.backup``/``sync.check``). Every query that asks
+  which content is still referenced is one of the variants in
+  ``sync.library`` (``CONTENT_REFERENCED_SQL`` and those beside it).
+- Never both on one table in one function: a function that needs SQL for a
+  table uses SQL for every statement on that table.
+"""
 
 import peewee
 

@@ -22,7 +22,7 @@ import hashlib
 
 from . import blobs, errors, paths
 from .db import database, write
-from .library import Library, holds_content
+from .library import Library, holds_content, queue_content
 from .uploads import _held_bytes
 
 _SQL_CHUNK = 500
@@ -284,7 +284,8 @@ def received_body(rt, read, length):
                                        "The server's disk is full.") from None
             raise
         if count > limit:
-            raise errors.SyncError(413, errors.FILE_TOO_LARGE, f"Files are limited to {limit} bytes.")
+            raise errors.SyncError(413, errors.FILE_TOO_LARGE,
+                                   f"Files are limited to {limit} bytes.")
         if length is not None and (count != length or more):
             raise errors.bad_request(errors.BODY_INVALID,
                                      f"The body had {count} bytes, not the {length} announced.")
@@ -316,9 +317,23 @@ def put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match=None,
     """Make the content ``sha256`` the head of ``path``, replacing what is
     there; the old content stays in the history. ``spool_id`` (from
     ``received_body``) is moved into the blob store inside the transaction,
-    so the clean-up never sees the blob before the entry that refers to it. ``if_match``/``if_none_match`` are lists of ETags (sha256
-    values, or ``*``) checked against the head inside the transaction (412).
+    so the clean-up never sees the blob before the entry that refers to it.
+    ``if_match``/``if_none_match`` are lists of ETags (sha256 values, or
+    ``*``) checked against the head inside the transaction (412).
     Returns ``{"created": bool, "rev", "status": "applied"|"unchanged"}``."""
+    try:
+        return _put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match,
+                         if_none_match, spool_id)
+    except errors.SyncError:
+        if spool_id is not None:
+            # The body may be in the blob store now with nothing referring to it.
+            with write():
+                queue_content([sha256], rt.now())
+        raise
+
+
+def _put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match, if_none_match,
+              spool_id):
     with write():
         if spool_id is not None:
             blobs.store_spool(rt.config, spool_id, sha256)

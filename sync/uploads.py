@@ -16,7 +16,6 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import json
 import math
 import os
 import re
@@ -26,7 +25,7 @@ import time
 from . import blobs, counts, errors, library
 from .config import KIB, MIB
 from .db import database, write
-from .models import Upload, UploadChunk
+from .models import Blob, Upload, UploadChunk
 from .paths import normalize
 from .runtime import iso, parse_iso
 
@@ -35,10 +34,6 @@ MIN_CHUNK_SIZE = 256 * KIB
 MAX_CHUNK_SIZE = 64 * MIB
 
 MAX_INT = 2 ** 63 - 1  # SQLite's INTEGER
-
-FILE_TOO_LARGE = "file_too_large"
-UPLOAD_BUSY = "upload_busy"
-UPLOAD_COMPLETED = "upload_completed"
 
 _INDEX = re.compile(r"^[0-9]{1,12}$")
 _DIGEST_MEMBER = re.compile(r"^([a-z][a-z0-9_.*-]*)=:([A-Za-z0-9+/=]*):(;.*)?$")
@@ -57,11 +52,11 @@ class _Gate:
     def chunk(self, upload_id, index):
         with self._cond:
             if upload_id in self._closing:
-                raise errors.SyncError(409, UPLOAD_BUSY,
+                raise errors.SyncError(409, errors.UPLOAD_BUSY,
                                        "The upload is being completed or cancelled.")
             indices = self._writing.setdefault(upload_id, set())
             if index in indices:
-                raise errors.SyncError(409, UPLOAD_BUSY,
+                raise errors.SyncError(409, errors.UPLOAD_BUSY,
                                        f"Chunk {index} is already being received.")
             indices.add(index)
         try:
@@ -114,7 +109,7 @@ def _check_body(rt, body):
     if not _is_int(size) or size < 0:
         raise _invalid("'size' must be a non-negative integer (bytes).")
     if size > rt.config.max_file_size:
-        raise errors.SyncError(413, FILE_TOO_LARGE,
+        raise errors.SyncError(413, errors.FILE_TOO_LARGE,
                                f"Files are limited to {rt.config.max_file_size} bytes.")
     sha256 = body["sha256"]
     if not blobs.is_sha256(sha256):
@@ -176,7 +171,8 @@ def create(rt, user, device, body):
                           touched_at=now).execute()
             if instant and chunk_count:
                 UploadChunk.insert_many(
-                    [(upload_id, i, _chunk_length(size, chunk_size, i)) for i in range(chunk_count)],
+                    [(upload_id, i, _chunk_length(size, chunk_size, i))
+                     for i in range(chunk_count)],
                     fields=[UploadChunk.upload, UploadChunk.idx, UploadChunk.size]).execute()
     except BaseException:
         if reserved:
@@ -205,7 +201,7 @@ def _get(rt, user, upload_id):
 def _get_open(rt, user, upload_id):
     upload = _get(rt, user, upload_id)
     if upload.state == "completed":
-        raise errors.SyncError(409, UPLOAD_COMPLETED, "The upload is already complete.")
+        raise errors.SyncError(409, errors.UPLOAD_COMPLETED, "The upload is already complete.")
     return upload
 
 
@@ -375,9 +371,8 @@ def complete(rt, user, upload_id):
             upload = _get(rt, user, upload_id)
             if upload.state == "completed":
                 return _result(upload)
-            database.execute_sql(
-                "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-                (upload.sha256, upload.size, rt.now()))
+            Blob.insert(sha256=upload.sha256, size=upload.size,
+                        created_at=rt.now()).on_conflict_ignore().execute()
             mtime = upload.mtime if upload.mtime is not None else int(rt.clock())
             outcome = library.apply_put(rt, user.id, upload.device_id, upload.path,
                                         upload.sha256, upload.size, mtime, upload.base_rev)
@@ -405,7 +400,7 @@ def _store(rt, upload):
         blobs.store_spool(rt.config, upload.id, upload.sha256)
     elif not os.path.exists(target) or blobs.hash_file(target) != (upload.size, upload.sha256):
         raise errors.SyncError(
-            409, "upload_lost",
+            409, errors.UPLOAD_LOST,
             "The received bytes of this upload are gone; cancel it and upload again.")
 
 
@@ -434,9 +429,10 @@ def sweep(rt, pause=None):
     while True:
         started = time.monotonic()
         with write():
-            expired = database.execute_sql(
-                "SELECT id, sha256 FROM uploads WHERE state IN ('open', 'completed') "
-                "AND touched_at <= ? LIMIT ?", (cutoff, SWEEP_BATCH)).fetchall()
+            expired = list(Upload.select(Upload.id, Upload.sha256)
+                           .where(Upload.state.in_(("open", "completed"))
+                                  & (Upload.touched_at <= cutoff))
+                           .limit(SWEEP_BATCH).tuples())
             if expired:
                 Upload.delete().where(Upload.id.in_([r[0] for r in expired])).execute()
                 library.queue_content({r[1] for r in expired}, rt.now())
@@ -453,9 +449,7 @@ def sweep(rt, pause=None):
         # Inside the write lock: a session is created (and its spool file
         # reserved) in one, so no new session's file is taken for a leftover.
         files = list(blobs.spool_ids(rt.config))
-        sessions = {r[0] for r in database.execute_sql(
-            "SELECT id FROM uploads WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(files),))}
+        sessions = {r[0] for r in Upload.select(Upload.id).where(Upload.id.in_(files)).tuples()}
         for upload_id in files:
             if upload_id not in sessions:
                 blobs.remove_spool(rt.config, upload_id)

@@ -101,7 +101,8 @@ class _Ticket:
 def _parse(body):
     cursor = body.get("cursor")
     if cursor is None:
-        raise errors.bad_request(errors.BODY_INVALID, "'cursor' is required: a cursor from the feed.")
+        raise errors.bad_request(errors.BODY_INVALID,
+                                 "'cursor' is required: a cursor from the feed.")
     if not isinstance(cursor, str):
         raise errors.bad_request(errors.BODY_INVALID, "'cursor' must be a string.")
     timeout = body.get("timeout", DEFAULT_TIMEOUT_S)

@@ -13,8 +13,18 @@ from . import datadir, errors, fsutil, paths, web
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, Database
-from .resources import (conflicts, devices, download, feed, history, login, meta, report,
-                        uploads, wait)
+from .resources import (
+    conflicts,
+    devices,
+    download,
+    feed,
+    history,
+    login,
+    meta,
+    report,
+    uploads,
+    wait,
+)
 from .runtime import Runtime, new_id
 from .web import pages as web_pages
 
@@ -49,12 +59,12 @@ def open_runtime(config, clock=time.time, idgen=new_id):
 
 # glibc's malloc gives threads arenas of their own (up to 8 per core), and
 # raises its mmap threshold to the largest block freed so far, after which
-# even a 16 MiB block (an scrypt hash) comes from an arena and stays there.
-# Measured before: a server that streamed a few large files sat at 106 MiB
-# resident instead of 40, and sixteen logins at once (16 MiB of scrypt
-# each) left it at 163 MiB. Two arenas keep transfer blocks (1 MiB at most)
-# reused without a system call each; a fixed 4 MiB threshold sends larger
-# blocks to mmap, returned to the system when freed.
+# even a large block (an scrypt hash) comes from an arena and stays there:
+# a server that streamed a few large files, or hashed a burst of logins,
+# stayed several times larger than it started (bench/memory.py; figures in
+# bench/README.md). Two arenas keep transfer blocks (1 MiB at most) reused
+# without a system call each; a fixed 4 MiB threshold sends larger blocks to
+# mmap, returned to the system when freed.
 M_ARENA_MAX, ARENA_MAX = -8, 2
 M_MMAP_THRESHOLD, MMAP_THRESHOLD = -3, 4 * 1024 * 1024
 
@@ -182,7 +192,7 @@ def _http_error(site):
         """Falcon's own errors (unknown route, wrong method) in our shape, with a code."""
         body = exc.to_dict()
         status = exc.status_code
-        body.setdefault("code", errors.DEFAULT_CODES.get(status, "error"))
+        body.setdefault("code", errors.DEFAULT_CODES.get(status, errors.ERROR))
         body.setdefault("description", body.get("title", ""))
         headers = dict(exc.headers or {})
         if not web.render_error(site, req, resp, status, body["description"], headers):

@@ -1,14 +1,13 @@
 """End-to-end harness for the sync client: the real server on waitress in a
 thread (127.0.0.1, a free port, a temp data dir) and client folders in temp
-dirs, driven through the client's own command line."""
+dirs, driven through the client's own command line. The ``server`` and
+``laptops`` fixtures (``conftest.py``) build on it."""
 
-import hashlib
-import os
 import logging
+import os
 import threading
 import unicodedata
 
-import pytest
 import waitress
 
 from sync import auth
@@ -16,6 +15,8 @@ from sync.client import cli
 from sync.client.api import Api
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
+
+from .helpers import sha256
 
 SMALL_CHUNK = 256 * 1024
 
@@ -114,18 +115,10 @@ def tree(folder):
             full = os.path.join(root, name)
             rel = os.path.relpath(full, str(folder)).replace(os.sep, "/")
             with open(full, "rb") as f:
-                found[unicodedata.normalize("NFC", rel)] = hashlib.sha256(f.read()).hexdigest()
+                found[unicodedata.normalize("NFC", rel)] = sha256(f.read())
     return found
 
 
 def read(folder, rel):
     with open(os.path.join(str(folder), *rel.split("/")), "rb") as f:
         return f.read()
-
-
-@pytest.fixture
-def server(tmp_path):
-    """The real server on waitress in a thread, over a fresh data directory."""
-    server = Server(tmp_path / "data")
-    yield server
-    server.stop()

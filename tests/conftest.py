@@ -1,5 +1,8 @@
 """Fixtures: a fresh data directory, runtime and app per test, with a clock
-the test controls and predictable ids."""
+the test controls and predictable ids; callers of the API (a user, a
+device, another user); a stored file to download; and for the sync client's
+tests the real server in a thread and two laptop folders registered on it.
+"""
 
 import pytest
 import webtest
@@ -8,38 +11,21 @@ from sync import auth
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
-from . import openapi_check
-from .helpers import RESPONSE_CHECKS, Api
+from . import client_harness, openapi_check
+from .helpers import (
+    RESPONSE_CHECKS,
+    STORED_MTIME,
+    STORED_PATH,
+    STORED_SIZE,
+    Api,
+    Clock,
+    Ids,
+    content,
+    upload,
+)
 
 if openapi_check.check_response not in RESPONSE_CHECKS:
     RESPONSE_CHECKS.append(openapi_check.check_response)
-
-START = 1795737600  # 2026-11-27T00:00:00Z
-
-
-class Clock:
-    """A clock that stands still until the test moves it."""
-
-    def __init__(self, now=START):
-        self.now = float(now)
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
-
-
-class Ids:
-    """Predictable ids: 000000000000000000000001, ..."""
-
-    def __init__(self):
-        self.n = 0
-
-    def __call__(self):
-        self.n += 1
-        return f"{self.n:024x}"
-
 
 @pytest.fixture
 def clock():
@@ -94,3 +80,36 @@ def dev(api, device):
 def bob(testapp, rt):
     """The API as another user, bob."""
     return Api(testapp, auth.issue_user_token(rt, "bob"))
+
+
+@pytest.fixture
+def data():
+    """The bytes of the ``stored`` file."""
+    return content(STORED_SIZE)
+
+
+@pytest.fixture
+def stored(dev, data):
+    """``data`` uploaded by alice's device at ``books/Dune.txt`` (mtime
+    ``STORED_MTIME``); returns the bytes."""
+    upload(dev, STORED_PATH, data, mtime=STORED_MTIME)
+    return data
+
+
+# -- the sync client's tests ---------------------------------------------------
+
+@pytest.fixture
+def server(tmp_path):
+    """The real server on waitress in a thread, over a fresh data directory."""
+    server = client_harness.Server(tmp_path / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def laptops(server, tmp_path):
+    """Two client folders, ``a`` and ``b``, each registered as a device of alice."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    client_harness.init(server, a, "Laptop A")
+    client_harness.init(server, b, "Laptop B")
+    return a, b

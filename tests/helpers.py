@@ -1,7 +1,61 @@
-"""Test helpers: a small API client over WebTest and assertion helpers."""
+"""Test helpers: a small API client over WebTest, the upload flow over it,
+content and digests, the injected clock and ids, and assertions (the error
+shape, "refused and nothing changed").
 
+Fixtures live in ``conftest.py``, data-directory seeding without HTTP in
+``seed.py``, the sync client's harness in ``client_harness.py`` and the
+checks against the API document in ``openapi_check.py``.
+"""
+
+import base64
 import hashlib
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import webtest
+
+from sync import auth, errors
+from sync.config import Config
+from sync.wsgi import create_app, open_runtime
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+START = 1795737600  # 2026-11-27T00:00:00Z
+KIB = 1024
+CHUNK = 256 * KIB  # the smallest chunk size a session may use
+
+# The file of the ``stored`` fixture.
+STORED_PATH = "books/Dune.txt"
+STORED_SIZE = 1000
+STORED_MTIME = 1700000000  # Tue, 14 Nov 2023 22:13:20 GMT
+
+
+class Clock:
+    """A clock that stands still until the test moves it."""
+
+    def __init__(self, now=START):
+        self.now = float(now)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+class Ids:
+    """Predictable ids: 000000000000000000000001, ..."""
+
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self):
+        self.n += 1
+        return f"{self.n:024x}"
 
 PREFIX = "/api/v1/sync"
 
@@ -74,6 +128,7 @@ def check_response(method, url, resp):
     if resp.status_int >= 400 and method != "HEAD":
         body = resp.json
         assert isinstance(body.get("code"), str) and body["code"], body
+        assert body["code"] in errors.CODES, f"{body['code']!r} is not in sync/errors.py"
         assert isinstance(body.get("title"), str), body
         assert isinstance(body.get("description"), str) and body["description"], body
     for check in RESPONSE_CHECKS:
@@ -88,3 +143,129 @@ def assert_error(resp, status, code):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def digest_header(data):
+    """The ``Content-Digest`` / ``Repr-Digest`` value (RFC 9530) of ``data``."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+
+
+def content(size, seed=1):
+    """Deterministic bytes that differ from chunk to chunk."""
+    block = hashlib.sha256(str(seed).encode()).digest() * (KIB // 32)
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += block[:1000] + i.to_bytes(4, "big")
+        i += 1
+    return bytes(out[:size])
+
+
+def other_app(tmp_path, clock, **settings):
+    """A second app over its own data directory with extra settings: its
+    runtime and the API as a device of alice."""
+    config = Config.build(data_dir=str(tmp_path / "other"), access_log=False, **settings)
+    rt = open_runtime(config, clock=clock, idgen=Ids())
+    api = Api(webtest.TestApp(create_app(rt)), auth.issue_user_token(rt, "alice"))
+    device = api.post("/devices", {"name": "Laptop"}).json
+    return rt, api.as_(device["token"])
+
+
+# -- the upload flow over HTTP ---------------------------------------------------
+
+def start_upload(dev, path, data, status=200, **extra):
+    """``POST /upload`` for ``data`` at ``path`` in chunks of ``CHUNK``."""
+    body = {"path": path, "size": len(data), "sha256": sha256(data), "base_rev": None,
+            "chunk_size": CHUNK}
+    body.update(extra)
+    return dev.post("/upload", body, status=status)
+
+
+def send_chunk(dev, upload_id, index, data, chunk_size=CHUNK, status=200, headers=None):
+    """``PUT`` chunk ``index`` of ``data``."""
+    piece = data[index * chunk_size:(index + 1) * chunk_size]
+    return dev.put(f"/upload/{upload_id}/chunks/{index}", raw=piece, status=status,
+                   headers=headers)
+
+
+def upload(dev, path, data, **extra):
+    """A whole upload; returns complete's answer."""
+    session = start_upload(dev, path, data, **extra).json
+    for index in range(session["chunk_count"]):
+        if index not in session["received"]:
+            send_chunk(dev, session["id"], index, data, session["chunk_size"])
+    return dev.post(f"/upload/{session['id']}/complete").json
+
+
+# -- refused and nothing changed -------------------------------------------------
+
+def snapshot(config):
+    """Every table's rows (sorted) and the data directory's blob and spool
+    files, read straight from disk."""
+    con = sqlite3.connect(config.path("sync.sqlite3"))
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        rows = {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr)
+                for t in tables}
+    finally:
+        con.close()
+    files = []
+    for sub in ("blobs", "spool"):
+        for root, _, names in os.walk(config.path(sub)):
+            for name in names:
+                full = os.path.join(root, name)
+                files.append((os.path.relpath(full, config.data_dir), os.path.getsize(full)))
+    return {"rows": rows, "files": sorted(files)}
+
+
+def assert_4xx(resp):
+    """A client error with a code, never a 5xx (the shape is checked by ``Api``)."""
+    assert 400 <= resp.status_int < 500, (resp.status, resp.body[:300])
+    if resp.request.method != "HEAD":
+        assert resp.json["code"], resp.json
+
+
+def rejected_unchanged(rt, call):
+    """Run ``call``; it must answer a 4xx with a code and change nothing."""
+    before = snapshot(rt.config)
+    resp = call()
+    assert_4xx(resp)
+    assert snapshot(rt.config) == before
+    return resp
+
+
+# -- the server as a process -----------------------------------------------------
+
+SECRET = "crash-test-secret-crash-test-secret"  # SYNC_JWT_SECRET of an AppProcess
+START_TIMEOUT_S = 20
+
+
+class AppProcess:
+    """``python app.py`` in a subprocess on a free port of 127.0.0.1."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.proc = None
+        self.base = None
+
+    def start(self):
+        env = dict(os.environ, SYNC_JWT_SECRET=SECRET, SYNC_ACCESS_LOG="false",
+                   SYNC_DATA_DIR=str(self.data_dir), SYNC_HOST="127.0.0.1", SYNC_PORT="0",
+                   SYNC_THREADS="4")
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        line = ""
+        while "listening on" not in line:
+            assert time.monotonic() < deadline, "the server did not start"
+            line = self.proc.stdout.readline()
+            assert line or self.proc.poll() is None, "the server exited"
+        self.base = line.split("listening on ", 1)[1].split()[0] + "/api/v1/sync"
+        return self
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc.stdout.close()

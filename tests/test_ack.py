@@ -5,8 +5,8 @@ import pytest
 
 from sync import cursors, janitor
 
+from . import seed
 from .helpers import assert_error
-from .libhelpers import hold
 
 OTHER_DB = "0123456789abcdef"
 DAY = 86400
@@ -18,8 +18,8 @@ def delete(dev, path, base_rev):
 
 
 def test_ack_records_the_cursor(rt, api, dev, device, clock):
-    hold(device, "a", b"1", rt=rt)
-    hold(device, "b", b"2", rt=rt)
+    seed.put(rt, device, "a", b"1")
+    seed.put(rt, device, "b", b"2")
     page = dev.get("/changes?limit=1").json
     clock.advance(5)
     assert dev.post("/ack", {"cursor": page["cursor"]}).json == {
@@ -30,9 +30,9 @@ def test_ack_records_the_cursor(rt, api, dev, device, clock):
 
 
 def test_ack_only_moves_forward(rt, dev, device, clock):
-    hold(device, "a", b"1", rt=rt)
+    seed.put(rt, device, "a", b"1")
     first = dev.get("/changes?limit=1").json["cursor"]
-    hold(device, "b", b"2", rt=rt)
+    seed.put(rt, device, "b", b"2")
     latest = dev.get("/changes").json["cursor"]
     dev.post("/ack", {"cursor": latest})
     clock.advance(60)
@@ -94,8 +94,8 @@ def test_ack_of_a_malformed_body_is_400(api, dev, device):
 @pytest.fixture
 def deleted(rt, dev, device, clock):
     """a (rev 1) and b (rev 2) held, b deleted at rev 3; the feed cursor at 3."""
-    hold(device, "a", b"1", rt=rt)
-    hold(device, "b", b"2", rt=rt)
+    seed.put(rt, device, "a", b"1")
+    seed.put(rt, device, "b", b"2")
     delete(dev, "b", 2)
     return dev.get("/changes").json["cursor"]
 
@@ -146,8 +146,8 @@ def test_listing_from_the_beginning_pages_past_the_horizon(rt, dev, clock, delet
 
 def test_paging_a_listing_below_the_horizon(rt, device, dev, clock):
     for name in "abc":
-        hold(device, name, name.encode(), rt=rt)
-    hold(device, "x", b"x", rt=rt)
+        seed.put(rt, device, name, name.encode())
+    seed.put(rt, device, "x", b"x")
     delete(dev, "x", 4)
     dev.post("/ack", {"cursor": dev.get("/changes").json["cursor"]})
     clock.advance(rt.config.tombstone_grace + 1)
@@ -160,5 +160,5 @@ def test_paging_a_listing_below_the_horizon(rt, device, dev, clock):
         if not page["has_more"]:
             break
     assert got == ["a", "b", "c"]
-    hold(device, "d", b"d", rt=rt)
+    seed.put(rt, device, "d", b"d")
     assert [c["path"] for c in dev.get(f"/changes?cursor={cursor}").json["changes"]] == ["d"]

@@ -150,3 +150,20 @@ def test_the_command_refuses_an_unknown_user_in_one_line(tmp_path):
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0
     assert "no user 'nobody'" in result.stderr and "user add" in result.stderr
+
+
+def test_a_device_made_for_webdav_is_never_behind(rt, api, dev, testapp):
+    """``app.py app-password`` registers a device that holds no copy of the
+    library: it needs no acks, and does not keep tombstones from purging."""
+    from sync import devices
+    auth.ensure_user(rt, "alice")
+    device, created, _ = devices.app_password_for(rt, "alice", "Kobo")
+    assert created
+    put = testapp.request("/dav/files/alice/a.txt", method="PUT", body=b"x",
+                          headers={"Authorization": f"Bearer {dev.token}"})
+    assert put.status_int == 201
+    assert api.get(f"/devices/{dev.get('/devices').json['devices'][0]['id']}").json[
+        "pending_changes"] == 1  # an ordinary device is behind by that change
+    record = api.get(f"/devices/{device.id}").json
+    assert record["pending_changes"] == 0 and record["acked_cursor"] is not None
+    assert record["platform"] == "webdav" and record["app_password"] is True

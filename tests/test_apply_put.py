@@ -5,8 +5,8 @@ from sync import library
 from sync.db import database
 from sync.models import Device
 
+from . import seed
 from .helpers import sha256
-from .libhelpers import hold
 
 
 def _holds(device, data):
@@ -15,35 +15,35 @@ def _holds(device, data):
 
 
 def test_apply_put_creates_then_is_unchanged(rt, device):
-    first = hold(device, "a.txt", b"one", rt=rt)
+    first = seed.put(rt, device, "a.txt", b"one")
     assert first == {"status": "applied", "rev": 1}
-    assert hold(device, "a.txt", b"one", rt=rt) == {"status": "unchanged", "rev": 1}
-    assert hold(device, "a.txt", b"two", base_rev=1, rt=rt) == {"status": "applied", "rev": 2}
+    assert seed.put(rt, device, "a.txt", b"one") == {"status": "unchanged", "rev": 1}
+    assert seed.put(rt, device, "a.txt", b"two", base_rev=1) == {"status": "applied", "rev": 2}
 
 
 def test_apply_put_stale_base_rev_is_a_conflict(rt, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
-    result = hold(device, "a.txt", b"three", base_rev=1, rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "a.txt", b"two", base_rev=1)
+    result = seed.put(rt, device, "a.txt", b"three", base_rev=1)
     assert result["status"] == "conflict" and result["rev"] == 2
     assert isinstance(result["conflict_id"], str)
     assert _holds(device, b"three")
 
 
 def test_apply_put_case_clash_has_no_head(rt, device):
-    hold(device, "Dune.epub", b"one", rt=rt)
-    result = hold(device, "DUNE.epub", b"two", rt=rt)
+    seed.put(rt, device, "Dune.epub", b"one")
+    result = seed.put(rt, device, "DUNE.epub", b"two")
     assert result["status"] == "conflict" and result["rev"] is None
 
 
 def test_holds_content(rt, device):
     assert not _holds(device, b"one")
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     assert _holds(device, b"one")
     assert not _holds(device, b"two")
 
 
 def test_holds_content_is_per_user(rt, bob, device):
     phone = bob.post("/devices", {"name": "Phone"}).json
-    hold(phone, "a.txt", b"one", rt=rt)
+    seed.put(rt, phone, "a.txt", b"one")
     assert _holds(phone, b"one") and not _holds(device, b"one")

@@ -23,7 +23,8 @@ def test_missing_authorization_is_401(anon):
     assert resp.headers["WWW-Authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize("header", ["Basic YWxpY2U6eA==", "Bearer", "Bearer ", "Token abc", "bearer not.a.jwt"])
+@pytest.mark.parametrize("header", ["Basic YWxpY2U6eA==", "Bearer", "Bearer ", "Token abc",
+                                    "bearer not.a.jwt"])
 def test_malformed_authorization_is_401(anon, header):
     resp = anon.get("/devices", headers={"Authorization": header}, status=401)
     assert_error(resp, 401, "unauthorized")
@@ -90,8 +91,10 @@ def test_device_token_with_wrong_ver_or_unknown_device_is_401(api, rt, device):
     now = int(time.time())
     base = {"sub": "alice", "typ": "device", "iat": now, "exp": now + 60}
     _expect_401(api, jwt.encode(dict(base, did=device["id"], ver=2), rt.secret, algorithm="HS256"))
-    _expect_401(api, jwt.encode(dict(base, did="ffffffffffff", ver=1), rt.secret, algorithm="HS256"))
-    _expect_401(api, jwt.encode(dict(base, did=device["id"], ver="1"), rt.secret, algorithm="HS256"))
+    _expect_401(api, jwt.encode(dict(base, did="ffffffffffff", ver=1), rt.secret,
+                                algorithm="HS256"))
+    _expect_401(api, jwt.encode(dict(base, did=device["id"], ver="1"), rt.secret,
+                                algorithm="HS256"))
     _expect_401(api, jwt.encode(dict(base, typ="admin", did=device["id"], ver=1), rt.secret,
                                 algorithm="HS256"))
 

@@ -19,7 +19,7 @@ from sync import auth, backup, blobs, cursors, datadir, errors, janitor
 from sync.db import database, write
 from sync.wsgi import create_app, open_runtime
 
-from . import kit
+from . import seed
 from .helpers import Api, assert_error
 from .helpers import sha256 as digest_of
 
@@ -40,11 +40,11 @@ def live(rt):
     """A data directory with two users' files, a deletion, an unresolved
     conflict, an instant upload and an upload still receiving chunks."""
     for i in range(5):
-        kit.put(rt, "alice", f"books/{i}.epub", content(i, 1000 * (i + 1)))
-    kit.put(rt, "bob", "notes.txt", b"bob's notes")
-    kit.put(rt, "alice", "gone.txt", b"deleted soon")
-    kit.delete(rt, "alice", "gone.txt")
-    client = kit.store_blob(rt.config, b"the client's side of a conflict")
+        seed.put(rt, "alice", f"books/{i}.epub", content(i, 1000 * (i + 1)))
+    seed.put(rt, "bob", "notes.txt", b"bob's notes")
+    seed.put(rt, "alice", "gone.txt", b"deleted soon")
+    seed.delete(rt, "alice", "gone.txt")
+    client = seed.store_blob(rt.config, b"the client's side of a conflict")
     with database.connection_context(), write():
         database.execute_sql(
             "INSERT INTO devices (id, user_id, name, created_at) VALUES ('dev1', 1, 'Kobo', 'x')")
@@ -53,7 +53,7 @@ def live(rt):
             "client_sha256, client_size) VALUES ('c1', 1, 'books/0.epub', 'modify_modify', "
             "'x', 'put', ?, 31)", (client,))
         for upload_id, instant, sha256 in (("0123456789ab", 0, "0" * 64),
-                                           ("ba9876543210", 1, kit.library(rt.config)[
+                                           ("ba9876543210", 1, seed.live_entries(rt.config)[
                                                ("alice", "books/1.epub")])):
             database.execute_sql(
                 "INSERT INTO uploads (id, user_id, device_id, path, size, sha256, chunk_size, "
@@ -63,7 +63,7 @@ def live(rt):
             "INSERT INTO upload_chunks (upload_id, idx, size) VALUES ('0123456789ab', 0, 2000)")
     with open(blobs.spool_path(rt.config, "0123456789ab"), "wb") as f:
         f.write(b"\0" * 2000)
-    kit.recount(rt.config)
+    seed.recount(rt.config)
     return rt
 
 
@@ -82,12 +82,12 @@ def rows(config, query):
 
 
 def test_backup_of_a_live_data_dir(live, tmp_path):
-    dest = kit.config_for(tmp_path / "backup")
+    dest = seed.config_for(tmp_path / "backup")
     result = backup.backup(live.config, dest.data_dir)
     assert result["blobs"] == 8 and result["linked"] == 8 and result["copied"] == 0
     assert result["uploads_left_out"] == 1 and result["attempts"] == 1
-    library = kit.library(live.config)
-    assert kit.library(dest) == library and len(library) == 6
+    library = seed.live_entries(live.config)
+    assert seed.live_entries(dest) == library and len(library) == 6
     for sha256 in set(library.values()):
         path = blobs.blob_path(dest, sha256)
         assert os.stat(path).st_ino == os.stat(blobs.blob_path(live.config, sha256)).st_ino
@@ -98,13 +98,13 @@ def test_backup_of_a_live_data_dir(live, tmp_path):
     assert rows(dest, "SELECT count(*) FROM upload_chunks") == [(0,)]
     assert os.listdir(dest.path("spool")) == []
     assert rows(dest, "PRAGMA journal_mode") == [("delete",)]
-    assert kit.db_id(dest) != live.db_id
+    assert seed.db_id(dest) != live.db_id
     assert os.stat(dest.path("secret.key")).st_mode & 0o777 == 0o600
     with open(dest.path("secret.key"), "rb") as f:
         assert f.read().strip() == live.secret
     assert sorted(os.listdir(dest.data_dir)) == ["blobs", "secret.key", "spool", "sync.sqlite3"]
-    assert kit.run_check(dest)[0] == 0  # the backup is a sound data directory itself
-    assert kit.run_check(live.config)[0] == 0  # and the live one is untouched
+    assert seed.run_check(dest)[0] == 0  # the backup is a sound data directory itself
+    assert seed.run_check(live.config)[0] == 0  # and the live one is untouched
 
 
 @pytest.fixture
@@ -122,13 +122,13 @@ def other_fs(live):
 
 
 def test_backup_to_another_filesystem_copies(live, other_fs):
-    dest = kit.config_for(os.path.join(other_fs, "backup"))
+    dest = seed.config_for(os.path.join(other_fs, "backup"))
     result = backup.backup(live.config, dest.data_dir)
     assert result["copied"] == 8 and result["linked"] == 0
-    for sha256 in set(kit.library(dest).values()):
+    for sha256 in set(seed.live_entries(dest).values()):
         assert os.stat(blobs.blob_path(dest, sha256)).st_nlink == 1
         assert same_bytes(live.config, dest, sha256)
-    assert kit.run_check(dest)[0] == 0
+    assert seed.run_check(dest)[0] == 0
 
 
 def test_a_blob_collected_after_the_snapshot_is_never_missing(live, tmp_path, monkeypatch):
@@ -138,31 +138,31 @@ def test_a_blob_collected_after_the_snapshot_is_never_missing(live, tmp_path, mo
     keeping a row without its file."""
     monkeypatch.setattr(live, "config", dataclasses.replace(live.config, history_days=0))
     snapshot = backup._snapshot
-    old = kit.library(live.config)[("alice", "books/2.epub")]
+    old = seed.live_entries(live.config)[("alice", "books/2.epub")]
     collected = []
 
     def snapshot_then_overwrite(src, dst):
         left_out = snapshot(src, dst)
         if not collected:
-            kit.put(live, "alice", "books/2.epub", b"rewritten after the snapshot")
-            collected.extend(kit.collect_garbage(live))
+            seed.put(live, "alice", "books/2.epub", b"rewritten after the snapshot")
+            collected.extend(seed.collect_garbage(live))
         return left_out
 
     monkeypatch.setattr(backup, "_snapshot", snapshot_then_overwrite)
-    dest = kit.config_for(tmp_path / "backup")
+    dest = seed.config_for(tmp_path / "backup")
     result = backup.backup(live.config, dest.data_dir)
     assert old in collected and result["attempts"] == 2
-    assert kit.library(dest) == kit.library(live.config)
-    assert kit.library(dest)[("alice", "books/2.epub")] != old
+    assert seed.live_entries(dest) == seed.live_entries(live.config)
+    assert seed.live_entries(dest)[("alice", "books/2.epub")] != old
     for sha256 in collected:  # gone from the live directory, absent from the backup
         assert not os.path.exists(blobs.blob_path(dest, sha256))
-    assert kit.run_check(dest)[0] == 0
+    assert seed.run_check(dest)[0] == 0
 
 
 def test_backup_during_a_stream_of_writes(rt, tmp_path):
     """Backups taken while another thread keeps replacing files and
     collecting the old content are each complete and exact."""
-    kit.put(rt, "alice", "seed.txt", b"seed")
+    seed.put(rt, "alice", "seed.txt", b"seed")
     stop = threading.Event()
     written = []
 
@@ -170,10 +170,10 @@ def test_backup_during_a_stream_of_writes(rt, tmp_path):
         for i in range(400):
             if stop.is_set():
                 return
-            kit.put(rt, "alice", f"f{i % 7}.txt", content(i, 5000 + i))
+            seed.put(rt, "alice", f"f{i % 7}.txt", content(i, 5000 + i))
             written.append(i)
             if i % 5 == 4:
-                kit.collect_garbage(rt)
+                seed.collect_garbage(rt)
 
     thread = threading.Thread(target=writer)
     thread.start()
@@ -184,7 +184,7 @@ def test_backup_during_a_stream_of_writes(rt, tmp_path):
             while len(written) < 10 * (n + 1) and thread.is_alive():
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-            dest = kit.config_for(tmp_path / f"backup{n}")
+            dest = seed.config_for(tmp_path / f"backup{n}")
             backup.backup(rt.config, dest.data_dir)
             dests.append(dest)
     finally:
@@ -192,11 +192,11 @@ def test_backup_during_a_stream_of_writes(rt, tmp_path):
         thread.join(30)
     assert len(written) >= 30
     for dest in dests:
-        library = kit.library(dest)
+        library = seed.live_entries(dest)
         assert ("alice", "seed.txt") in library
         for sha256 in library.values():
             assert blobs.hash_file(blobs.blob_path(dest, sha256))[1] == sha256
-        assert kit.run_check(dest)[0] == 0
+        assert seed.run_check(dest)[0] == 0
 
 
 def test_backup_refuses_a_bad_destination(live, tmp_path):
@@ -218,13 +218,13 @@ def test_backup_command(live, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "upload sessions in progress left out: 1" in result.stdout
     assert "8 hard-linked" in result.stdout
-    assert kit.library(kit.config_for(tmp_path / "b")) == kit.library(live.config)
+    assert seed.live_entries(seed.config_for(tmp_path / "b")) == seed.live_entries(live.config)
 
 
 @pytest.fixture
 def saved(live, tmp_path):
     """A backup of ``live`` and the cursor a device held when it was taken."""
-    dest = kit.config_for(tmp_path / "backup")
+    dest = seed.config_for(tmp_path / "backup")
     backup.backup(live.config, dest.data_dir)
     with database.connection_context():
         rev = int(database.execute_sql("SELECT value FROM meta WHERE key = 'rev'").fetchone()[0])
@@ -233,35 +233,35 @@ def saved(live, tmp_path):
 
 def test_restore_into_a_new_data_dir(live, saved, tmp_path, clock):
     dest, cursor = saved
-    target = kit.config_for(tmp_path / "restored")
+    target = seed.config_for(tmp_path / "restored")
     result = backup.restore(target, dest.data_dir)
     assert result["blobs"] == 8 and result["linked"] == 8
-    assert kit.library(target) == kit.library(live.config)
-    for sha256 in set(kit.library(target).values()):
+    assert seed.live_entries(target) == seed.live_entries(live.config)
+    for sha256 in set(seed.live_entries(target).values()):
         assert same_bytes(live.config, target, sha256)
     restored = open_runtime(target, clock=clock)
-    assert restored.db_id not in (live.db_id, kit.db_id(dest))
+    assert restored.db_id not in (live.db_id, seed.db_id(dest))
     assert restored.secret == live.secret  # tokens issued before stay valid
     with pytest.raises(errors.SyncError) as exc:
         cursors.decode(restored.db_id, cursor)
     assert exc.value.code == errors.CURSOR_EXPIRED
-    assert kit.run_check(target)[0] == 0
+    assert seed.run_check(target)[0] == 0
 
 
 def test_restore_refuses_a_non_empty_data_dir_unless_forced(live, saved):
     dest, _ = saved
-    kit.put(live, "alice", "after-the-backup.txt", b"newer than the backup")
-    before = kit.library(live.config)
+    seed.put(live, "alice", "after-the-backup.txt", b"newer than the backup")
+    before = seed.live_entries(live.config)
     with pytest.raises(datadir.DataDirError, match="not empty; add --force"):
         backup.restore(live.config, dest.data_dir)
-    assert kit.library(live.config) == before and kit.db_id(live.config) == live.db_id
+    assert seed.live_entries(live.config) == before and seed.db_id(live.config) == live.db_id
 
     backup.restore(live.config, dest.data_dir, force=True)
-    assert kit.library(live.config) == kit.library(dest)
-    assert ("alice", "after-the-backup.txt") not in kit.library(live.config)
-    assert kit.db_id(live.config) not in (live.db_id, kit.db_id(dest))
-    assert kit.run_check(live.config)[0] == 0
-    assert kit.library(dest) != before  # the backup itself is left as it was
+    assert seed.live_entries(live.config) == seed.live_entries(dest)
+    assert ("alice", "after-the-backup.txt") not in seed.live_entries(live.config)
+    assert seed.db_id(live.config) not in (live.db_id, seed.db_id(dest))
+    assert seed.run_check(live.config)[0] == 0
+    assert seed.live_entries(dest) != before  # the backup itself is left as it was
 
 
 def test_restore_refuses_while_a_server_holds_the_data_dir(live, saved):
@@ -272,13 +272,13 @@ def test_restore_refuses_while_a_server_holds_the_data_dir(live, saved):
             backup.restore(live.config, dest.data_dir, force=True)
     finally:
         os.close(lock)
-    assert kit.db_id(live.config) == live.db_id
+    assert seed.db_id(live.config) == live.db_id
 
 
 def test_restore_refuses_a_broken_or_newer_backup(saved, tmp_path):
     dest, _ = saved
-    target = kit.config_for(tmp_path / "restored")
-    sha256 = kit.library(dest)[("alice", "books/3.epub")]
+    target = seed.config_for(tmp_path / "restored")
+    sha256 = seed.live_entries(dest)[("alice", "books/3.epub")]
     os.rename(blobs.blob_path(dest, sha256), str(tmp_path / "aside"))
     with pytest.raises(datadir.DataDirError, match=f"incomplete: blob {sha256} is missing"):
         backup.restore(target, dest.data_dir)
@@ -314,17 +314,18 @@ def test_restore_command_refuses_under_a_running_server(saved, tmp_path):
 
 def test_link_dest_reuses_the_blobs_of_an_earlier_backup(live, other_fs):
     root = other_fs
-    first = kit.config_for(os.path.join(root, "first"))
+    first = seed.config_for(os.path.join(root, "first"))
     assert backup.backup(live.config, first.data_dir)["copied"] == 8
-    new = kit.put(live, "alice", "new.txt", b"written after the first backup")
-    second = kit.config_for(os.path.join(root, "second"))
+    seed.put(live, "alice", "new.txt", b"written after the first backup")
+    new = digest_of(b"written after the first backup")
+    second = seed.config_for(os.path.join(root, "second"))
     result = backup.backup(live.config, second.data_dir, link_dest=first.data_dir)
     assert result["reused"] == 8 and result["copied"] == 1
-    for sha256 in set(kit.library(first).values()):
+    for sha256 in set(seed.live_entries(first).values()):
         assert os.stat(blobs.blob_path(first, sha256)).st_ino == \
             os.stat(blobs.blob_path(second, sha256)).st_ino
     assert same_bytes(live.config, second, new)
-    assert kit.library(second) == kit.library(live.config)
+    assert seed.live_entries(second) == seed.live_entries(live.config)
     with pytest.raises(datadir.DataDirError, match="not on the filesystem"):
         backup.backup(live.config, os.path.join(root, "third"),
                       link_dest=live.config.data_dir)
@@ -344,7 +345,7 @@ def test_the_nightly_backup_script(live, tmp_path):
     assert "8 linked from the earlier backup" in result.stdout
     [kept] = os.listdir(root)
     assert kept > earlier.name
-    assert kit.library(kit.config_for(root / kept)) == kit.library(live.config)
+    assert seed.live_entries(seed.config_for(root / kept)) == seed.live_entries(live.config)
 
 
 CHUNK = 256 * 1024
@@ -414,7 +415,7 @@ def test_backup_during_uploads_then_restore(rt, tmp_path):
             while len(done) < 6 * (n + 1) and thread.is_alive():
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-            dest = kit.config_for(tmp_path / f"backup{n}")
+            dest = seed.config_for(tmp_path / f"backup{n}")
             assert backup.backup(rt.config, dest.data_dir)["uploads_left_out"] >= 1
             dests.append(dest)
     finally:
@@ -423,9 +424,9 @@ def test_backup_during_uploads_then_restore(rt, tmp_path):
     assert not thread.is_alive() and len(done) >= 18
     old_cursor = dev.get("/changes").json["cursor"]
     for dest in dests:
-        assert kit.run_check(dest)[0] == 0
+        assert seed.run_check(dest)[0] == 0
 
-    target = kit.config_for(tmp_path / "restored")
+    target = seed.config_for(tmp_path / "restored")
     backup.restore(target, dests[-1].data_dir)
     restored = open_runtime(target)
     new = Api(webtest.TestApp(create_app(restored)), device["token"])

@@ -10,7 +10,8 @@ import pytest
 from sync import blobs, datadir
 from sync.db import database, write
 
-from . import kit
+from . import seed
+from .helpers import sha256 as digest_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,8 +23,10 @@ def app(*args):
 
 @pytest.fixture
 def seeded(rt):
-    shas = {name: kit.put(rt, "alice", name, name.encode() * 1000)
-            for name in ("a.txt", "b.txt", "c.txt")}
+    shas = {}
+    for name in ("a.txt", "b.txt", "c.txt"):
+        seed.put(rt, "alice", name, name.encode() * 1000)
+        shas[name] = digest_of(name.encode() * 1000)
     return shas
 
 
@@ -37,7 +40,7 @@ def sql(statement, params=()):
 
 
 def test_a_sound_data_dir_has_no_problem(rt, seeded):
-    count, lines = kit.run_check(rt.config)
+    count, lines = seed.run_check(rt.config)
     assert count == 0 and problems_of(lines) == [], lines
     assert "database: integrity ok" in lines
     assert "blobs: 3 of 3 checked, 15000 bytes" in lines
@@ -48,7 +51,7 @@ def test_a_sound_data_dir_has_no_problem(rt, seeded):
 
 def test_a_missing_blob_is_a_problem_and_repair_cannot_hide_it(rt, seeded):
     os.unlink(blobs.blob_path(rt.config, seeded["b.txt"]))
-    count, lines = kit.run_check(rt.config, repair=True)
+    count, lines = seed.run_check(rt.config, repair=True)
     assert count == 1
     assert problems_of(lines) == [
         f"PROBLEM blob {seeded['b.txt']} named in blobs, entries, revisions is missing; "
@@ -62,23 +65,23 @@ def test_wrong_size_and_damaged_content_are_problems(rt, seeded):
         f.write(b"x")
     with open(blobs.blob_path(rt.config, seeded["c.txt"]), "r+b") as f:
         f.write(b"X")  # same size, other bytes
-    count, lines = kit.run_check(rt.config)
+    count, lines = seed.run_check(rt.config)
     found = problems_of(lines)
     assert count == 3, lines
-    assert (f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries, revisions say 5000; "
-            "used by alice: a.txt") in found
+    assert (f"PROBLEM blob {seeded['a.txt']} is 5001 bytes, blobs, entries, revisions "
+            f"say 5000; used by alice: a.txt") in found
     assert any(line.startswith(f"PROBLEM blob {seeded['a.txt']} is damaged") for line in found)
     assert any(line.startswith(f"PROBLEM blob {seeded['c.txt']} is damaged") for line in found)
 
 
 def test_a_damaged_blob_names_every_library_path_that_uses_it(rt, seeded):
     same = b"c.txt" * 1000
-    kit.put(rt, "alice", "copies/c again.txt", same)
-    kit.put(rt, "bob", "theirs.txt", same)
-    kit.put(rt, "alice", "c.txt", b"a newer version")     # the damaged one: history only
+    seed.put(rt, "alice", "copies/c again.txt", same)
+    seed.put(rt, "bob", "theirs.txt", same)
+    seed.put(rt, "alice", "c.txt", b"a newer version")     # the damaged one: history only
     with open(blobs.blob_path(rt.config, seeded["c.txt"]), "r+b") as f:
         f.write(b"X")
-    count, lines = kit.run_check(rt.config)
+    count, lines = seed.run_check(rt.config)
     [line] = problems_of(lines)
     assert line.startswith(f"PROBLEM blob {seeded['c.txt']} is damaged")
     assert line.endswith("; used by alice: copies/c again.txt, bob: theirs.txt, "
@@ -86,7 +89,7 @@ def test_a_damaged_blob_names_every_library_path_that_uses_it(rt, seeded):
 
 
 def test_orphans_are_listed_then_removed_by_repair(rt, seeded):
-    stray = kit.store_blob(rt.config, b"nothing names me")
+    stray = seed.store_blob(rt.config, b"nothing names me")
     misplaced = rt.config.path("blobs", "00", seeded["a.txt"])
     os.makedirs(os.path.dirname(misplaced))
     with open(misplaced, "wb") as f:
@@ -96,26 +99,26 @@ def test_orphans_are_listed_then_removed_by_repair(rt, seeded):
     spool = blobs.spool_path(rt.config, "abcdef0123456789")
     open(spool, "wb").close()
 
-    count, lines = kit.run_check(rt.config)
+    count, lines = seed.run_check(rt.config)
     assert count == 4
     orphans = sorted(line.split()[2] for line in problems_of(lines))
     assert orphans == sorted([
         os.path.join("blobs", stray[:2], stray), os.path.join("blobs", "00", seeded["a.txt"]),
         os.path.relpath(leftover, rt.config.data_dir), os.path.join("spool", "abcdef0123456789")])
 
-    count, lines = kit.run_check(rt.config, repair=True)
+    count, lines = seed.run_check(rt.config, repair=True)
     assert count == 0 and len([line for line in lines if line.startswith("removed")]) == 4
     for path in (blobs.blob_path(rt.config, stray), misplaced, leftover, spool):
         assert not os.path.exists(path)
     for sha256 in seeded.values():  # what rows name stays
         assert os.path.isfile(blobs.blob_path(rt.config, sha256))
-    assert kit.run_check(rt.config) == (0, kit.run_check(rt.config)[1])
+    assert seed.run_check(rt.config) == (0, seed.run_check(rt.config)[1])
 
 
 def test_conflicts_and_instant_uploads_keep_their_blobs(rt, seeded):
-    client = kit.store_blob(rt.config, b"the client's version")
-    resolved = kit.store_blob(rt.config, b"dropped when resolved")
-    instant = kit.store_blob(rt.config, b"held for an instant upload")
+    client = seed.store_blob(rt.config, b"the client's version")
+    resolved = seed.store_blob(rt.config, b"dropped when resolved")
+    instant = seed.store_blob(rt.config, b"held for an instant upload")
     with database.connection_context():
         device_id = "d" * 24
         sql("INSERT INTO devices (id, user_id, name, created_at) VALUES (?, 1, 'Kobo', 'x')",
@@ -128,12 +131,12 @@ def test_conflicts_and_instant_uploads_keep_their_blobs(rt, seeded):
         sql("INSERT INTO uploads (id, user_id, device_id, path, size, sha256, chunk_size, "
             "chunk_count, instant, created_at, touched_at) VALUES ('0123456789ab', 1, ?, "
             "'d.txt', 26, ?, 262144, 1, 1, 'x', 'x')", (device_id, instant))
-    kit.recount(rt.config)
-    count, lines = kit.run_check(rt.config)
+    seed.recount(rt.config)
+    count, lines = seed.run_check(rt.config)
     assert problems_of(lines) == [
         f"PROBLEM orphan {os.path.join('blobs', resolved[:2], resolved)} "
         f"(nothing names it; --repair removes it)"]
-    kit.run_check(rt.config, repair=True)
+    seed.run_check(rt.config, repair=True)
     assert os.path.isfile(blobs.blob_path(rt.config, client))
     assert os.path.isfile(blobs.blob_path(rt.config, instant))
     assert not os.path.exists(blobs.blob_path(rt.config, resolved))
@@ -146,9 +149,9 @@ def test_an_upload_session_without_its_spool_file(rt, seeded):
             "chunk_count, created_at, touched_at) VALUES ('0123456789ab', 1, 'dev1', 'd.txt', "
             "10, ?, 262144, 1, 'x', 'x')", ("0" * 64,))
         sql("INSERT INTO upload_chunks (upload_id, idx, size) VALUES ('0123456789ab', 0, 10)")
-    count, lines = kit.run_check(rt.config)
+    count, lines = seed.run_check(rt.config)
     assert count == 1 and "upload session 0123456789ab has no spool file" in problems_of(lines)[0]
-    assert kit.run_check(rt.config, repair=True)[0] == 0
+    assert seed.run_check(rt.config, repair=True)[0] == 0
     with database.connection_context():
         assert database.execute_sql("SELECT count(*) FROM uploads").fetchone()[0] == 0
         assert database.execute_sql("SELECT count(*) FROM upload_chunks").fetchone()[0] == 0
@@ -166,16 +169,16 @@ def test_a_damaged_database_is_reported(rt, seeded):
 
 
 def test_repair_refuses_while_a_server_holds_the_data_dir(rt, seeded):
-    kit.store_blob(rt.config, b"orphan")
+    seed.store_blob(rt.config, b"orphan")
     lock = datadir.lock_data_dir(rt.config)
     try:
         with pytest.raises(datadir.DataDirError, match="stop it first"):
-            kit.run_check(rt.config, repair=True)
-        count, lines = kit.run_check(rt.config)  # a plain check runs beside the server
+            seed.run_check(rt.config, repair=True)
+        count, lines = seed.run_check(rt.config)  # a plain check runs beside the server
         assert count == 1 and lines[0].startswith("note: a server is running")
     finally:
         os.close(lock)
-    assert kit.run_check(rt.config, repair=True)[0] == 0
+    assert seed.run_check(rt.config, repair=True)[0] == 0
 
 
 def test_no_database_is_a_clear_error(tmp_path):
@@ -189,8 +192,8 @@ def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
         "VALUES (1, 'copy.txt', 'copy.txt', 99, 1, ?, 0, 'x')", (seeded["a.txt"],))
     sql("INSERT INTO revisions (rev, user_id, path, size, sha256, mtime, changed_at) "
         "VALUES (99, 1, 'copy.txt', 1, ?, 0, 'x')", (seeded["a.txt"],))
-    kit.recount(rt.config)
-    count, lines = kit.run_check(rt.config)
+    seed.recount(rt.config)
+    count, lines = seed.run_check(rt.config)
     assert count == 1
     assert problems_of(lines)[0].startswith(
         f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size: "

@@ -1,8 +1,9 @@
 """The rough edges of the command lines a new user meets first: a
 mistyped data directory, durations and sizes in the forms the README
 shows, flags spelled wrong, ``user add`` without a terminal or with a
-short password, SIGTERM, a port in use (the client's flags: test_client_cli.py). Every error is one line naming
-the flag and what it takes."""
+short password, SIGTERM, a port in use (the client's flags:
+test_client_cli.py). Every error is one line naming the flag and what it
+takes."""
 
 import os
 import signal

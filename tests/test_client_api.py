@@ -65,7 +65,8 @@ def test_a_500_is_a_bug_not_retried(scripted):
 
 
 def test_4xx_is_not_retried_and_carries_the_code(scripted):
-    scripted.script = [(400, {"title": "Bad Request", "description": "old", "code": "cursor_expired"})]
+    scripted.script = [(400, {"title": "Bad Request", "description": "old",
+                              "code": "cursor_expired"})]
     sleeps = []
     with pytest.raises(ApiError) as info:
         make_api(scripted, sleeps).changes("abc")

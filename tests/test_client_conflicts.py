@@ -9,14 +9,13 @@ import pytest
 
 from sync.client import cli
 
-from .client_harness import folder_api, init, read, server, sync, tree, write  # noqa: F401 (fixture)
+from .client_harness import folder_api, read, sync, tree, write
 
 
 @pytest.fixture
-def laptops(server, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(server, a, "Laptop A")
-    init(server, b, "Laptop B")
+def laptops(laptops):
+    """The two laptops of ``conftest.py``, both in sync with ``notes/plan.txt``."""
+    a, b = laptops
     write(a, "notes/plan.txt", b"base")
     assert sync(a) == 0 and sync(b) == 0
     return a, b

@@ -11,16 +11,7 @@ import pytest
 from sync.client import cli
 from sync.client.cli import server_url
 
-from .client_harness import (CountingApi, folder_api, init, read, server, sync,  # noqa: F401
-                             tree, write)
-
-
-@pytest.fixture
-def laptops(server, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(server, a, "Laptop A")
-    init(server, b, "Laptop B")
-    return a, b
+from .client_harness import CountingApi, folder_api, read, sync, tree, write
 
 
 def _devices(folder):

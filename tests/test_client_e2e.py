@@ -11,16 +11,8 @@ from sync.client import cli
 from sync.client.api import ApiError
 from sync.client.engine import Engine, Options
 
-from .client_harness import (SMALL_CHUNK, CountingApi, folder_api, init, read,  # noqa: F401
-                             server, sync, tree, write)
-
-
-@pytest.fixture
-def laptops(server, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(server, a, "Laptop A")
-    init(server, b, "Laptop B")
-    return a, b
+from .client_harness import SMALL_CHUNK, CountingApi, folder_api, init, read, sync, tree, write
+from .helpers import sha256
 
 
 def test_init_registers_a_device_and_keeps_its_token_private(server, tmp_path):
@@ -247,11 +239,10 @@ def test_the_client_runs_as_a_module(server, tmp_path):
 
 
 def test_names_this_folder_cannot_hold_are_reported(laptops, capsys):
-    import hashlib
     a, b = laptops
     api = folder_api(a)
     for path, data in (("x", b"a file"), ("x/y", b"a file under a file")):
-        session = api.create_upload(path, len(data), hashlib.sha256(data).hexdigest(), None)
+        session = api.create_upload(path, len(data), sha256(data), None)
         api.put_chunk(session["id"], 0, data)
         assert api.complete_upload(session["id"])["status"] == "applied"
     capsys.readouterr()

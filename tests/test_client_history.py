@@ -10,7 +10,7 @@ import pytest
 
 from sync.client import cli, history
 
-from .client_harness import folder_api, init, server, sync, tree, write  # noqa: F401
+from .client_harness import folder_api, init, sync, tree, write
 from .helpers import sha256
 
 

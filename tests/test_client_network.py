@@ -13,7 +13,7 @@ from sync.client.engine import Engine, Options
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
-from .client_harness import Server, folder_api, init, read, server, sync, write  # noqa: F401
+from .client_harness import Server, folder_api, init, read, sync, write
 
 
 def _free_port():

@@ -12,16 +12,7 @@ from sync import backup, cliargs
 from sync import cli as server_cli
 from sync.client import cli
 
-from .client_harness import (Server, folder_api, init, read, server, sync,  # noqa: F401
-                             tree, write)
-
-
-@pytest.fixture
-def laptops(server, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(server, a, "Laptop A")
-    init(server, b, "Laptop B")
-    return a, b
+from .client_harness import Server, folder_api, init, read, sync, tree, write
 
 
 def _identical(a, b):

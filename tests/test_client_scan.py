@@ -1,6 +1,5 @@
 """The client's folder scanner and hashing, on real temp folders."""
 
-import hashlib
 import os
 import socket
 import unicodedata
@@ -9,6 +8,8 @@ import pytest
 
 from sync.client.scan import Hasher, scan
 from sync.client.state import State, init_folder
+
+from .helpers import sha256
 
 
 def write(folder, rel, data=b"x"):
@@ -116,12 +117,12 @@ def test_hashes_are_cached_until_size_or_mtime_moves(tmp_path):
     state = State.open(str(folder))
     hasher = Hasher(str(folder), state)
     local = scan(str(folder)).files["a.txt"]
-    assert hasher.sha256(local) == hashlib.sha256(b"one").hexdigest()
-    assert hasher.sha256(local) == hashlib.sha256(b"one").hexdigest()
+    assert hasher.sha256(local) == sha256(b"one")
+    assert hasher.sha256(local) == sha256(b"one")
     assert hasher.hashed == 1
     full.write_bytes(b"two")
     os.utime(full, ns=(local.mtime_ns + 10**9, local.mtime_ns + 10**9))
     local = scan(str(folder)).files["a.txt"]
-    assert hasher.sha256(local) == hashlib.sha256(b"two").hexdigest()
+    assert hasher.sha256(local) == sha256(b"two")
     assert hasher.hashed == 2
     state.close()

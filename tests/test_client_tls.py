@@ -14,7 +14,7 @@ import pytest
 
 from sync.client import cli
 
-from .client_harness import init, read, server, sync, write  # noqa: F401
+from .client_harness import init, read, sync, write
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

@@ -10,8 +10,8 @@ import waitress
 from sync import auth
 from sync.wsgi import create_app
 
+from . import seed
 from .helpers import sha256
-from .libhelpers import hold
 
 CLIENTS = 8
 
@@ -40,10 +40,10 @@ def server(rt):
 
 
 def test_racing_puts_on_one_path_apply_exactly_one(rt, device, server):
-    hold(device, "a.txt", b"base", rt=rt)
+    seed.put(rt, device, "a.txt", b"base")
     contents = [f"version {i}".encode() for i in range(CLIENTS)]
     for i, data in enumerate(contents):
-        hold(device, f"held/{i}", data, rt=rt)
+        seed.put(rt, device, f"held/{i}", data)
     token = auth.issue_user_token(rt, "alice")
     barrier = threading.Barrier(CLIENTS)
     answers = [None] * CLIENTS

@@ -4,8 +4,8 @@ and the 4xx answers that change nothing."""
 
 import pytest
 
+from . import seed
 from .helpers import assert_error, sha256
-from .libhelpers import hold
 
 ONE, TWO, THREE = b"one", b"two", b"three"
 
@@ -24,9 +24,9 @@ def report(dev, *items):
 
 def modify_modify(rt, device, path="a.txt"):
     """``path`` at TWO (rev 2) and a conflicting client version THREE; its id."""
-    hold(device, path, ONE, rt=rt)
-    hold(device, path, TWO, base_rev=1, rt=rt)
-    return hold(device, path, THREE, base_rev=1, rt=rt)["conflict_id"]
+    seed.put(rt, device, path, ONE)
+    seed.put(rt, device, path, TWO, base_rev=1)
+    return seed.put(rt, device, path, THREE, base_rev=1)["conflict_id"]
 
 
 def resolve(who, cid, resolution, status=200):
@@ -74,15 +74,15 @@ def test_keep_both_saves_the_client_version_beside(rt, api, dev, device):
 
 
 def test_keep_both_numbers_a_taken_name(rt, api, dev, device):
-    hold(device, "Dune (conflict Laptop 2026-11-27).epub", b"x", rt=rt)
-    hold(device, "Dune (conflict Laptop 2026-11-27 2).epub", b"y", rt=rt)
+    seed.put(rt, device, "Dune (conflict Laptop 2026-11-27).epub", b"x")
+    seed.put(rt, device, "Dune (conflict Laptop 2026-11-27 2).epub", b"y")
     cid = modify_modify(rt, device, "Dune.epub")
     [change] = resolve(api, cid, "keep_both").json["results"]
     assert change["path"] == "Dune (conflict Laptop 2026-11-27 3).epub"
 
 
 def test_keep_both_a_deleted_name_is_free(rt, api, dev, device):
-    hold(device, "Dune (conflict Laptop 2026-11-27).epub", b"x", rt=rt)
+    seed.put(rt, device, "Dune (conflict Laptop 2026-11-27).epub", b"x")
     report(dev, {"op": "delete", "path": "Dune (conflict Laptop 2026-11-27).epub",
                  "base_rev": 1})
     cid = modify_modify(rt, device, "Dune.epub")
@@ -105,9 +105,9 @@ def test_keep_both_splits_like_splitext_with_the_utc_date(rt, api, device, clock
 
 def test_keep_both_names_with_the_client_device(rt, api, device):
     kobo = api.post("/devices", {"name": "Kobo/Libra"}).json
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "a.txt", TWO, base_rev=1, rt=rt)
-    cid = hold(kobo, "a.txt", THREE, base_rev=1, rt=rt)["conflict_id"]
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "a.txt", TWO, base_rev=1)
+    cid = seed.put(rt, kobo, "a.txt", THREE, base_rev=1)["conflict_id"]
     [change] = resolve(api, cid, "keep_both").json["results"]
     assert change["path"] == "a (conflict Kobo-Libra 2026-11-27).txt"
     assert change["device_id"] == kobo["id"]
@@ -115,8 +115,8 @@ def test_keep_both_names_with_the_client_device(rt, api, device):
 
 @pytest.fixture
 def delete_modify(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "a.txt", TWO, base_rev=1, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "a.txt", TWO, base_rev=1)
     return report(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})[0]["conflict_id"]
 
 
@@ -137,8 +137,8 @@ def test_delete_modify_keep_server_or_both_keep_the_edit(api, dev, delete_modify
 
 @pytest.fixture
 def move_onto_live(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "b.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "b.txt", TWO)
     return report(dev, {"op": "move", "path": "a.txt", "to": "b.txt",
                         "base_rev": 1})[0]["conflict_id"]
 
@@ -164,8 +164,8 @@ def test_move_keep_server_leaves_the_library(api, dev, move_onto_live):
 
 
 def test_move_of_a_changed_source_keep_client_moves_the_current_source(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "a.txt", TWO, base_rev=1, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "a.txt", TWO, base_rev=1)
     cid = report(dev, {"op": "move", "path": "a.txt", "to": "b.txt",
                        "base_rev": 1})[0]["conflict_id"]
     resolve(api, cid, "keep_client")
@@ -174,8 +174,8 @@ def test_move_of_a_changed_source_keep_client_moves_the_current_source(rt, api, 
 
 @pytest.mark.parametrize("resolution", ["keep_server", "keep_client", "keep_both"])
 def test_move_whose_source_is_gone_leaves_the_library(rt, api, dev, device, resolution):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "b.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "b.txt", TWO)
     cid = report(dev, {"op": "move", "path": "a.txt", "to": "b.txt",
                        "base_rev": 1})[0]["conflict_id"]
     report(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})
@@ -187,8 +187,8 @@ def test_move_whose_source_is_gone_leaves_the_library(rt, api, dev, device, reso
 
 @pytest.fixture
 def case_clash(rt, dev, device):
-    hold(device, "Dune.epub", ONE, rt=rt)
-    return hold(device, "DUNE.epub", TWO, rt=rt)["conflict_id"]
+    seed.put(rt, device, "Dune.epub", ONE)
+    return seed.put(rt, device, "DUNE.epub", TWO)["conflict_id"]
 
 
 def test_case_clash_keep_client_puts_the_new_path_beside(api, dev, case_clash):
@@ -259,7 +259,8 @@ def test_conflict_keeps_its_content_held_until_resolved(rt, api, dev, device):
     put = {"op": "put", "path": "copy.txt", "sha256": sha256(THREE), "size": 5,
            "mtime": 1, "base_rev": None}
     assert report(dev, put)[0]["status"] == "applied"
-    assert report(dev, {"op": "delete", "path": "copy.txt", "base_rev": 3})[0]["status"] == "applied"
+    deleted = report(dev, {"op": "delete", "path": "copy.txt", "base_rev": 3})
+    assert deleted[0]["status"] == "applied"
     resolve(api, cid, "keep_server")
     assert report(dev, put)[0]["status"] == "upload_required"
 
@@ -267,9 +268,9 @@ def test_conflict_keeps_its_content_held_until_resolved(rt, api, dev, device):
 def test_keep_both_shortens_a_name_to_fit_a_segment(rt, api, device):
     kobo = api.post("/devices", {"name": "é" * 100}).json
     path = "books/" + "x" * 245 + ".epub"
-    hold(device, path, ONE, rt=rt)
-    hold(device, path, TWO, base_rev=1, rt=rt)
-    cid = hold(kobo, path, THREE, base_rev=1, rt=rt)["conflict_id"]
+    seed.put(rt, device, path, ONE)
+    seed.put(rt, device, path, TWO, base_rev=1)
+    cid = seed.put(rt, kobo, path, THREE, base_rev=1)["conflict_id"]
     [change] = resolve(api, cid, "keep_both").json["results"]
     segment = change["path"].split("/")[-1]
     assert len(segment.encode("utf-8")) <= 255

@@ -14,11 +14,8 @@ import pytest
 from sync import backup, counts, cursors, janitor
 from sync.db import database, init_db
 
-from . import kit
-from .helpers import assert_error, sha256
-from .libhelpers import hold
-from .test_migrations import oldest
-from .test_uploads import CHUNK, send, start, upload
+from . import seed
+from .helpers import CHUNK, assert_error, other_app, send_chunk, sha256, start_upload, upload
 
 DAY = 86400
 
@@ -79,12 +76,12 @@ def head(dev):
 def test_every_kind_of_change_and_ack_keeps_the_counts(rt, api, dev, device, phone, kobo):
     one, two, three = b"one" * 10, b"two" * 20, b"three" * 30
     assert assert_counts(rt, api)[device["id"]] == 0
-    hold(device, "a.txt", one, rt=rt)                        # a new path
-    hold(device, "b.txt", one, rt=rt)                        # the same content again
+    seed.put(rt, device, "a.txt", one)                        # a new path
+    seed.put(rt, device, "b.txt", one)                        # the same content again
     assert_counts(rt, api)
     dev.post("/ack", {"cursor": head(dev)})                 # the laptop is up to date
     assert assert_counts(rt, api)[device["id"]] == 0
-    hold(device, "a.txt", two, base_rev=1, rt=rt)            # a modification
+    seed.put(rt, device, "a.txt", two, base_rev=1)            # a modification
     assert assert_counts(rt, api)[device["id"]] == 1
     [moved] = report(dev, {"op": "move", "path": "b.txt", "to": "c.txt", "base_rev": 2})
     assert moved["status"] == "applied"
@@ -93,10 +90,10 @@ def test_every_kind_of_change_and_ack_keeps_the_counts(rt, api, dev, device, pho
     assert deleted["status"] == "applied"
     assert_counts(rt, api)
     # every kind of conflict
-    hold(device, "a.txt", three, base_rev=1, rt=rt)          # modify_modify
+    seed.put(rt, device, "a.txt", three, base_rev=1)          # modify_modify
     report(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})  # delete_modify
     report(dev, {"op": "move", "path": "a.txt", "to": "d.txt", "base_rev": 1})  # move
-    hold(device, "A.TXT", one, rt=rt)                        # case_clash
+    seed.put(rt, device, "A.TXT", one)                        # case_clash
     assert_counts(rt, api)
     # an upload completing
     data = b"x" * (CHUNK + 5)
@@ -126,7 +123,7 @@ def test_an_ack_far_behind_or_far_ahead_counts_right(rt, api, dev, device, phone
         report(dev, *({"op": "put", "path": f"{n}/{i}", "sha256": sha256(b"c"), "size": 1,
                        "mtime": 0, "base_rev": None} for i in range(1000))) if n else None
         if not n:
-            hold(device, "seed", b"c", rt=rt)
+            seed.put(rt, device, "seed", b"c")
     phone_api = api.as_(phone["token"])
     first = phone_api.get("/changes?limit=5").json["cursor"]
     phone_api.post("/ack", {"cursor": first})
@@ -141,8 +138,8 @@ def test_an_ack_far_behind_or_far_ahead_counts_right(rt, api, dev, device, phone
 
 
 def test_purge_and_device_deletion_keep_the_counts(rt, api, dev, device, phone, clock):
-    hold(device, "a", b"1", rt=rt)
-    hold(device, "b", b"2", rt=rt)
+    seed.put(rt, device, "a", b"1")
+    seed.put(rt, device, "b", b"2")
     report(dev, {"op": "delete", "path": "b", "base_rev": 2})
     dev.post("/ack", {"cursor": head(dev)})
     clock.advance(31 * DAY)
@@ -162,7 +159,7 @@ def test_a_purge_in_batches(rt, api, dev, device, clock, monkeypatch):
     from sync import feed
     monkeypatch.setattr(feed, "PURGE_BATCH", 7)
     for i in range(20):
-        hold(device, f"f{i}", b"x", rt=rt)
+        seed.put(rt, device, f"f{i}", b"x")
     report(dev, *({"op": "delete", "path": f"f{i}", "base_rev": i + 1} for i in range(20)))
     dev.post("/ack", {"cursor": head(dev)})
     clock.advance(31 * DAY)
@@ -172,16 +169,16 @@ def test_a_purge_in_batches(rt, api, dev, device, clock, monkeypatch):
 
 
 def test_counts_survive_backup_and_restore(rt, api, dev, device, phone, tmp_path):
-    kit.put(rt, "alice", "a", b"1", device["id"])  # with their blob files
-    kit.put(rt, "alice", "b", b"2", device["id"])
+    seed.put(rt, "alice", "a", b"1", device["id"])  # with their blob files
+    seed.put(rt, "alice", "b", b"2", device["id"])
     dev.post("/ack", {"cursor": head(dev)})
-    kit.put(rt, "alice", "a", b"3", device["id"])
+    seed.put(rt, "alice", "a", b"3", device["id"])
     before = assert_counts(rt, api)
     backup.backup(rt.config, str(tmp_path / "bk"))
-    target = kit.config_for(tmp_path / "restored")
+    target = seed.config_for(tmp_path / "restored")
     backup.restore(target, str(tmp_path / "bk"))
     assert differences(target) == []
-    problems, lines = kit.run_check(target)
+    problems, lines = seed.run_check(target)
     assert problems == 0, lines
     conn = sqlite3.connect(target.path("sync.sqlite3"))
     try:
@@ -193,39 +190,41 @@ def test_counts_survive_backup_and_restore(rt, api, dev, device, phone, tmp_path
 
 
 def test_check_finds_wrong_counts_and_repair_rewrites_them(rt, api, dev, device, phone):
-    kit.put(rt, "alice", "a", b"1", device["id"])
-    kit.put(rt, "alice", "b", b"22", device["id"])
+    seed.put(rt, "alice", "a", b"1", device["id"])
+    seed.put(rt, "alice", "b", b"22", device["id"])
     dev.post("/ack", {"cursor": head(dev)})
     with database.connection_context():
         database.execute_sql("UPDATE device_counts SET acked_entries = 7")
         database.execute_sql("UPDATE user_counts SET bytes = bytes + 100")
-    problems, lines = kit.run_check(rt.config)
+    problems, lines = seed.run_check(rt.config)
     assert problems == 2, lines
     assert [line for line in lines if line.startswith("PROBLEM")] == [
         "PROBLEM user 1: bytes held (quota usage) is 103, a recount says 3 (--repair fixes it)",
         f"PROBLEM device {device['id']}: pending_changes is -5, a recount says 0 "
         f"(--repair fixes it)"]
-    problems, lines = kit.run_check(rt.config, repair=True)
+    problems, lines = seed.run_check(rt.config, repair=True)
     assert problems == 0 and any(line.startswith("fixed device") for line in lines), lines
-    assert kit.run_check(rt.config) == (0, kit.run_check(rt.config)[1])
-    assert "counts: pending changes and quota usage match a recount" in kit.run_check(
+    assert seed.run_check(rt.config) == (0, seed.run_check(rt.config)[1])
+    assert "counts: pending changes and quota usage match a recount" in seed.run_check(
         rt.config)[1]
     assert_counts(rt, api)
 
 
 def test_a_version_1_database_gets_its_counts_and_queues_its_blobs(tmp_path):
-    path = oldest(tmp_path)
+    path = seed.oldest(tmp_path)
     conn = sqlite3.connect(path, isolation_level=None)
     sha = "ab" * 32
     conn.executescript(f"""
         UPDATE meta SET value = '4' WHERE key = 'rev';
-        INSERT INTO devices (id, user_id, name, created_at, acked_rev) VALUES ('d2', 1, 'P', 'x', 2);
+        INSERT INTO devices (id, user_id, name, created_at, acked_rev)
+            VALUES ('d2', 1, 'P', 'x', 2);
         INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, changed_at)
             VALUES (1, 'a', 'a', 1, 0, 10, '{sha}', 'x'), (1, 'b', 'b', 2, 0, 10, '{sha}', 'x'),
                    (1, 'c', 'c', 3, 1, NULL, NULL, 'x'), (1, 'd', 'd', 4, 0, 5, '{"cd" * 32}', 'x');
         INSERT INTO conflicts (id, user_id, path, kind, created_at, client_op, client_sha256,
             client_size) VALUES ('k', 1, 'a', 'modify_modify', 'x', 'put', '{"ef" * 32}', 7);
-        INSERT INTO blobs (sha256, size, created_at) VALUES ('{sha}', 10, 'x'), ('{"00" * 32}', 3, 'x');
+        INSERT INTO blobs (sha256, size, created_at)
+            VALUES ('{sha}', 10, 'x'), ('{"00" * 32}', 3, 'x');
     """)
     conn.close()
     init_db(path)
@@ -246,7 +245,6 @@ def test_a_version_1_database_gets_its_counts_and_queues_its_blobs(tmp_path):
 
 @pytest.fixture
 def quota_app(tmp_path, clock):
-    from .test_uploads import other_app
     return other_app(tmp_path, clock, quota=10_000)
 
 
@@ -263,7 +261,7 @@ def test_conflicts_client_content_counts_towards_the_quota(quota_app):
     first = upload(dev, "a.bin", b"1" * 1000, base_rev=live["rev"] - 1)
     assert first["status"] == "conflict"
     assert usage(rt) == 10_000
-    resp = start(dev, "a.bin", b"2" * 1000, base_rev=live["rev"] - 1, status=507)
+    resp = start_upload(dev, "a.bin", b"2" * 1000, base_rev=live["rev"] - 1, status=507)
     assert_error(resp, 507, "quota_exceeded")
     # the same content again costs nothing: it is held already
     assert upload(dev, "a.bin", b"1" * 1000, base_rev=live["rev"] - 1)["status"] == "conflict"
@@ -307,11 +305,11 @@ def test_keep_client_that_frees_space_is_allowed_over_the_quota(quota_app):
 
 def test_an_open_session_counts_until_it_is_cancelled(quota_app):
     rt, dev = quota_app
-    session = start(dev, "a.bin", b"x" * 6000).json
-    assert_error(start(dev, "b.bin", b"y" * 6000, status=507), 507, "quota_exceeded")
+    session = start_upload(dev, "a.bin", b"x" * 6000).json
+    assert_error(start_upload(dev, "b.bin", b"y" * 6000, status=507), 507, "quota_exceeded")
     dev.delete(f"/upload/{session['id']}", status=204)
-    session = start(dev, "b.bin", b"y" * 6000).json
-    send(dev, session["id"], 0, b"y" * 6000)
+    session = start_upload(dev, "b.bin", b"y" * 6000).json
+    send_chunk(dev, session["id"], 0, b"y" * 6000)
     assert dev.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
     assert usage(rt) == 6000
 
@@ -338,7 +336,7 @@ class Steps:
 
 
 def grow(dev, device, rt, start_at, count):
-    hold(device, "seed", b"c", rt=rt)
+    seed.put(rt, device, "seed", b"c")
     for first in range(start_at, start_at + count, 1000):
         report(dev, *({"op": "put", "path": f"p/{i}", "sha256": sha256(b"c"), "size": 1,
                        "mtime": 0, "base_rev": None}
@@ -368,7 +366,6 @@ def test_device_listing_costs_the_same_at_any_library_size(rt, api, dev, device)
 
 
 def test_an_upload_with_a_quota_costs_the_same_at_any_library_size(tmp_path, clock):
-    from .test_uploads import other_app
     rt, dev = other_app(tmp_path, clock, quota=10 ** 12)
     device = dev.get("/devices/" + dev.post("/ack", {"cursor": cursors.encode(rt.db_id, 0)})
                      .json["device_id"]).json
@@ -376,7 +373,7 @@ def test_an_upload_with_a_quota_costs_the_same_at_any_library_size(tmp_path, clo
 
     def cost(n):
         with Steps() as steps:
-            start(dev, f"new{n}.bin", os.urandom(100))
+            start_upload(dev, f"new{n}.bin", os.urandom(100))
         return steps.n
 
     small = cost(1)

@@ -1,11 +1,7 @@
 """Crash safety (SPEC §6): the real server (``python app.py``) on a temporary
 data directory, killed with SIGKILL at chosen moments and started again."""
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,50 +11,16 @@ from sync import auth
 from sync.config import Config
 from sync.runtime import Runtime
 
-from .helpers import sha256
-from .test_uploads import content
+from .helpers import SECRET, AppProcess, content, sha256
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECRET = "crash-test-secret-crash-test-secret"
 CHUNK = 256 * 1024
-START_TIMEOUT_S = 20
-
-
-class Server:
-    """``python app.py`` in a subprocess on a free port of 127.0.0.1."""
-
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.proc = None
-        self.base = None
-
-    def start(self):
-        env = dict(os.environ, SYNC_JWT_SECRET=SECRET, SYNC_ACCESS_LOG="false",
-                   SYNC_DATA_DIR=str(self.data_dir), SYNC_HOST="127.0.0.1", SYNC_PORT="0",
-                   SYNC_THREADS="4")
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        line = ""
-        while "listening on" not in line:
-            assert time.monotonic() < deadline, "the server did not start"
-            line = self.proc.stdout.readline()
-            assert line or self.proc.poll() is None, "the server exited"
-        self.base = line.split("listening on ", 1)[1].split()[0] + "/api/v1/sync"
-        return self
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc.stdout.close()
 
 
 @pytest.fixture
 def server(tmp_path):
-    srv = Server(tmp_path / "data")
+    srv = AppProcess(tmp_path / "data")
     yield srv
     if srv.proc is not None and srv.proc.poll() is None:
         srv.kill()

@@ -680,6 +680,13 @@ def test_a_folder_delete_keeps_every_file_in_the_history(dav, kobo):
                                    (0, sha256(data), None, None, kobo["id"])]
 
 
+def test_a_refused_put_leaves_its_body_to_the_clean_up(dav):
+    dav.put("Dune.epub", b"v1", status=201)
+    dav.put("dune.EPUB", b"refused body", status=409)  # refused once the body is stored
+    queued = [r[0] for r in database.execute_sql("SELECT sha256 FROM blob_queue")]
+    assert sha256(b"refused body") in queued
+
+
 def test_webdav_writes_are_kept_in_the_history_with_their_device(dav, api, kobo):
     dav.put("a.txt", b"first", status=201)
     dav.put("a.txt", b"second", status=204)

@@ -22,15 +22,14 @@ from sync.config import Config
 from sync.runtime import Runtime
 from sync.wsgi import open_runtime
 
-from .helpers import sha256
-from .test_crash import SECRET, Server
+from .helpers import SECRET, AppProcess, sha256
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def server(tmp_path):
-    srv = Server(tmp_path / "data")
+    srv = AppProcess(tmp_path / "data")
     yield srv
     if srv.proc is not None and srv.proc.poll() is None:
         srv.kill()

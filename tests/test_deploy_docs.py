@@ -50,7 +50,8 @@ def test_the_guide_goes_on_to_a_connected_laptop_and_a_home_network():
     for words in ("app.py user add alice --data-dir /srv/sync/data",
                   "app.py token alice --ttl 1h --data-dir /srv/sync/data",
                   "pipx install .", "sync-client init ~/Library --server",
-                  "sync-client sync ~/Library", "raspberrypi.local", "Environment=SYNC_HOST=0.0.0.0",
+                  "sync-client sync ~/Library", "raspberrypi.local",
+                  "Environment=SYNC_HOST=0.0.0.0",
                   "tls internal", "--ca-bundle", "sudo .venv/bin/pip install -e ."):
         assert words in guide, words
     readme = _read(os.path.join(ROOT, "README.md"))

@@ -1,28 +1,13 @@
 """Downloads (SPEC §5 Download): headers, ranges, conditional requests,
 isolation and hostile paths."""
 
-import base64
-import hashlib
-
 import pytest
 
-from .helpers import assert_error, sha256
-from .test_uploads import content, upload
+from .helpers import STORED_MTIME, STORED_SIZE, assert_error, content, digest_header, sha256, upload
 
-SIZE = 1000
-MTIME = 1700000000  # Tue, 14 Nov 2023 22:13:20 GMT
+SIZE = STORED_SIZE  # the ``stored`` fixture's books/Dune.txt
+MTIME = STORED_MTIME
 LAST_MODIFIED = "Tue, 14 Nov 2023 22:13:20 GMT"
-
-
-@pytest.fixture
-def data():
-    return content(SIZE)
-
-
-@pytest.fixture
-def stored(dev, data):
-    upload(dev, "books/Dune.txt", data, mtime=MTIME)
-    return data
 
 
 def test_download_sends_the_content_and_its_headers(api, stored):
@@ -31,8 +16,7 @@ def test_download_sends_the_content_and_its_headers(api, stored):
     assert resp.headers["Content-Length"] == str(SIZE)
     assert resp.headers["Content-Type"].startswith("text/plain")
     assert resp.headers["ETag"] == f'"{sha256(stored)}"'
-    digest = base64.b64encode(hashlib.sha256(stored).digest()).decode()
-    assert resp.headers["Repr-Digest"] == f"sha-256=:{digest}:"
+    assert resp.headers["Repr-Digest"] == digest_header(stored)
     assert resp.headers["Last-Modified"] == LAST_MODIFIED
     assert resp.headers["Accept-Ranges"] == "bytes"
 
@@ -188,7 +172,8 @@ def test_an_mtime_no_http_date_can_carry_falls_back_to_the_change_time(dev, mtim
     upload(dev, "far.txt", b"far", mtime=mtime)
     resp = dev.get("/download/far.txt")
     assert resp.headers["Last-Modified"] == "Fri, 27 Nov 2026 00:00:00 GMT"
-    assert dev.get("/download/far.txt", headers={"Range": "bytes=0-0", "If-Range": "x"}).body == b"far"
+    ranged = dev.get("/download/far.txt", headers={"Range": "bytes=0-0", "If-Range": "x"})
+    assert ranged.body == b"far"
 
 
 def test_head_honours_if_none_match_and_ranges(api, stored):

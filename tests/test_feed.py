@@ -6,8 +6,8 @@ import pytest
 from sync import cursors, feed
 from sync.db import database
 
+from . import seed
 from .helpers import assert_error, sha256
-from .libhelpers import hold
 
 OTHER_DB = "0123456789abcdef"
 
@@ -33,13 +33,13 @@ def test_empty_feed(rt, dev):
 
 
 def test_empty_cursor_lists_from_the_beginning(rt, dev, device):
-    hold(device, "a", b"1", rt=rt)
+    seed.put(rt, device, "a", b"1")
     assert [c["path"] for c in dev.get("/changes?cursor=").json["changes"]] == ["a"]
 
 
 def test_pages_in_rev_order_with_has_more(rt, dev, device):
     for i in range(5):
-        hold(device, f"f{i}", str(i).encode(), rt=rt)
+        seed.put(rt, device, f"f{i}", str(i).encode())
     first = dev.get("/changes?limit=2").json
     assert [c["path"] for c in first["changes"]] == ["f0", "f1"] and first["has_more"]
     second = dev.get(f"/changes?limit=2&cursor={first['cursor']}").json
@@ -52,13 +52,13 @@ def test_pages_in_rev_order_with_has_more(rt, dev, device):
 
 def test_limit_exactly_the_rest_has_no_more(rt, dev, device):
     for i in range(3):
-        hold(device, f"f{i}", str(i).encode(), rt=rt)
+        seed.put(rt, device, f"f{i}", str(i).encode())
     assert dev.get("/changes?limit=3").json["has_more"] is False
 
 
 def test_default_limit_is_100(rt, dev, device):
     dev.post("/report", {"changes": [{"op": "delete", "path": "x", "base_rev": 1}]})
-    hold(device, "seed", b"s", rt=rt)
+    seed.put(rt, device, "seed", b"s")
     items = [{"op": "put", "path": f"p{i}", "sha256": sha256(b"s"), "size": 1, "mtime": 1,
               "base_rev": None} for i in range(120)]
     dev.post("/report", {"changes": items})
@@ -67,45 +67,45 @@ def test_default_limit_is_100(rt, dev, device):
 
 
 def test_entry_appears_once_at_its_latest_rev(rt, dev, device):
-    hold(device, "a", b"1", rt=rt)
-    hold(device, "b", b"2", rt=rt)
-    hold(device, "a", b"3", base_rev=1, rt=rt)
+    seed.put(rt, device, "a", b"1")
+    seed.put(rt, device, "b", b"2")
+    seed.put(rt, device, "a", b"3", base_rev=1)
     assert [(c["path"], c["rev"], c["sha256"]) for c in dev.get("/changes").json["changes"]] == [
         ("b", 2, sha256(b"2")), ("a", 3, sha256(b"3"))]
 
 
 def test_entry_changed_during_the_read_shows_up_again(rt, dev, device):
     for name in "abcd":
-        hold(device, name, name.encode(), rt=rt)
+        seed.put(rt, device, name, name.encode())
     first = dev.get("/changes?limit=2").json  # a@1, b@2
-    hold(device, "a", b"A", base_rev=1, rt=rt)  # a@5
-    hold(device, "c", b"C", base_rev=3, rt=rt)  # c@6, moved behind the cursor's future
+    seed.put(rt, device, "a", b"A", base_rev=1)  # a@5
+    seed.put(rt, device, "c", b"C", base_rev=3)  # c@6, moved behind the cursor's future
     rest, _, _ = read_all(dev, 2, first["cursor"])
     assert [(c["path"], c["rev"]) for c in rest] == [("d", 4), ("a", 5), ("c", 6)]
 
 
 def test_full_listing_includes_deletions(rt, dev, device):
-    hold(device, "a", b"1", rt=rt)
+    seed.put(rt, device, "a", b"1")
     dev.post("/report", {"changes": [{"op": "delete", "path": "a", "base_rev": 1}]})
     assert [(c["op"], c["size"], c["sha256"], c["mtime"]) for c in
             dev.get("/changes").json["changes"]] == [("delete", None, None, None)]
 
 
 def test_feed_is_scoped_to_the_user(rt, dev, device, bob):
-    hold(device, "a", b"1", rt=rt)
+    seed.put(rt, device, "a", b"1")
     phone = bob.post("/devices", {"name": "Phone"}).json
     assert bob.as_(phone["token"]).get("/changes").json["changes"] == []
 
 
 def test_feed_under_the_alias_prefix(rt, dev, device):
-    hold(device, "a", b"1", rt=rt)
+    seed.put(rt, device, "a", b"1")
     alias = dev.as_(dev.token, prefix="/api/sync")
     assert [c["path"] for c in alias.get("/changes").json["changes"]] == ["a"]
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-1", "abc", "1.5", "", "1e3", " 5", "99999999"])
 def test_bad_limit_is_400(rt, dev, device, limit):
-    hold(device, "a", b"1", rt=rt)
+    seed.put(rt, device, "a", b"1")
     assert_error(dev.get(f"/changes?limit={limit}", status=400), 400, "limit_invalid")
 
 
@@ -121,7 +121,7 @@ def test_garbled_cursor_is_400(dev, cursor):
 
 
 def test_cursor_never_issued_is_400(rt, dev, device):
-    hold(device, "a", b"1", rt=rt)
+    seed.put(rt, device, "a", b"1")
     cursor = cursors.encode(rt.db_id, 2)
     assert_error(dev.get(f"/changes?cursor={cursor}", status=400), 400, "cursor_invalid")
 
@@ -136,7 +136,7 @@ def test_feed_needs_a_device(api):
 
 
 def test_feed_with_user_token_and_device_header(rt, api, device):
-    hold(device, "a", b"1", rt=rt)
+    seed.put(rt, device, "a", b"1")
     as_device = api.as_(api.token, device_id=device["id"])
     assert len(as_device.get("/changes").json["changes"]) == 1
 
@@ -146,7 +146,7 @@ def test_feed_query_walks_the_user_rev_index(rt):
     so a page costs the same at any position in the feed."""
     with database.connection_context():
         plan = database.execute_sql("EXPLAIN QUERY PLAN " + feed.FEED_SQL,
-                                    (1, 0, 101)).fetchall()
+                                    {"user_id": 1, "after": 0, "limit": 101}).fetchall()
     details = " ".join(row[-1] for row in plan)
     assert "USING INDEX entries_user_rev (user_id=? AND rev>?)" in details
     assert "TEMP B-TREE" not in details and "SCAN" not in details

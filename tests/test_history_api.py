@@ -9,14 +9,16 @@ import pytest
 
 from sync.db import database
 
-from . import kit
+from . import seed
 from .helpers import assert_error, sha256
 
 DAY = 86400
 
 
 def put(rt, path, data, device=None):
-    return kit.put(rt, "alice", path, data, device_id=device["id"] if device else None)
+    """Seed ``data`` at ``path`` for alice (as ``device``); its sha256."""
+    seed.put(rt, device or "alice", path, data, mtime=0)
+    return sha256(data)
 
 
 def report(dev, *items):
@@ -25,7 +27,7 @@ def report(dev, *items):
 
 def head_rev(path):
     with database.connection_context():
-        return kit.head_rev(1, path)
+        return seed.head_rev(1, path)
 
 
 def delete(dev, path):
@@ -395,8 +397,8 @@ def test_rewind_by_time_and_under_a_prefix(rt, api, clock):
     assert api.post("/rewind", {"at": "2026-11-27T00:30:00+00:00", "prefix": "a",
                                 "dry_run": True}).json["count"] == 0
     with database.connection_context():
-        assert kit.library(rt.config)[("alice", "b/1.txt")] == sha256(b"2")
-        assert kit.library(rt.config)[("alice", "a/1.txt")] == sha256(b"1")
+        assert seed.live_entries(rt.config)[("alice", "b/1.txt")] == sha256(b"2")
+        assert seed.live_entries(rt.config)[("alice", "a/1.txt")] == sha256(b"1")
 
 
 def test_a_dry_run_changes_nothing(rt, api, dev, damaged):
@@ -516,26 +518,26 @@ def _write_during_the_plan(monkeypatch, write):
 def test_another_users_write_during_the_plan_only_moves_the_revisions(rt, api, monkeypatch,
                                                                       damaged):
     laptop, x, originals, point = damaged
-    _write_during_the_plan(monkeypatch, lambda: kit.put(rt, "bob", "b.txt", b"bob's"))
+    _write_during_the_plan(monkeypatch, lambda: seed.put(rt, "bob", "b.txt", b"bob's", mtime=0))
     answer = api.post("/rewind", {"rev": point, "device_id": x["id"]}).json
     revs = sorted(c["rev"] for c in answer["changes"])
     assert revs == list(range(15, 21))  # 14 went to bob
     dev = api.as_(laptop["token"])
     assert library(dev) == dict(originals, **{"f5.txt": sha256(b"laptop's own later edit")})
     assert {c["rev"] for c in feed(dev)} >= set(revs)
-    assert kit.run_check(rt.config)[0] == 0
+    assert seed.run_check(rt.config)[0] == 0
 
 
 def test_the_same_users_write_during_the_plan_is_taken_in(rt, api, monkeypatch, damaged):
     laptop, x, originals, point = damaged
 
     def more_damage():
-        kit.put(rt, "alice", "f0.txt", b"encrypted again", device_id=x["id"])
-        kit.put(rt, "alice", "ransom2.txt", b"pay more", device_id=x["id"])
+        seed.put(rt, x, "f0.txt", b"encrypted again", mtime=0)
+        seed.put(rt, x, "ransom2.txt", b"pay more", mtime=0)
 
     _write_during_the_plan(monkeypatch, more_damage)
     answer = api.post("/rewind", {"rev": point, "device_id": x["id"]}).json
     assert answer["count"] == 7
     dev = api.as_(laptop["token"])
     assert library(dev) == dict(originals, **{"f5.txt": sha256(b"laptop's own later edit")})
-    assert kit.run_check(rt.config)[0] == 0
+    assert seed.run_check(rt.config)[0] == 0

@@ -12,9 +12,8 @@ from sync import backup, blobs, history, janitor
 from sync.db import SCHEMA_VERSION, database
 from sync.wsgi import open_runtime
 
-from . import kit
-from .conftest import START, Ids
-from .helpers import sha256
+from . import seed
+from .helpers import START, Ids, sha256
 
 HOUR, DAY = 3600, 86400
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -50,7 +49,8 @@ def report(dev, *items):
 
 def test_every_kind_of_change_is_a_revision_with_its_device_and_time(rt, api, dev, device,
                                                                      clock):
-    one = kit.put(rt, "alice", "a.txt", b"one", device_id=device["id"])
+    seed.put(rt, device, "a.txt", b"one")
+    one = sha256(b"one")
     clock.advance(60)
     [moved] = report(dev, {"op": "move", "path": "a.txt", "to": "b.txt", "base_rev": 1})
     clock.advance(60)
@@ -72,8 +72,8 @@ def test_every_kind_of_change_is_a_revision_with_its_device_and_time(rt, api, de
 
 
 def test_a_resolution_is_a_revision(rt, api, dev, device):
-    kit.put(rt, "alice", "a.txt", b"server", device_id=device["id"])
-    kit.put(rt, "alice", "other.txt", b"client")  # content the server holds
+    seed.put(rt, device, "a.txt", b"server")
+    seed.put(rt, "alice", "other.txt", b"client")  # content the server holds
     [conflict] = report(dev, {"op": "put", "path": "a.txt", "sha256": sha256(b"client"),
                               "size": 6, "mtime": 5, "base_rev": None})
     assert conflict["status"] == "conflict"
@@ -84,8 +84,8 @@ def test_a_resolution_is_a_revision(rt, api, dev, device):
 
 
 def test_two_changes_to_one_path_in_one_report_are_both_kept(rt, dev, device):
-    kit.put(rt, "alice", "one.txt", b"one")
-    kit.put(rt, "alice", "two.txt", b"two")
+    seed.put(rt, "alice", "one.txt", b"one")
+    seed.put(rt, "alice", "two.txt", b"two")
     results = report(
         dev, {"op": "put", "path": "a.txt", "sha256": sha256(b"one"), "size": 3, "mtime": 1,
               "base_rev": None},
@@ -105,7 +105,9 @@ def versions(rt, clock, path, moments):
     shas = []
     for i, moment in enumerate(moments):
         at(rt, clock, moment)
-        shas.append(kit.put(rt, "alice", path, f"version {i} of {path}".encode()))
+        data = f"version {i} of {path}".encode()
+        seed.put(rt, "alice", path, data)
+        shas.append(sha256(data))
     return shas
 
 
@@ -162,7 +164,7 @@ def test_a_version_counts_its_age_from_when_it_was_replaced(rt, clock):
 def test_a_deleted_file_leaves_the_trash_on_time(rt, clock):
     versions(rt, clock, "a.txt", [0])
     at(rt, clock, 10 * DAY)
-    kit.delete(rt, "alice", "a.txt")
+    seed.delete(rt, "alice", "a.txt")
     at(rt, clock, 10 * DAY + 30 * DAY - 1)
     expire(rt)
     assert [r[1] for r in revisions("a.txt")] == ["put", "delete"]
@@ -189,7 +191,7 @@ def test_history_days_0_keeps_only_the_heads(rt, clock, monkeypatch):
     monkeypatch.setattr(rt, "config", dataclasses.replace(rt.config, history_days=0))
     shas = versions(rt, clock, "a.txt", [0, 60])
     versions(rt, clock, "b.txt", [120])
-    kit.delete(rt, "alice", "b.txt")
+    seed.delete(rt, "alice", "b.txt")
     expire(rt)
     assert kept_shas("a.txt") == [shas[1]]
     assert revisions("b.txt") == []
@@ -210,12 +212,12 @@ def test_content_of_a_kept_revision_is_never_collected(rt, clock):
     at(rt, clock, DAY + 30 * DAY)
     janitor.run_once(rt)
     assert not blob_exists(rt, old) and blob_exists(rt, new)
-    assert kit.run_check(rt.config)[0] == 0
+    assert seed.run_check(rt.config)[0] == 0
 
 
 def test_content_another_entry_still_names_survives_its_revisions(rt, clock):
     old, _ = versions(rt, clock, "a.txt", [0, 60])
-    kit.put(rt, "alice", "copy.txt", b"version 0 of a.txt")
+    seed.put(rt, "alice", "copy.txt", b"version 0 of a.txt")
     at(rt, clock, 31 * DAY)
     janitor.run_once(rt)
     assert kept_shas("a.txt")[0] != old and blob_exists(rt, old)
@@ -230,12 +232,12 @@ def test_history_days_0_collects_old_content_as_version_1_did(rt, clock, monkeyp
 
 def test_backups_carry_the_history_and_check_verifies_it(rt, clock, tmp_path):
     old, new = versions(rt, clock, "a.txt", [0, 60])
-    dest = kit.config_for(tmp_path / "backup")
+    dest = seed.config_for(tmp_path / "backup")
     backup.backup(rt.config, dest.data_dir)
     assert blob_exists(dest, old) and blob_exists(dest, new)
-    assert kit.run_check(dest)[0] == 0
+    assert seed.run_check(dest)[0] == 0
     os.unlink(blobs.blob_path(rt.config, old))
-    count, lines = kit.run_check(rt.config)
+    count, lines = seed.run_check(rt.config)
     assert count == 1
     assert (f"PROBLEM blob {old} named in blobs, revisions is missing; "
             "used by alice: a.txt (an older version)") in lines
@@ -259,7 +261,7 @@ def test_a_version_1_data_directory_is_brought_forward(v1_dir, clock):
                           "ORDER BY rev").fetchall()
     assert before.execute("PRAGMA user_version").fetchone() == (1,)
     before.close()
-    config = kit.config_for(v1_dir)
+    config = seed.config_for(v1_dir)
     rt = open_runtime(config, clock=clock, idgen=Ids())
     with database.connection_context():
         assert database.execute_sql("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
@@ -270,10 +272,10 @@ def test_a_version_1_data_directory_is_brought_forward(v1_dir, clock):
         assert database.execute_sql("SELECT COUNT(*) FROM revisions").fetchone() == (len(live),)
     assert heads == live and len(live) == 4
     assert os.path.exists(config.path("sync.sqlite3.v1.bak"))
-    assert kit.run_check(config)[0] == 0
+    assert seed.run_check(config)[0] == 0
     # The next change replaces the migrated head and keeps it.
     path, old_sha = live[0][2], live[0][3]
-    kit.put(rt, "alice", path, b"after the upgrade")
+    seed.put(rt, "alice", path, b"after the upgrade")
     assert [r[2] for r in revisions(path)] == [old_sha, sha256(b"after the upgrade")]
 
 
@@ -282,7 +284,8 @@ def test_a_revision_replaced_in_the_second_of_a_pass_is_seen_by_the_next(rt, clo
     monkeypatch.setattr(rt, "config", dataclasses.replace(rt.config, history_days=0))
     versions(rt, clock, "a.txt", [0])
     expire(rt)
-    new = kit.put(rt, "alice", "a.txt", b"new")  # the same second, after the pass
+    seed.put(rt, "alice", "a.txt", b"new")  # the same second, after the pass
+    new = sha256(b"new")
     at(rt, clock, 1)
     assert expire(rt) == 1
     assert kept_shas("a.txt") == [new]
@@ -290,11 +293,11 @@ def test_a_revision_replaced_in_the_second_of_a_pass_is_seen_by_the_next(rt, clo
 
 def test_check_finds_a_current_version_missing_from_the_history(rt, clock):
     versions(rt, clock, "a.txt", [0])
-    count, lines = kit.run_check(rt.config)
+    count, lines = seed.run_check(rt.config)
     assert count == 0 and "history: 1 revision(s) kept" in lines
     with database.connection_context():
         database.execute_sql("DELETE FROM revisions")
-    count, lines = kit.run_check(rt.config)
+    count, lines = seed.run_check(rt.config)
     assert count == 1
     assert "PROBLEM history: the current version of alice's 'a.txt' (rev 1) is missing " \
            "from its history (a restore or rewind cannot bring it back)" in lines

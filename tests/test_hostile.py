@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 from sync import auth
 
-from .state import assert_4xx, rejected_unchanged, snapshot
+from .helpers import (
+    CHUNK,
+    assert_4xx,
+    rejected_unchanged,
+    sha256,
+    snapshot,
+    upload,
+)
 
 FUZZ = settings(max_examples=25, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -459,31 +466,6 @@ def test_a_rejected_path_with_a_lone_surrogate_is_echoed_not_a_500(rt, dev, seen
 
 # -- uploads and downloads -------------------------------------------------------
 
-CHUNK = 256 * 1024
-
-
-def _digest(data):
-    import base64
-    import hashlib
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
-
-
-def _sha(data):
-    import hashlib
-    return hashlib.sha256(data).hexdigest()
-
-
-def _upload(dev, path, data, **extra):
-    body = dict({"path": path, "size": len(data), "sha256": _sha(data), "base_rev": None,
-                 "chunk_size": CHUNK}, **extra)
-    session = dev.post("/upload", body).json
-    for index in range(session["chunk_count"]):
-        if index not in session["received"]:
-            dev.put(f"/upload/{session['id']}/chunks/{index}",
-                    raw=data[index * CHUNK:(index + 1) * CHUNK])
-    return dev.post(f"/upload/{session['id']}/complete").json
-
-
 class Stock(dict):
     """The stocked library; a short repr keeps Hypothesis' reports readable."""
 
@@ -496,10 +478,11 @@ def stocked(dev, seen):
     """Alice's library holds ``docs/a.txt`` (300 KiB, two chunks) and an open
     session for ``docs/b.bin`` with chunk 0 of 2 received."""
     data = bytes(range(256)) * 1200
-    assert _upload(dev, "docs/a.txt", data)["status"] == "applied"
+    assert upload(dev, "docs/a.txt", data)["status"] == "applied"
     other = data[::-1]
-    session = dev.post("/upload", {"path": "docs/b.bin", "size": len(other), "sha256": _sha(other),
-                                   "base_rev": None, "chunk_size": CHUNK}).json
+    session = dev.post("/upload", {"path": "docs/b.bin", "size": len(other),
+                                   "sha256": sha256(other), "base_rev": None,
+                                   "chunk_size": CHUNK}).json
     dev.put(f"/upload/{session['id']}/chunks/0", raw=other[:CHUNK])
     return Stock(data=data, session=session, other=other)
 
@@ -651,11 +634,11 @@ def test_any_range_header_answers_the_right_bytes_or_416(rt, dev, stocked, range
 def test_download_of_a_file_with_an_extreme_mtime_is_not_a_500(rt, dev, stocked, mtime):
     """Any integer mtime is accepted, so Last-Modified must be written for it."""
     data = b"mtime %d" % mtime
-    assert _upload(dev, f"m/{mtime}.txt", data, mtime=mtime)["status"] == "applied"
+    assert upload(dev, f"m/{mtime}.txt", data, mtime=mtime)["status"] == "applied"
     for method in ("GET", "HEAD"):
         resp = send(dev, method, f"/download/m/{mtime}.txt")
         assert resp.status_int == 200, resp.status
-    assert resp.headers["ETag"] == f'"{_sha(data)}"'
+    assert resp.headers["ETag"] == f'"{sha256(data)}"'
 
 
 def test_nfc_and_nfd_spellings_name_one_file(rt, dev, seen):
@@ -667,10 +650,10 @@ def test_nfc_and_nfd_spellings_name_one_file(rt, dev, seen):
     mixed = nfc.split("/")[0] + "/" + nfd.split("/")[1]
     assert len({nfd, nfc, mixed}) == 3
     data = b"one file, three spellings"
-    applied = _upload(dev, nfd, data)
+    applied = upload(dev, nfd, data)
     assert applied["status"] == "applied"
     assert [c["path"] for c in dev.get("/changes").json["changes"]] == [nfc]
-    item = {"op": "put", "path": mixed, "sha256": _sha(data), "size": len(data), "mtime": 0,
+    item = {"op": "put", "path": mixed, "sha256": sha256(data), "size": len(data), "mtime": 0,
             "base_rev": None}
     assert dev.post("/report", {"changes": [item]}).json["results"][0]["status"] == "unchanged"
     for spelling in (nfd, nfc, mixed):
@@ -707,9 +690,9 @@ def test_keep_both_beside_a_path_near_the_length_limit_is_not_a_500(rt, dev, see
     path = "/".join(["d" * 250] * 16) + "/file.txt"
     assert 4000 < len(path.encode()) <= 4096
     first, second = b"first version", b"second version"
-    assert _upload(dev, path, first)["status"] == "applied"
-    assert _upload(dev, "elsewhere.txt", second)["status"] == "applied"
-    item = {"op": "put", "path": path, "sha256": _sha(second), "size": len(second),
+    assert upload(dev, path, first)["status"] == "applied"
+    assert upload(dev, "elsewhere.txt", second)["status"] == "applied"
+    item = {"op": "put", "path": path, "sha256": sha256(second), "size": len(second),
             "mtime": 0, "base_rev": None}
     result = dev.post("/report", {"changes": [item]}).json["results"][0]
     assert result["status"] == "conflict"
@@ -776,7 +759,7 @@ def test_deleting_a_device_while_its_upload_completes_is_404_not_500(rt, api, de
 
     from sync import blobs
     data = b"z" * (CHUNK + 10)
-    session = dev.post("/upload", {"path": "late.bin", "size": len(data), "sha256": _sha(data),
+    session = dev.post("/upload", {"path": "late.bin", "size": len(data), "sha256": sha256(data),
                                    "base_rev": None, "chunk_size": CHUNK}).json
     for index in range(2):
         dev.put(f"/upload/{session['id']}/chunks/{index}",

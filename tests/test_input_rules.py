@@ -11,13 +11,10 @@ import jwt
 import pytest
 
 from sync import auth
-from sync.config import ConfigError, Config
+from sync.config import Config, ConfigError
 from sync.wsgi import open_runtime
 
-from .helpers import Api, assert_error
-from .state import rejected_unchanged, snapshot
-from .test_download import stored, data  # noqa: F401 (fixtures)
-from .test_uploads import start
+from .helpers import Api, assert_error, rejected_unchanged, snapshot, start_upload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NFC = unicodedata.normalize("NFC", "alicé")
@@ -111,7 +108,7 @@ def test_separators_and_bidi_controls_in_a_path_are_refused(rt, dev, char):
         {"op": "delete", "path": path, "base_rev": None}]})
     assert resp.json["results"][0]["status"] == "rejected"
     assert snapshot(rt.config) == before
-    resp = rejected_unchanged(rt, lambda: start(dev, path, b"x", status=400))
+    resp = rejected_unchanged(rt, lambda: start_upload(dev, path, b"x", status=400))
     assert_error(resp, 400, "path_invalid")
 
 

@@ -7,7 +7,7 @@ of another user is invisible (404).
 
 import pytest
 
-from .state import rejected_unchanged
+from .helpers import CHUNK, rejected_unchanged, sha256
 
 
 @pytest.fixture
@@ -42,19 +42,12 @@ def test_another_users_device_cannot_be_acted_for(rt, alice, mallory):
     """Bob's user token with Alice's device id in X-Device-Id: 403."""
     bob_as_alice = mallory["user"].as_(mallory["user"].token, alice["device"]["id"])
     for method, path, body in [("GET", "/changes", None), ("POST", "/ack", {"cursor": "x"}),
-                               ("POST", "/report", {"changes": [{"op": "delete", "path": "a", "base_rev": None}]}),
+                               ("POST", "/report", {"changes": [
+                                   {"op": "delete", "path": "a", "base_rev": None}]}),
                                ("POST", "/upload", {"path": "a", "size": 0})]:
         resp = rejected_unchanged(rt, lambda: bob_as_alice.request(method, path, body, status="*"))
         if resp.status_int != 405:
             assert resp.status_int == 403, (method, path, resp.json)
-
-
-CHUNK = 256 * 1024
-
-
-def _sha(data):
-    import hashlib
-    return hashlib.sha256(data).hexdigest()
 
 
 def user_rows(rt, name):
@@ -83,7 +76,7 @@ def library(alice, dev):
     """Alice's library: a file, a conflict, an acked cursor and an open upload."""
     data = b"alice's secret diary " * 20000
     session = dev.post("/upload", {"path": "diary/2026.txt", "size": len(data),
-                                   "sha256": _sha(data), "base_rev": None,
+                                   "sha256": sha256(data), "base_rev": None,
                                    "chunk_size": CHUNK}).json
     for index in range(session["chunk_count"]):
         dev.put(f"/upload/{session['id']}/chunks/{index}",
@@ -96,11 +89,11 @@ def library(alice, dev):
     dev.post("/ack", {"cursor": feed["cursor"]})
     other = data[::-1]
     open_session = dev.post("/upload", {"path": "diary/draft.txt", "size": len(other),
-                                        "sha256": _sha(other), "base_rev": None,
+                                        "sha256": sha256(other), "base_rev": None,
                                         "chunk_size": CHUNK}).json
     dev.put(f"/upload/{open_session['id']}/chunks/0", raw=other[:CHUNK])
     return {"data": data, "rev": rev, "conflict": conflict, "cursor": feed["cursor"],
-            "upload": session["id"], "open": open_session["id"], "sha": _sha(data)}
+            "upload": session["id"], "open": open_session["id"], "sha": sha256(data)}
 
 
 def test_another_user_sees_and_changes_nothing_of_the_library(rt, alice, library, mallory):
@@ -163,7 +156,7 @@ def test_writes_by_another_user_to_the_same_paths_stay_in_his_library(rt, alice,
     assert results[1]["status"] == "conflict"
     data = b"bob's own file"
     session = bob.post("/upload", {"path": "diary/2026.txt", "size": len(data),
-                                   "sha256": _sha(data), "base_rev": library["rev"]}).json
+                                   "sha256": sha256(data), "base_rev": library["rev"]}).json
     bob.put(f"/upload/{session['id']}/chunks/0", raw=data)
     assert bob.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
     assert bob.get("/download/diary/2026.txt").body == data

@@ -48,9 +48,9 @@ def test_the_page_caches_of_all_server_threads_stay_small():
     """Each thread keeps its connection and its SQLite page cache; so do the
     threads kept for waiting requests, which may serve any request between
     two waits (a waiting thread gives its cache back while it sleeps)."""
-    from sync.httpserver import live_adjustments
     from sync.config import Config
     from sync.db import PRAGMAS
+    from sync.httpserver import live_adjustments
     cache_kib = -dict(PRAGMAS)["cache_size"]
     threads = live_adjustments(Config.build())["threads"]
     assert cache_kib * 1024 * (threads + 1) <= 64 * 1024 * 1024

@@ -10,25 +10,7 @@ from sync import migrations
 from sync.db import SCHEMA_VERSION, SchemaError, database, init_db
 from sync.migrations import Step, sql
 
-
-V1_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "schema-v1.sql")
-
-
-def oldest(tmp_path):
-    """A database at the oldest schema (1, as version 1 of the server wrote
-    it), with a user and a device in it."""
-    path = str(tmp_path / "sync.sqlite3")
-    conn = sqlite3.connect(path, isolation_level=None)
-    with open(V1_SCHEMA, encoding="utf-8") as f:
-        conn.executescript(f.read())
-    conn.execute("PRAGMA journal_mode = wal")
-    conn.execute("PRAGMA user_version = 1")
-    conn.execute("INSERT INTO meta (key, value) VALUES ('db_id', 'feedc0de'), ('rev', '0')")
-    conn.execute("INSERT INTO users (name, created_at) VALUES ('alice', 'x')")
-    conn.execute("INSERT INTO devices (id, user_id, name, created_at) "
-                 "VALUES ('d1', 1, 'Kobo', 'x')")
-    conn.close()
-    return path
+from .seed import oldest
 
 
 def read(path, query):

@@ -4,6 +4,7 @@ checker that guards the whole suite catches what it should."""
 
 import importlib.util
 import json
+import os
 import re
 
 import pytest
@@ -209,3 +210,14 @@ def test_error_schema_names_every_documented_code():
             for part in schema.get("allOf", []):
                 used.update(part.get("properties", {}).get("code", {}).get("enum", []))
     assert listed == used
+
+
+def test_the_document_version_is_the_package_version():
+    import configparser
+
+    import sync
+    assert document()["info"]["version"] == sync.__version__
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "setup.cfg"))
+    assert setup["metadata"]["version"] == "attr: sync.__version__"

@@ -15,9 +15,8 @@ from sync import auth
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
-from . import kit
-from .helpers import Api
-from .test_uploads import start, upload
+from . import seed
+from .helpers import Api, start_upload, upload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,7 +52,7 @@ def test_a_new_data_directory_is_private_under_an_open_umask(tmp_path, open_umas
     device = api.post("/devices", {"name": "Laptop"}).json
     # A blob and its folder, the WAL, and a spool file still open.
     upload(api.as_(device["token"]), "books/a.txt", b"some bytes")
-    start(api.as_(device["token"]), "books/b.txt", b"other bytes")
+    start_upload(api.as_(device["token"]), "books/b.txt", b"other bytes")
     found = modes(config.data_dir)
     assert found["."] == 0o700
     for name in ("sync.sqlite3", "sync.sqlite3-wal", "sync.sqlite3-shm", "secret.key"):
@@ -77,9 +76,9 @@ def test_the_server_makes_everything_private_under_an_open_umask(tmp_path):
 
 def test_existing_files_others_could_read_are_tightened_at_start(tmp_path, open_umask, caplog):
     data = tmp_path / "data"
-    config = kit.config_for(data)
+    config = seed.config_for(data)
     rt = open_runtime(config)
-    kit.put(rt, "alice", "books/a.txt", b"some bytes")  # a blob file 0644
+    seed.put(rt, "alice", "books/a.txt", b"some bytes")  # a blob file 0644
     # As an older version left it: no mark that the blob files were checked.
     con = sqlite3.connect(data / "sync.sqlite3")
     with con:

@@ -3,8 +3,8 @@ clashes, per-item rejection, and malformed bodies that change nothing."""
 
 import pytest
 
+from . import seed
 from .helpers import assert_error, sha256
-from .libhelpers import hold
 
 ONE, TWO, THREE = b"one", b"two", b"three"
 
@@ -32,7 +32,7 @@ def test_put_of_unknown_content_needs_an_upload(dev):
 
 
 def test_instant_upload_of_held_content(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     [result] = results(dev, put("copy/a.txt", ONE, mtime=1234))
     assert result == {"path": "copy/a.txt", "status": "applied", "rev": 2}
     change = feed(dev)[-1]
@@ -41,14 +41,14 @@ def test_instant_upload_of_held_content(rt, dev, device):
 
 
 def test_put_with_matching_base_rev_of_held_content_is_applied(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "b.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "b.txt", TWO)
     assert results(dev, put("a.txt", TWO, base_rev=1)) == [
         {"path": "a.txt", "status": "applied", "rev": 3}]
 
 
 def test_same_content_is_unchanged_whatever_the_base_rev(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     assert results(dev, put("a.txt", ONE, base_rev=None), put("a.txt", ONE, base_rev=1),
                    put("a.txt", ONE, base_rev=7, mtime=5)) == [
         {"path": "a.txt", "status": "unchanged", "rev": 1}] * 3
@@ -56,9 +56,9 @@ def test_same_content_is_unchanged_whatever_the_base_rev(rt, dev, device):
 
 
 def test_stale_put_of_held_content_is_modify_modify(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "a.txt", TWO, base_rev=1, rt=rt)
-    hold(device, "b.txt", THREE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "a.txt", TWO, base_rev=1)
+    seed.put(rt, device, "b.txt", THREE)
     [result] = results(dev, put("a.txt", THREE, base_rev=1, mtime=99))
     assert result["status"] == "conflict" and result["rev"] == 2
     [conflict] = api.get("/conflicts").json["conflicts"]
@@ -72,23 +72,23 @@ def test_stale_put_of_held_content_is_modify_modify(rt, api, dev, device):
 
 
 def test_stale_put_of_unknown_content_needs_an_upload(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "a.txt", TWO, base_rev=1, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "a.txt", TWO, base_rev=1)
     assert results(dev, put("a.txt", b"new", base_rev=1)) == [
         {"path": "a.txt", "status": "upload_required"}]
     assert api.get("/conflicts").json["conflicts"] == []
 
 
 def test_creating_an_existing_path_is_a_conflict(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "b.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "b.txt", TWO)
     [result] = results(dev, put("a.txt", TWO, base_rev=None))
     assert result["status"] == "conflict"
 
 
 def test_retried_conflict_is_recorded_once(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "b.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "b.txt", TWO)
     first = results(dev, put("a.txt", TWO, base_rev=None))[0]
     again = results(dev, put("a.txt", TWO, base_rev=None))[0]
     assert first["conflict_id"] == again["conflict_id"]
@@ -96,8 +96,8 @@ def test_retried_conflict_is_recorded_once(rt, api, dev, device):
 
 
 def test_edit_beats_a_concurrent_delete(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "b.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "b.txt", TWO)
     assert results(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})[0]["status"] == "applied"
     [result] = results(dev, put("a.txt", TWO, base_rev=1))
     assert result == {"path": "a.txt", "status": "applied", "rev": 4}
@@ -105,12 +105,12 @@ def test_edit_beats_a_concurrent_delete(rt, dev, device):
 
 
 def test_put_with_a_base_rev_on_a_path_never_seen_is_applied(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     assert results(dev, put("new.txt", ONE, base_rev=42))[0]["status"] == "applied"
 
 
 def test_delete(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     assert results(dev, {"op": "delete", "path": "a.txt", "base_rev": 1}) == [
         {"path": "a.txt", "status": "applied", "rev": 2}]
     assert feed(dev) == [{"path": "a.txt", "op": "delete", "rev": 2, "size": None,
@@ -118,7 +118,7 @@ def test_delete(rt, dev, device):
 
 
 def test_delete_of_a_deleted_or_unknown_path_is_unchanged(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     results(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})
     assert results(dev, {"op": "delete", "path": "a.txt", "base_rev": 1},
                    {"op": "delete", "path": "never.txt", "base_rev": None}) == [
@@ -127,8 +127,8 @@ def test_delete_of_a_deleted_or_unknown_path_is_unchanged(rt, dev, device):
 
 
 def test_stale_delete_is_delete_modify_and_the_edit_stays(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "a.txt", TWO, base_rev=1, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "a.txt", TWO, base_rev=1)
     [result] = results(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})
     assert result["status"] == "conflict" and result["rev"] == 2
     [conflict] = api.get("/conflicts").json["conflicts"]
@@ -138,7 +138,7 @@ def test_stale_delete_is_delete_modify_and_the_edit_stays(rt, api, dev, device):
 
 
 def test_move(rt, dev, device):
-    hold(device, "a.txt", ONE, mtime=77, rt=rt)
+    seed.put(rt, device, "a.txt", ONE, mtime=77)
     assert results(dev, {"op": "move", "path": "a.txt", "to": "dir/b.txt", "base_rev": 1}) == [
         {"path": "a.txt", "status": "applied", "rev": 3}]
     assert feed(dev) == [
@@ -149,7 +149,7 @@ def test_move(rt, dev, device):
 
 
 def test_case_only_rename_by_move_is_applied(rt, dev, device):
-    hold(device, "readme.txt", ONE, rt=rt)
+    seed.put(rt, device, "readme.txt", ONE)
     [result] = results(dev, {"op": "move", "path": "readme.txt", "to": "README.txt",
                              "base_rev": 1})
     assert result["status"] == "applied"
@@ -158,16 +158,16 @@ def test_case_only_rename_by_move_is_applied(rt, dev, device):
 
 
 def test_put_after_a_move_clears_moved_from(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "x.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "x.txt", TWO)
     results(dev, {"op": "move", "path": "a.txt", "to": "b.txt", "base_rev": 1})
     results(dev, put("b.txt", TWO, base_rev=4))
     assert "moved_from" not in feed(dev)[-1]
 
 
 def test_move_of_a_changed_source_is_a_move_conflict(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "a.txt", TWO, base_rev=1, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "a.txt", TWO, base_rev=1)
     [result] = results(dev, {"op": "move", "path": "a.txt", "to": "b.txt", "base_rev": 1})
     assert result["status"] == "conflict" and result["rev"] == 2
     [conflict] = api.get("/conflicts").json["conflicts"]
@@ -178,7 +178,7 @@ def test_move_of_a_changed_source_is_a_move_conflict(rt, api, dev, device):
 
 
 def test_move_of_a_deleted_source_is_a_move_conflict(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     results(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})
     [result] = results(dev, {"op": "move", "path": "a.txt", "to": "b.txt", "base_rev": 1})
     assert result["status"] == "conflict" and "rev" not in result
@@ -186,8 +186,8 @@ def test_move_of_a_deleted_source_is_a_move_conflict(rt, api, dev, device):
 
 
 def test_move_onto_a_live_target_is_a_move_conflict(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "b.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "b.txt", TWO)
     [result] = results(dev, {"op": "move", "path": "a.txt", "to": "b.txt", "base_rev": 1})
     assert result["status"] == "conflict"
     [conflict] = api.get("/conflicts").json["conflicts"]
@@ -196,8 +196,8 @@ def test_move_onto_a_live_target_is_a_move_conflict(rt, api, dev, device):
 
 
 def test_move_onto_a_case_variant_of_another_file_is_case_clash(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
-    hold(device, "B.txt", TWO, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
+    seed.put(rt, device, "B.txt", TWO)
     [result] = results(dev, {"op": "move", "path": "a.txt", "to": "b.txt", "base_rev": 1})
     assert result["status"] == "conflict"
     [conflict] = api.get("/conflicts").json["conflicts"]
@@ -207,8 +207,8 @@ def test_move_onto_a_case_variant_of_another_file_is_case_clash(rt, api, dev, de
 
 @pytest.mark.parametrize("new", ["DUNE.epub", "dune.EPUB", "Dune.Epub"])
 def test_put_differing_only_by_case_is_case_clash(rt, api, dev, device, new):
-    hold(device, "Dune.epub", ONE, rt=rt)
-    hold(device, "x", TWO, rt=rt)
+    seed.put(rt, device, "Dune.epub", ONE)
+    seed.put(rt, device, "x", TWO)
     [result] = results(dev, put(new, TWO))
     assert result["status"] == "conflict" and "rev" not in result
     [conflict] = api.get("/conflicts").json["conflicts"]
@@ -218,27 +218,27 @@ def test_put_differing_only_by_case_is_case_clash(rt, api, dev, device, new):
 
 
 def test_case_clash_uses_unicode_case_folding(rt, api, dev, device):
-    hold(device, "straße.txt", ONE, rt=rt)
-    hold(device, "x", TWO, rt=rt)
+    seed.put(rt, device, "straße.txt", ONE)
+    seed.put(rt, device, "x", TWO)
     assert results(dev, put("STRASSE.txt", TWO))[0]["status"] == "conflict"
 
 
 def test_recreating_a_deleted_case_variant_is_no_clash(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     results(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})
     assert results(dev, put("A.txt", ONE))[0]["status"] == "upload_required"
-    hold(device, "x", TWO, rt=rt)
+    seed.put(rt, device, "x", TWO)
     assert results(dev, put("A.txt", TWO))[0]["status"] == "applied"
 
 
 def test_paths_are_normalized_to_nfc(rt, dev, device):
-    hold(device, "caf\u00e9.txt", ONE, rt=rt)
+    seed.put(rt, device, "caf\u00e9.txt", ONE)
     assert results(dev, put("cafe\u0301.txt", ONE)) == [
         {"path": "caf\u00e9.txt", "status": "unchanged", "rev": 1}]
 
 
 def test_items_apply_in_order_within_one_report(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     got = results(dev, put("b.txt", ONE), {"op": "delete", "path": "b.txt", "base_rev": 2},
                   put("b.txt", ONE), {"op": "move", "path": "b.txt", "to": "c.txt",
                                       "base_rev": 4})
@@ -289,7 +289,7 @@ BAD_ITEMS = [
 
 @pytest.mark.parametrize("item,why", BAD_ITEMS)
 def test_invalid_item_is_rejected_and_others_still_run(rt, dev, device, item, why):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     got = results(dev, item, put("b.txt", ONE))
     assert got[0]["status"] == "rejected" and why in got[0]["error"]
     assert set(got[0]) <= {"path", "status", "error"}
@@ -298,13 +298,13 @@ def test_invalid_item_is_rejected_and_others_still_run(rt, dev, device, item, wh
 
 
 def test_sha256_in_upper_case_is_the_same_content(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     item = dict(put("a.txt", ONE), sha256=sha256(ONE).upper())
     assert results(dev, item) == [{"path": "a.txt", "status": "unchanged", "rev": 1}]
 
 
 def test_put_whose_size_contradicts_held_content_is_rejected(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     [result] = results(dev, put("b.txt", ONE, size=10))
     assert result["status"] == "rejected" and "3 bytes" in result["error"]
     assert len(feed(dev)) == 1
@@ -314,13 +314,13 @@ def test_put_whose_size_contradicts_held_content_is_rejected(rt, dev, device):
     {}, {"changes": None}, {"changes": {}}, {"changes": "x"}, {"changes": []},
     {"changes": [{"op": "delete", "path": "a.txt", "base_rev": 1}] * 1001}])
 def test_malformed_report_is_400_and_applies_nothing(rt, dev, device, body):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     assert_error(dev.post("/report", body, status=400), 400, "body_invalid")
     assert feed(dev)[0]["op"] == "put"
 
 
 def test_report_of_1000_items_is_accepted(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     got = results(dev, *[put(f"d/{i}.txt", ONE) for i in range(1000)])
     assert {r["status"] for r in got} == {"applied"}
     assert [r["rev"] for r in got] == list(range(2, 1002))
@@ -333,7 +333,7 @@ def test_report_not_json_is_400(dev, raw):
 
 
 def test_report_needs_a_device(rt, api, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     resp = api.post("/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": 1}]},
                     status=400)
     assert_error(resp, 400, "device_required")
@@ -341,7 +341,7 @@ def test_report_needs_a_device(rt, api, dev, device):
 
 
 def test_report_for_another_users_device_is_403(rt, bob, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     resp = bob.as_(bob.token, device_id=device["id"]).post(
         "/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": 1}]}, status=403)
     assert_error(resp, 403, "forbidden")
@@ -349,13 +349,13 @@ def test_report_for_another_users_device_is_403(rt, bob, dev, device):
 
 
 def test_report_with_user_token_and_device_header(rt, api, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     as_device = api.as_(api.token, device_id=device["id"])
     assert results(as_device, put("b.txt", ONE))[0]["status"] == "applied"
 
 
 def test_libraries_are_isolated(rt, api, dev, device, bob):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     phone = bob.post("/devices", {"name": "Phone"}).json
     bob_dev = bob.as_(phone["token"])
     assert results(bob_dev, put("a.txt", ONE)) == [{"path": "a.txt", "status": "upload_required"}]
@@ -367,13 +367,13 @@ def test_libraries_are_isolated(rt, api, dev, device, bob):
 
 def test_content_of_another_user_is_not_held(rt, api, dev, device, bob):
     phone = bob.post("/devices", {"name": "Phone"}).json
-    hold(phone, "secret.txt", ONE, rt=rt)
+    seed.put(rt, phone, "secret.txt", ONE)
     assert results(dev, put("guess.txt", ONE)) == [
         {"path": "guess.txt", "status": "upload_required"}]
 
 
 def test_report_under_the_alias_prefix(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     alias = dev.as_(dev.token, prefix="/api/sync")
     assert results(alias, put("b.txt", ONE))[0]["status"] == "applied"
 
@@ -393,7 +393,7 @@ def test_every_control_character_is_rejected(dev):
 
 
 def test_path_with_a_lone_surrogate_is_rejected_without_echo(rt, dev, device):
-    hold(device, "a.txt", ONE, rt=rt)
+    seed.put(rt, device, "a.txt", ONE)
     raw = ('{"changes": [{"op": "delete", "path": "a\\ud800b", "base_rev": null}, '
            '{"op": "move", "path": "a.txt", "to": "\\udfff", "base_rev": 1}]}')
     got = dev.post("/report", raw=raw.encode(), content_type="application/json").json

@@ -14,7 +14,7 @@ import pytest
 from sync import datadir
 from sync.wsgi import open_runtime
 
-from . import kit
+from . import seed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,7 +44,7 @@ def refused(result, *words):
 def initialised(tmp_path):
     """A data directory as a first start leaves it (database, secret key)."""
     data = tmp_path / "data"
-    open_runtime(kit.config_for(data))
+    open_runtime(seed.config_for(data))
     return data
 
 
@@ -97,7 +97,7 @@ def test_secret_file_others_can_read(tmp_path):
 
 def test_another_server_on_the_same_data_dir(tmp_path):
     data = initialised(tmp_path)
-    lock = datadir.lock_data_dir(kit.config_for(data))
+    lock = datadir.lock_data_dir(seed.config_for(data))
     try:
         refused(start(data), f"pid {os.getpid()}", "stop it first")
     finally:

@@ -3,7 +3,6 @@ chunks, completion, cancellation, expiry, quota and the disk."""
 
 import base64
 import dataclasses
-import hashlib
 import io
 import os
 import resource
@@ -11,56 +10,24 @@ import signal
 import threading
 
 import pytest
-import webtest
 
 from sync import auth, blobs, errors, history, janitor, uploads
-from sync.config import Config
 from sync.db import database
-from sync.wsgi import create_app, open_runtime
 
-from .conftest import Ids
-from .helpers import Api, assert_error, sha256
+from .helpers import (
+    CHUNK,
+    Api,
+    assert_error,
+    content,
+    digest_header,
+    other_app,
+    send_chunk,
+    sha256,
+    start_upload,
+    upload,
+)
 
-KIB = 1024
-CHUNK = 256 * KIB
 DAY = 24 * 3600
-
-
-def content(size, seed=1):
-    """Deterministic bytes that differ from chunk to chunk."""
-    block = hashlib.sha256(str(seed).encode()).digest() * (KIB // 32)
-    out = bytearray()
-    i = 0
-    while len(out) < size:
-        out += block[:1000] + i.to_bytes(4, "big")
-        i += 1
-    return bytes(out[:size])
-
-
-def start(dev, path, data, status=200, **extra):
-    body = {"path": path, "size": len(data), "sha256": sha256(data), "base_rev": None,
-            "chunk_size": CHUNK}
-    body.update(extra)
-    return dev.post("/upload", body, status=status)
-
-
-def send(dev, upload_id, index, data, chunk_size=CHUNK, status=200, headers=None):
-    piece = data[index * chunk_size:(index + 1) * chunk_size]
-    return dev.put(f"/upload/{upload_id}/chunks/{index}", raw=piece, status=status,
-                   headers=headers)
-
-
-def upload(dev, path, data, **extra):
-    """A whole upload; returns complete's answer."""
-    session = start(dev, path, data, **extra).json
-    for index in range(session["chunk_count"]):
-        if index not in session["received"]:
-            send(dev, session["id"], index, data, session["chunk_size"])
-    return dev.post(f"/upload/{session['id']}/complete").json
-
-
-def digest_header(data):
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
 
 
 def spool_files(rt):
@@ -78,15 +45,6 @@ def sweep(rt):
     return {"uploads": result["uploads"], "blobs": result["blobs"]}
 
 
-def other_app(tmp_path, clock, **settings):
-    """An app over its own data directory with extra settings."""
-    config = Config.build(data_dir=str(tmp_path / "other"), access_log=False, **settings)
-    rt = open_runtime(config, clock=clock, idgen=Ids())
-    api = Api(webtest.TestApp(create_app(rt)), auth.issue_user_token(rt, "alice"))
-    device = api.post("/devices", {"name": "Laptop"}).json
-    return rt, api.as_(device["token"])
-
-
 # Creating a session
 
 
@@ -102,7 +60,7 @@ def test_create_answers_the_session_and_reserves_the_spool_file(rt, dev, clock):
     assert session["received"] == []
     assert session["state"] == "open"
     assert session["expires_at"] == "2026-11-28T00:00:00Z"
-    assert session["id"] == f"{session['id']}" and all(c in "0123456789abcdef" for c in session["id"])
+    assert all(c in "0123456789abcdef" for c in session["id"])
     spool = rt.config.path("spool", session["id"])
     assert os.path.getsize(spool) == len(data)
 
@@ -171,7 +129,7 @@ def test_chunk_size_is_capped_by_max_chunk_size(tmp_path, clock):
 
 
 def test_every_upload_call_needs_a_device(api, dev):
-    session = start(dev, "a.txt", b"hello").json
+    session = start_upload(dev, "a.txt", b"hello").json
     assert_error(api.post("/upload", GOOD, status=400), 400, "device_required")
     for method, path in [("GET", f"/upload/{session['id']}"),
                          ("PUT", f"/upload/{session['id']}/chunks/0"),
@@ -183,7 +141,7 @@ def test_every_upload_call_needs_a_device(api, dev):
 
 def test_user_token_with_x_device_id_acts_for_that_device(api, device):
     as_device = api.as_(api.token, device_id=device["id"])
-    session = start(as_device, "a.txt", b"hi").json
+    session = start_upload(as_device, "a.txt", b"hi").json
     assert session["device_id"] == device["id"]
 
 
@@ -192,9 +150,9 @@ def test_user_token_with_x_device_id_acts_for_that_device(api, device):
 
 def test_chunks_in_any_order_then_complete_gives_the_library_the_bytes(rt, dev):
     data = content(CHUNK * 3 + 100)
-    session = start(dev, "music/song.flac", data, mtime=1600000000).json
+    session = start_upload(dev, "music/song.flac", data, mtime=1600000000).json
     assert session["chunk_count"] == 4
-    answers = [send(dev, session["id"], i, data).json for i in (3, 1, 0, 2)]
+    answers = [send_chunk(dev, session["id"], i, data).json for i in (3, 1, 0, 2)]
     assert answers[0] == {"index": 3, "received": 1, "bytes_received": 100}
     assert answers[-1] == {"index": 2, "received": 4, "bytes_received": len(data)}
     status = dev.get(f"/upload/{session['id']}").json
@@ -210,21 +168,21 @@ def test_chunks_in_any_order_then_complete_gives_the_library_the_bytes(rt, dev):
 
 def test_content_digest_is_checked(rt, dev):
     data = content(CHUNK + 10)
-    session = start(dev, "a.bin", data).json
+    session = start_upload(dev, "a.bin", data).json
     first = data[:CHUNK]
-    send(dev, session["id"], 0, data, headers={"Content-Digest": digest_header(first)})
+    send_chunk(dev, session["id"], 0, data, headers={"Content-Digest": digest_header(first)})
     other = "sha-512=:" + base64.b64encode(b"x" * 64).decode() + ":, " + digest_header(data[CHUNK:])
-    send(dev, session["id"], 1, data, headers={"Content-Digest": other})
+    send_chunk(dev, session["id"], 1, data, headers={"Content-Digest": other})
     assert dev.get(f"/upload/{session['id']}").json["received"] == [0, 1]
 
 
 def test_a_chunk_that_does_not_match_its_digest_is_not_counted(dev):
     data = content(CHUNK * 2)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
-    send(dev, session["id"], 1, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
+    send_chunk(dev, session["id"], 1, data)
     wrong = digest_header(b"something else")
-    resp = send(dev, session["id"], 0, data, status=400, headers={"Content-Digest": wrong})
+    resp = send_chunk(dev, session["id"], 0, data, status=400, headers={"Content-Digest": wrong})
     assert_error(resp, 400, "chunk_invalid")
     assert dev.get(f"/upload/{session['id']}").json["received"] == [1]
     assert_error(dev.post(f"/upload/{session['id']}/complete", status=400), 400, "chunks_missing")
@@ -234,9 +192,9 @@ def test_a_chunk_that_does_not_match_its_digest_is_not_counted(dev):
                                     "garbage", "sha-256=:" + "A" * 44 + ":,,"])
 def test_a_malformed_content_digest_is_rejected_and_changes_nothing(dev, header):
     data = content(CHUNK * 2)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
-    resp = send(dev, session["id"], 0, data, status=400, headers={"Content-Digest": header})
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
+    resp = send_chunk(dev, session["id"], 0, data, status=400, headers={"Content-Digest": header})
     assert_error(resp, 400, "chunk_invalid")
     assert dev.get(f"/upload/{session['id']}").json["received"] == [0]
 
@@ -244,14 +202,14 @@ def test_a_malformed_content_digest_is_rejected_and_changes_nothing(dev, header)
 @pytest.mark.parametrize("index", ["2", "-1", "abc", "1.0", "+1", " 1", "99999999999999"])
 def test_an_index_out_of_range_or_not_an_integer_is_chunk_invalid(dev, index):
     data = content(CHUNK * 2)
-    session = start(dev, "a.bin", data).json
+    session = start_upload(dev, "a.bin", data).json
     resp = dev.put(f"/upload/{session['id']}/chunks/{index}", raw=data[:CHUNK], status=400)
     assert_error(resp, 400, "chunk_invalid")
     assert dev.get(f"/upload/{session['id']}").json["received"] == []
 
 
 def test_no_index_is_valid_for_an_empty_file(dev):
-    session = start(dev, "empty", b"").json
+    session = start_upload(dev, "empty", b"").json
     resp = dev.put(f"/upload/{session['id']}/chunks/0", raw=b"", status=400)
     assert_error(resp, 400, "chunk_invalid")
     assert dev.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
@@ -261,7 +219,7 @@ def test_no_index_is_valid_for_an_empty_file(dev):
 @pytest.mark.parametrize("index,length", [(0, CHUNK - 1), (0, CHUNK + 1), (1, 9), (1, 11), (0, 0)])
 def test_a_chunk_of_the_wrong_length_is_chunk_invalid(dev, index, length):
     data = content(CHUNK + 10)
-    session = start(dev, "a.bin", data).json
+    session = start_upload(dev, "a.bin", data).json
     resp = dev.put(f"/upload/{session['id']}/chunks/{index}", raw=b"x" * length, status=400)
     assert_error(resp, 400, "chunk_invalid")
     assert dev.get(f"/upload/{session['id']}").json["bytes_received"] == 0
@@ -270,8 +228,8 @@ def test_a_chunk_of_the_wrong_length_is_chunk_invalid(dev, index, length):
 def test_a_short_body_under_a_correct_length_is_not_counted(rt, dev):
     """Through the service: a stream that ends early (a dropped connection)."""
     data = content(CHUNK * 2)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
     stream = io.BytesIO(data[:1000])
     with database.connection_context():
         user = auth.authenticate(rt, f"Bearer {dev.token}").user
@@ -283,26 +241,26 @@ def test_a_short_body_under_a_correct_length_is_not_counted(rt, dev):
 
 def test_a_resent_chunk_replaces_the_bad_one(dev):
     data = content(CHUNK * 2)
-    session = start(dev, "a.bin", data).json
+    session = start_upload(dev, "a.bin", data).json
     dev.put(f"/upload/{session['id']}/chunks/0", raw=b"\0" * CHUNK)
-    send(dev, session["id"], 1, data)
+    send_chunk(dev, session["id"], 1, data)
     resp = dev.post(f"/upload/{session['id']}/complete", status=400)
     assert_error(resp, 400, "digest_mismatch")
     assert dev.get(f"/upload/{session['id']}").json["state"] == "open"
     dev.get("/download/a.bin", status=404)
-    assert send(dev, session["id"], 0, data).json["received"] == 2
+    assert send_chunk(dev, session["id"], 0, data).json["received"] == 2
     assert dev.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
     assert dev.get("/download/a.bin").body == data
 
 
 def test_parallel_chunks_of_one_session(rt, dev):
     data = content(CHUNK * 6)
-    session = start(dev, "p.bin", data).json
+    session = start_upload(dev, "p.bin", data).json
     failures = []
 
     def put(index):
         try:
-            send(dev, session["id"], index, data)
+            send_chunk(dev, session["id"], index, data)
         except Exception as exc:  # reported below, on the test's thread
             failures.append(exc)
 
@@ -321,23 +279,23 @@ def test_a_chunk_being_received_is_not_complete_and_cannot_be_sent_twice(dev):
     service uses) makes complete list 0 as missing, and a second request
     for the same chunk is turned away."""
     data = content(CHUNK * 2)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
-    send(dev, session["id"], 1, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
+    send_chunk(dev, session["id"], 1, data)
     with uploads._gate.chunk(session["id"], 0):
         resp = dev.post(f"/upload/{session['id']}/complete", status=400)
         assert_error(resp, 400, "chunks_missing")
         assert resp.json["missing"] == [0]
-        assert_error(send(dev, session["id"], 0, data, status=409), 409, "upload_busy")
+        assert_error(send_chunk(dev, session["id"], 0, data, status=409), 409, "upload_busy")
     assert dev.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
 
 
 def test_no_chunk_is_written_while_the_session_is_being_completed(dev):
     data = content(CHUNK * 2)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
     with uploads._gate.closing(session["id"]):
-        assert_error(send(dev, session["id"], 1, data, status=409), 409, "upload_busy")
+        assert_error(send_chunk(dev, session["id"], 1, data, status=409), 409, "upload_busy")
     assert dev.get(f"/upload/{session['id']}").json["received"] == [0]
 
 
@@ -346,8 +304,8 @@ def test_no_chunk_is_written_while_the_session_is_being_completed(dev):
 
 def test_complete_with_missing_chunks_lists_them(rt, dev):
     data = content(CHUNK * 4)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 1, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 1, data)
     resp = dev.post(f"/upload/{session['id']}/complete", status=400)
     assert_error(resp, 400, "chunks_missing")
     assert resp.json["missing"] == [0, 2, 3]
@@ -357,14 +315,14 @@ def test_complete_with_missing_chunks_lists_them(rt, dev):
 
 def test_a_second_complete_replays_the_answer(rt, dev):
     data = content(100)
-    session = start(dev, "a.txt", data).json
-    send(dev, session["id"], 0, data)
+    session = start_upload(dev, "a.txt", data).json
+    send_chunk(dev, session["id"], 0, data)
     first = dev.post(f"/upload/{session['id']}/complete").json
     again = dev.post(f"/upload/{session['id']}/complete").json
     assert again == first
     state = dev.get(f"/upload/{session['id']}").json
     assert state["state"] == "completed" and state["received"] == [0]
-    resp = send(dev, session["id"], 0, data, status=409)
+    resp = send_chunk(dev, session["id"], 0, data, status=409)
     assert_error(resp, 409, "upload_completed")
 
 
@@ -380,9 +338,9 @@ def test_complete_after_a_crash_between_rename_and_commit(rt, dev):
     """The spool file was moved into blobs/ but the library did not change:
     a retried complete finds the blob, checks it, and completes."""
     data = content(CHUNK + 7)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
-    send(dev, session["id"], 1, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
+    send_chunk(dev, session["id"], 1, data)
     blobs.store_spool(rt.config, session["id"], sha256(data))
     assert spool_files(rt) == []
     assert count("entries") == 0
@@ -392,10 +350,10 @@ def test_complete_after_a_crash_between_rename_and_commit(rt, dev):
 
 def test_identical_content_from_two_sessions_keeps_one_blob(rt, dev):
     data = content(300)
-    one = start(dev, "one.txt", data).json
-    two = start(dev, "two.txt", data).json
-    send(dev, one["id"], 0, data)
-    send(dev, two["id"], 0, data)
+    one = start_upload(dev, "one.txt", data).json
+    two = start_upload(dev, "two.txt", data).json
+    send_chunk(dev, one["id"], 0, data)
+    send_chunk(dev, two["id"], 0, data)
     assert dev.post(f"/upload/{one['id']}/complete").json["status"] == "applied"
     assert dev.post(f"/upload/{two['id']}/complete").json["status"] == "applied"
     assert spool_files(rt) == []
@@ -405,7 +363,7 @@ def test_identical_content_from_two_sessions_keeps_one_blob(rt, dev):
 def test_instant_upload_of_content_the_library_holds(rt, dev):
     data = content(CHUNK * 2)
     upload(dev, "first.bin", data)
-    session = start(dev, "copy.bin", data).json
+    session = start_upload(dev, "copy.bin", data).json
     assert session["received"] == [0, 1]
     assert session["bytes_received"] == len(data)
     assert spool_files(rt) == []
@@ -415,8 +373,8 @@ def test_instant_upload_of_content_the_library_holds(rt, dev):
 
 def test_the_change_carries_the_device_that_created_the_session(api, dev, device):
     data = content(50)
-    session = start(dev, "a.txt", data).json
-    send(dev, session["id"], 0, data)
+    session = start_upload(dev, "a.txt", data).json
+    send_chunk(dev, session["id"], 0, data)
     laptop2 = api.post("/devices", {"name": "Phone"}).json
     phone = api.as_(laptop2["token"])
     assert phone.get(f"/upload/{session['id']}").json["device_id"] == device["id"]
@@ -428,11 +386,11 @@ def test_the_change_carries_the_device_that_created_the_session(api, dev, device
 
 def test_another_users_session_is_404(bob, dev, rt):
     data = content(100)
-    session = start(dev, "a.txt", data).json
+    session = start_upload(dev, "a.txt", data).json
     bob_dev = bob.as_(bob.post("/devices", {"name": "B"}).json["token"])
     sid = session["id"]
     assert_error(bob_dev.get(f"/upload/{sid}", status=404), 404, "not_found")
-    assert_error(send(bob_dev, sid, 0, data, status=404), 404, "not_found")
+    assert_error(send_chunk(bob_dev, sid, 0, data, status=404), 404, "not_found")
     assert_error(bob_dev.post(f"/upload/{sid}/complete", status=404), 404, "not_found")
     assert_error(bob_dev.delete(f"/upload/{sid}", status=404), 404, "not_found")
     assert dev.get(f"/upload/{sid}").json["received"] == []
@@ -441,8 +399,8 @@ def test_another_users_session_is_404(bob, dev, rt):
 
 def test_cancel_removes_the_session_and_its_spool_file(rt, dev):
     data = content(CHUNK + 1)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
     dev.delete(f"/upload/{session['id']}", status=204)
     assert spool_files(rt) == []
     for method, path in [("GET", f"/upload/{session['id']}"),
@@ -454,8 +412,8 @@ def test_cancel_removes_the_session_and_its_spool_file(rt, dev):
 
 def test_deleting_the_device_cancels_its_sessions(rt, api, dev, device):
     data = content(CHUNK + 1)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
     phone = api.as_(api.post("/devices", {"name": "Phone"}).json["token"])
     api.delete(f"/devices/{device['id']}", status=204)
     assert spool_files(rt) == []
@@ -464,14 +422,14 @@ def test_deleting_the_device_cancels_its_sessions(rt, api, dev, device):
 
 def test_an_untouched_session_expires(rt, dev, clock):
     data = content(CHUNK + 1)
-    session = start(dev, "a.bin", data).json
+    session = start_upload(dev, "a.bin", data).json
     clock.advance(DAY - 10)
-    send(dev, session["id"], 0, data)  # touching it restarts the period
+    send_chunk(dev, session["id"], 0, data)  # touching it restarts the period
     clock.advance(DAY - 10)
     assert dev.get(f"/upload/{session['id']}").json["expires_at"] == "2026-11-28T23:59:50Z"
     clock.advance(10)
     assert_error(dev.get(f"/upload/{session['id']}", status=404), 404, "not_found")
-    assert_error(send(dev, session["id"], 1, data, status=404), 404, "not_found")
+    assert_error(send_chunk(dev, session["id"], 1, data, status=404), 404, "not_found")
     assert sweep(rt)["uploads"] == 1
     assert spool_files(rt) == []
 
@@ -485,9 +443,9 @@ def test_sweep_removes_orphan_spools_and_keeps_what_is_used(rt, dev, clock):
     kept = content(100, seed=1)
     upload(dev, "kept.txt", kept)
     pending = content(CHUNK + 1, seed=2)
-    session = start(dev, "pending.bin", pending).json
-    send(dev, session["id"], 0, pending)
-    send(dev, session["id"], 1, pending)
+    session = start_upload(dev, "pending.bin", pending).json
+    send_chunk(dev, session["id"], 0, pending)
+    send_chunk(dev, session["id"], 1, pending)
     blobs.store_spool(rt.config, session["id"], sha256(pending))  # renamed, not committed
     orphan_spool = rt.config.path("spool", "ab" * 12)
     open(orphan_spool, "wb").close()
@@ -507,9 +465,9 @@ def test_sweep_removes_orphan_spools_and_keeps_what_is_used(rt, dev, clock):
 
 def test_sweep_removes_the_blob_of_an_abandoned_completion(rt, dev, clock):
     data = content(CHUNK + 1)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
-    send(dev, session["id"], 1, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
+    send_chunk(dev, session["id"], 1, data)
     blobs.store_spool(rt.config, session["id"], sha256(data))
     clock.advance(DAY)
     assert sweep(rt) == {"uploads": 1, "blobs": 1}
@@ -524,15 +482,15 @@ def test_quota_exceeded_is_507_and_leaves_nothing(tmp_path, clock):
     rt, dev = other_app(tmp_path, clock, quota=CHUNK * 3)
     held = content(CHUNK * 2, seed=1)
     upload(dev, "held.bin", held)
-    open_one = start(dev, "open.bin", content(CHUNK // 2, seed=2)).json
-    resp = start(dev, "big.bin", content(CHUNK // 2 + 1, seed=3), status=507)
+    open_one = start_upload(dev, "open.bin", content(CHUNK // 2, seed=2)).json
+    resp = start_upload(dev, "big.bin", content(CHUNK // 2 + 1, seed=3), status=507)
     assert_error(resp, 507, "quota_exceeded")
     assert spool_files(rt) == [open_one["id"]]
     assert count("uploads") == 2  # the completed one and the open one
     # content already held costs nothing more
-    assert start(dev, "copy.bin", held).json["received"] == [0, 1]
+    assert start_upload(dev, "copy.bin", held).json["received"] == [0, 1]
     dev.delete(f"/upload/{open_one['id']}", status=204)
-    start(dev, "big.bin", content(CHUNK // 2 + 1, seed=3))
+    start_upload(dev, "big.bin", content(CHUNK // 2 + 1, seed=3))
 
 
 def test_a_file_larger_than_the_free_disk_is_507_and_leaves_nothing(tmp_path, clock):
@@ -564,8 +522,8 @@ def test_the_upload_required_flow_ends_in_the_feed(dev, device):
 def test_complete_on_a_path_changed_meanwhile_is_a_conflict(api, dev):
     ours = content(100, seed=1)
     theirs = content(100, seed=2)
-    session = start(dev, "a.txt", ours).json
-    send(dev, session["id"], 0, ours)
+    session = start_upload(dev, "a.txt", ours).json
+    send_chunk(dev, session["id"], 0, ours)
     head = upload(dev, "a.txt", theirs)  # another version lands first
     answer = dev.post(f"/upload/{session['id']}/complete").json
     assert answer["status"] == "conflict"
@@ -578,8 +536,8 @@ def test_complete_on_a_path_changed_meanwhile_is_a_conflict(api, dev):
 
 def test_the_blob_of_an_unresolved_conflict_survives_the_sweep(rt, dev, clock):
     ours = content(100, seed=1)
-    session = start(dev, "a.txt", ours).json
-    send(dev, session["id"], 0, ours)
+    session = start_upload(dev, "a.txt", ours).json
+    send_chunk(dev, session["id"], 0, ours)
     upload(dev, "a.txt", content(100, seed=2))
     dev.post(f"/upload/{session['id']}/complete")
     clock.advance(DAY)
@@ -619,8 +577,8 @@ def test_a_reservation_the_filesystem_refuses_is_507_and_leaves_nothing(rt, dev)
 def test_another_users_device_id_is_403_on_every_session_call(testapp, rt, dev, device):
     """Bob with his own user token but alice's device in X-Device-Id."""
     data = content(CHUNK + 10)
-    session = start(dev, "a.bin", data).json
-    send(dev, session["id"], 0, data)
+    session = start_upload(dev, "a.bin", data).json
+    send_chunk(dev, session["id"], 0, data)
     intruder = Api(testapp, auth.issue_user_token(rt, "bob"), device_id=device["id"])
     sid = session["id"]
     assert_error(intruder.get(f"/upload/{sid}", status=403), 403, "forbidden")
@@ -636,9 +594,9 @@ def test_complete_after_the_received_bytes_are_lost_is_409(rt, dev):
     """The spool file vanished (a disk swapped, a hand clean-up): 409 upload_lost,
     and the library is not touched."""
     data = content(CHUNK + 10)
-    session = start(dev, "a.bin", data).json
+    session = start_upload(dev, "a.bin", data).json
     for index in range(session["chunk_count"]):
-        send(dev, session["id"], index, data)
+        send_chunk(dev, session["id"], index, data)
     os.unlink(blobs.spool_path(rt.config, session["id"]))
     assert_error(dev.post(f"/upload/{session['id']}/complete", status=409), 409, "upload_lost")
     assert dev.get("/changes").json["changes"] == []

@@ -4,7 +4,6 @@ reports, upload completions and resolutions; the cap and its backoff; the
 errors, which change nothing."""
 
 import base64
-import hashlib
 import os
 import threading
 import time
@@ -16,9 +15,8 @@ from sync import auth, cursors, janitor
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
-from .conftest import Ids
-from .helpers import Api, assert_error, sha256
-from .libhelpers import hold
+from . import seed
+from .helpers import Api, Ids, assert_error, sha256
 from .webpage import Browser, add_user
 
 OTHER_DB = "0123456789abcdef"
@@ -75,7 +73,7 @@ def phone(api):
 
 def test_answers_at_once_when_the_library_already_changed(rt, dev, device):
     before = head_cursor(dev)
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     waiter = Waiter(dev, {"cursor": before, "timeout": 30})
     assert waiter.result() == {"changes": True}
     assert waiter.elapsed < PROMPT_S
@@ -90,7 +88,7 @@ def test_no_change_answers_false_after_the_timeout(rt, dev):
 
 
 def test_a_report_of_another_device_wakes_the_waiter(rt, dev, device, phone):
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     cursor = head_cursor(dev)
     waiter = Waiter(dev, {"cursor": cursor, "timeout": 30})
     waiting(rt, 1)
@@ -119,13 +117,13 @@ def test_upload_completion_wakes_the_waiter(rt, dev, phone):
     assert phone.post(f"/upload/{session['id']}/complete").json["status"] == "applied"
     assert waiter.result() == {"changes": True}
     [change] = dev.get(f"/changes?cursor={cursor}").json["changes"]
-    assert change["path"] == "big.bin" and change["sha256"] == hashlib.sha256(data).hexdigest()
+    assert change["path"] == "big.bin" and change["sha256"] == sha256(data)
 
 
 def test_a_resolution_wakes_the_waiter(rt, api, dev, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
-    conflict_id = hold(device, "a.txt", b"three", base_rev=1, rt=rt)["conflict_id"]
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "a.txt", b"two", base_rev=1)
+    conflict_id = seed.put(rt, device, "a.txt", b"three", base_rev=1)["conflict_id"]
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
     api.post(f"/conflicts/{conflict_id}/resolve", {"resolution": "keep_client"})
@@ -133,9 +131,9 @@ def test_a_resolution_wakes_the_waiter(rt, api, dev, device):
 
 
 def test_a_resolution_that_changes_nothing_does_not_wake(rt, api, dev, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
-    conflict_id = hold(device, "a.txt", b"three", base_rev=1, rt=rt)["conflict_id"]
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "a.txt", b"two", base_rev=1)
+    conflict_id = seed.put(rt, device, "a.txt", b"three", base_rev=1)["conflict_id"]
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 2})
     waiting(rt, 1)
     api.post(f"/conflicts/{conflict_id}/resolve", {"resolution": "keep_server"})
@@ -147,7 +145,7 @@ def test_changes_of_another_user_do_not_wake(rt, dev, bob):
     bobs = bob.as_(bob.post("/devices", {"name": "Bob's"}).json["token"])
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 2})
     waiting(rt, 1)
-    hold(bobs.get("/devices").json["devices"][0], "bob.txt", b"bob", rt=rt)
+    seed.put(rt, bobs.get("/devices").json["devices"][0], "bob.txt", b"bob")
     assert waiter.result() == {"changes": False}
     assert waiter.elapsed >= 2
 
@@ -156,14 +154,14 @@ def test_many_waiters_of_one_user_all_wake(rt, dev, phone, device):
     cursor = head_cursor(dev)
     waiters = [Waiter(dev, {"cursor": cursor, "timeout": 30}) for _ in range(5)]
     waiting(rt, 5)
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     assert [w.result() for w in waiters] == [{"changes": True}] * 5
     assert rt.waiters.count == 0
 
 
 def test_a_cursor_behind_a_listing_page_answers_at_once(rt, dev, device):
     for i in range(3):
-        hold(device, f"{i}.txt", str(i).encode(), rt=rt)
+        seed.put(rt, device, f"{i}.txt", str(i).encode())
     first_page = dev.get("/changes?limit=1").json
     assert first_page["has_more"]
     assert Waiter(dev, {"cursor": first_page["cursor"]}).result() == {"changes": True}
@@ -174,7 +172,7 @@ def test_the_alias_prefix_and_a_user_token_with_x_device_id(rt, api, device):
     cursor = head_cursor(alias)
     waiter = Waiter(alias, {"cursor": cursor, "timeout": 30})
     waiting(rt, 1)
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     assert waiter.result() == {"changes": True}
 
 
@@ -186,7 +184,7 @@ def test_waiting_writes_nothing_to_the_database(rt, api, dev, device):
         found = []
         for name in files:
             with open(name, "rb") as f:
-                found.append(hashlib.sha256(f.read()).hexdigest())
+                found.append(sha256(f.read()))
         return found
 
     seen = api.get(f"/devices/{device['id']}").json["last_seen_at"]
@@ -226,7 +224,7 @@ def test_past_the_cap_a_change_already_there_is_still_told(tmp_path):
     cursor = head_cursor(dev)
     assert Waiter(dev, {"cursor": cursor, "timeout": 5}).result()["backoff"] >= 1
     device = dev.get("/devices").json["devices"][0]
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     assert Waiter(dev, {"cursor": cursor, "timeout": 5}).result() == {"changes": True}
 
 
@@ -275,7 +273,7 @@ def test_a_bad_timeout_is_body_invalid(dev, timeout):
 def test_timeout_bounds_are_accepted(rt, dev):
     cursor = head_cursor(dev)
     assert Waiter(dev, {"cursor": cursor, "timeout": 1}).result() == {"changes": False}
-    hold(dev.get("/devices").json["devices"][0], "a.txt", b"x", rt=rt)
+    seed.put(rt, dev.get("/devices").json["devices"][0], "a.txt", b"x")
     assert Waiter(dev, {"cursor": cursor, "timeout": 55}).result() == {"changes": True}
 
 
@@ -303,8 +301,8 @@ def test_a_cursor_of_another_database_is_expired(dev):
 
 
 def test_a_cursor_behind_the_tombstone_horizon_is_expired(rt, dev, device, clock):
-    hold(device, "a", b"1", rt=rt)
-    hold(device, "b", b"2", rt=rt)
+    seed.put(rt, device, "a", b"1")
+    seed.put(rt, device, "b", b"2")
     dev.post("/report", {"changes": [{"op": "delete", "path": "b", "base_rev": 2}]})
     dev.post("/ack", {"cursor": head_cursor(dev)})
     clock.advance(rt.config.tombstone_grace + 1)
@@ -337,8 +335,8 @@ def test_only_post(dev):
 # -- writers that came later: nothing of theirs knows about waiters ------------
 
 def test_a_restore_wakes_the_waiter(rt, api, dev, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "a.txt", b"two", base_rev=1, rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "a.txt", b"two", base_rev=1)
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
     assert api.post("/restore", {"path": "a.txt", "rev": 1}).json["status"] == "applied"
@@ -346,8 +344,8 @@ def test_a_restore_wakes_the_waiter(rt, api, dev, device):
 
 
 def test_a_rewind_wakes_the_waiter_and_a_dry_run_does_not(rt, api, dev, device):
-    hold(device, "a.txt", b"one", rt=rt)
-    hold(device, "b.txt", b"two", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
+    seed.put(rt, device, "b.txt", b"two")
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
     assert api.post("/rewind", {"rev": 1, "dry_run": True}).json["count"] == 1
@@ -375,7 +373,7 @@ def test_a_deletion_on_the_web_page_wakes_the_waiter(rt, dev, device, testapp):
     add_user(rt, "alice")
     browser = Browser(testapp.app)
     browser.login("alice")
-    hold(device, "a.txt", b"one", rt=rt)
+    seed.put(rt, device, "a.txt", b"one")
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
     browser.get("/files/delete?path=a.txt")

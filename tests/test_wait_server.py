@@ -2,7 +2,6 @@
 ``app.py`` serves with (``sync.httpserver``): the thread budget (16 waiters and the API still
 answers), the cap, and a client that goes away freeing its place."""
 
-import hashlib
 import json
 import logging
 import socket
@@ -15,6 +14,8 @@ import requests
 from sync import auth, httpserver
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
+
+from .helpers import sha256
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +144,7 @@ def test_a_woken_waiter_gets_its_answer_over_the_socket(served):
     try:
         assert served.waiters(1)
         data = b"hello"
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256(data)
         session = requests.post(served.url + "/upload", headers=served.device, timeout=5, json={
             "path": "a.txt", "size": len(data), "sha256": sha, "base_rev": None}).json()
         requests.put(f"{served.url}/upload/{session['id']}/chunks/0", data=data,

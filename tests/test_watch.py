@@ -40,7 +40,8 @@ class LiveServer:
     """The app on waitress with the server's own settings, in a thread; it
     can be stopped and started again on the same port over the same data."""
 
-    def __init__(self, data_dir, **settings):
+    def __init__(self, data_dir, refuse_waits=False, **settings):
+        self.refuse_waits = refuse_waits  # as a server from before waiting existed
         self.config = Config.build(data_dir=str(data_dir), access_log=False, fsync=False,
                                    **settings)
         self.rt = open_runtime(self.config)
@@ -56,6 +57,10 @@ class LiveServer:
         def counting(environ, start_response):
             self.requests.append((time.monotonic(), environ["REQUEST_METHOD"],
                                   environ["PATH_INFO"]))
+            if self.refuse_waits and environ["PATH_INFO"].endswith("/changes/wait"):
+                start_response("404 Not Found", [("Content-Type", "application/json")])
+                return [b'{"title": "Not Found", "description": "No such route.", '
+                        b'"code": "not_found"}']
             return app(environ, start_response)
         return counting
 
@@ -326,6 +331,22 @@ def test_the_servers_backoff_is_honoured(tmp_path):
         time.sleep(4)
         # Every wait is answered at once with backoff 10: one wait, not one a second.
         assert len(wait_requests(live, 0)) == 1
+    finally:
+        assert running.close() == 0
+        live.stop()
+
+
+def test_against_a_server_without_waiting_the_library_is_polled(tmp_path):
+    live = LiveServer(tmp_path / "data", refuse_waits=True)
+    a, b = tmp_path / "a", tmp_path / "b"
+    init(live, a, "Laptop")
+    init(live, b, "Desktop")
+    running = Running(a, interval=1)
+    try:
+        assert eventually(lambda: running.watcher.passes_done >= 1)
+        write(b, "remote.txt", b"from b")
+        assert cli.main(["sync", str(b), "--quiet"]) == 0
+        assert eventually(lambda: holds(a, "remote.txt", b"from b"))
     finally:
         assert running.close() == 0
         live.stop()

@@ -15,8 +15,8 @@ from sync.db import database
 from sync.web import pages, sessions, views
 from sync.wsgi import create_app, open_runtime
 
+from . import seed as seeding
 from .helpers import Api, sha256
-from .test_uploads import upload
 from .webpage import Browser, add_user, seed, seed_many, user_id
 
 PAGES = ["/", "/files", "/devices", "/conflicts", "/trash", "/rewind"]
@@ -489,6 +489,7 @@ def test_the_web_device_never_holds_back_the_purge_of_tombstones(rt, alice, api,
     web = [d for d in api.get("/devices").json["devices"] if d["platform"] == "web"]
     assert web[0]["pending_changes"] == 0
     import sqlite3
+
     from sync import counts
     conn = sqlite3.connect(rt.config.path("sync.sqlite3"))
     try:
@@ -591,11 +592,10 @@ def test_rename_and_remove_a_device(rt, alice, api, device, dev):
 @pytest.fixture
 def conflict(rt, api, device, dev):
     """A modify_modify conflict on notes.txt: Laptop's edit beat Kobo's."""
-    from .libhelpers import hold
     kobo = api.post("/devices", {"name": "Kobo"}).json
-    base = hold(device, "notes.txt", b"first", rt=rt)["rev"]
-    hold(device, "notes.txt", b"laptop edit", base_rev=base, rt=rt)
-    answer = hold(kobo, "notes.txt", b"kobo edit!", base_rev=base, rt=rt)
+    base = seeding.put(rt, device, "notes.txt", b"first")["rev"]
+    seeding.put(rt, device, "notes.txt", b"laptop edit", base_rev=base)
+    answer = seeding.put(rt, kobo, "notes.txt", b"kobo edit!", base_rev=base)
     assert answer["status"] == "conflict"
     return answer["conflict_id"]
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from . import kit
+from . import seed
 from .client_harness import Server
 from .webpage import PASSWORD, add_user
 
@@ -173,7 +173,7 @@ def test_upload_with_a_progress_bar_then_list_and_download_it(page, tmp_path):
 
 
 def test_resolve_a_conflict_with_keep_both(page):
-    kit.put(page.site.rt, "alice", "notes.txt", b"first")
+    seed.put(page.site.rt, "alice", "notes.txt", b"first", mtime=0)
     laptop = page.api("POST", "/devices", json={"name": "Laptop"}).json()
     kobo = page.api("POST", "/devices", json={"name": "Kobo"}).json()
     rev = page.api("GET", "/changes", headers={"X-Device-Id": laptop["id"]}).json()

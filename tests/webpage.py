@@ -9,7 +9,7 @@ import webtest
 from sync import auth
 from sync.db import database, write
 
-from . import kit
+from . import seed as seeding
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
@@ -74,13 +74,13 @@ def user_id(rt, name):
 def seed(rt, name, files, device_id=None):
     """Files (path -> bytes) in ``name``'s library, as completed uploads leave them."""
     for path, data in files.items():
-        kit.put(rt, name, path, data, device_id)
+        seeding.put(rt, {"id": device_id} if device_id else name, path, data, mtime=0)
 
 
 def seed_many(rt, name, paths, data=b"x"):
     """Many paths of the same content in one transaction (for listings)."""
     from sync import library
-    sha256 = kit.store_blob(rt.config, data)
+    sha256 = seeding.store_blob(rt.config, data)
     with database.connection_context():
         uid = auth.ensure_user(rt, name).id
         with write():

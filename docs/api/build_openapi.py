@@ -7,12 +7,25 @@ non-zero when the committed file differs from what this script builds
 (``tests/test_openapi.py`` checks the same).
 """
 
+import ast
 import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(HERE, "openapi.json")
+PACKAGE_INIT = os.path.join(os.path.dirname(os.path.dirname(HERE)), "sync", "__init__.py")
+
+
+def package_version():
+    """``sync.__version__``, read from the package's ``__init__.py`` without
+    importing it: the document's version is the version the package installs as."""
+    with open(PACKAGE_INIT, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["__version__"]:
+            return node.value.value
+    raise RuntimeError(f"no __version__ in {PACKAGE_INIT}")
 
 PREFIXES = ("/api/v1/sync", "/api/sync")
 KIB = 1024
@@ -999,7 +1012,7 @@ def build():
     paths.update(other_operations())
     return {
         "openapi": "3.1.0",
-        "info": {"title": "sync-server", "version": "1.0.0", "description": DESCRIPTION,
+        "info": {"title": "sync-server", "version": package_version(), "description": DESCRIPTION,
                  "license": {"name": "MIT", "identifier": "MIT"}},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

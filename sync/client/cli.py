@@ -11,9 +11,8 @@ import socket
 import sys
 
 from .. import cliargs
-from . import history
+from . import history, watch
 from . import state as state_mod
-from . import watch
 from .api import Api, ApiError, Unreachable
 from .engine import Engine, Options, PassError
 from .manage import add_device_commands
@@ -148,7 +147,8 @@ def main(argv=None, api=None):
 def _api_reason(exc):
     if exc.status == 401:
         return ("the server refused the token of this folder's device (the device was "
-                f"removed, or its token regenerated): run `{PROG} init FOLDER --reattach --server URL "
+                f"removed, or its token regenerated): run "
+                f"`{PROG} init FOLDER --reattach --server URL "
                 "--token USER_TOKEN`")
     return f"the server answered {exc.status} {exc.code}: {exc.description}"
 
@@ -293,7 +293,8 @@ def cmd_status(args, api):
     lines += [f"  receive  delete {d.path}" for d in plan.deletes]
     lines += [f"  problem  {p}" for p in plan.problems]
     mine = engine.mine(conflicts)
-    print(f"{len(plan.reports)} to send, {len(plan.downloads) + len(plan.moves) + len(plan.deletes)}"
+    receive = len(plan.downloads) + len(plan.moves) + len(plan.deletes)
+    print(f"{len(plan.reports)} to send, {receive}"
           f" to receive, {len(mine)} conflict(s) of this device open"
           + (f" ({len(conflicts) - len(mine)} of other devices)" if len(conflicts) > len(mine)
              else ""))

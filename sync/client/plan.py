@@ -119,9 +119,9 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
     for path in sorted(_unsettled(local, synced, remote)):
         if skip(path) or is_private(path):
             continue
-        l, s, r = local.get(path), synced.get(path), remote.get(path)
+        loc, s, r = local.get(path), synced.get(path), remote.get(path)
         try:
-            local_changed, sha = _local_change(l, s, sha256_of)
+            local_changed, sha = _local_change(loc, s, sha256_of)
         except FileChanging:
             plan.problems.append(f"{path} is being written; left for the next pass")
             continue
@@ -132,44 +132,44 @@ def make_plan(local, synced, remote, sha256_of, skip=lambda path: False,
             # Same content at a newer rev (a new mtime, a resolution): rebase.
             s = s._replace(rev=r.rev)
             if not local_changed:
-                plan.adopts.append(Adopt(path, l, sha, r.rev))
+                plan.adopts.append(Adopt(path, loc, sha, r.rev))
         remote_changed = (r is None) != (s is None) or (
             r is not None and s is not None and r.rev != s.rev)
         if not local_changed and not remote_changed:
-            if l is not None and (l.size, l.mtime_ns) != (s.size, s.mtime_ns):
-                plan.adopts.append(Adopt(path, l, sha, s.rev))
+            if loc is not None and (loc.size, loc.mtime_ns) != (s.size, s.mtime_ns):
+                plan.adopts.append(Adopt(path, loc, sha, s.rev))
             continue
         if local_changed and remote_changed:
-            if l is None and r is None:
+            if loc is None and r is None:
                 plan.adopts.append(Adopt(path, None, None, 0))
-            elif l is not None and r is not None and sha == r.sha256:
-                plan.adopts.append(Adopt(path, l, sha, r.rev))
-            elif l is not None:
-                plan.reports.append(dataclasses.replace(_put(l, sha, s), contested=True))
+            elif loc is not None and r is not None and sha == r.sha256:
+                plan.adopts.append(Adopt(path, loc, sha, r.rev))
+            elif loc is not None:
+                plan.reports.append(dataclasses.replace(_put(loc, sha, s), contested=True))
             else:
                 plan.reports.append(Report({"op": "delete", "path": path,
                                             "base_rev": _base(s)}, contested=True))
         elif local_changed:
-            if l is None:
+            if loc is None:
                 gone.append((path, s))
             elif s is None:
-                new_puts.append(_put(l, sha, s))
+                new_puts.append(_put(loc, sha, s))
             else:
-                plan.reports.append(_put(l, sha, s))
+                plan.reports.append(_put(loc, sha, s))
         elif r is None:
-            plan.deletes.append(LocalDelete(path, l, s))
-        elif l is not None and sha == r.sha256:
-            plan.adopts.append(Adopt(path, l, sha, r.rev))
+            plan.deletes.append(LocalDelete(path, loc, s))
+        elif loc is not None and sha == r.sha256:
+            plan.adopts.append(Adopt(path, loc, sha, r.rev))
         else:
             other = local_folds.get(path.casefold())
             # A case-only rename on the server (readme -> README) frees the
             # other name in this same pass: it becomes a local rename below.
             renamed = r.moved_from == other and other not in remote
-            if l is None and other is not None and other != path and not renamed:
+            if loc is None and other is not None and other != path and not renamed:
                 plan.problems.append(f"cannot hold {path} beside {other}: this folder's "
                                      "file system ignores case")
                 continue
-            plan.downloads.append(Download(path, r, l.rel if l is not None else path, s))
+            plan.downloads.append(Download(path, r, loc.rel if loc is not None else path, s))
     _pair_local_moves(plan, gone, new_puts)
     _pair_remote_moves(plan, local)
     return plan
@@ -181,9 +181,9 @@ def _unsettled(local, synced, remote):
     synced rev. Those need nothing (most paths of an idle pass), so they are
     left out before the sort and the per-path rules."""
     paths = []
-    for path, l in local.items():
+    for path, loc in local.items():
         s = synced.get(path)
-        if s is not None and l.size == s.size and l.mtime_ns == s.mtime_ns:
+        if s is not None and loc.size == s.size and loc.mtime_ns == s.mtime_ns:
             r = remote.get(path)
             if r is not None and r.rev == s.rev:
                 continue
@@ -193,13 +193,13 @@ def _unsettled(local, synced, remote):
     return paths
 
 
-def _local_change(l, s, sha256_of):
+def _local_change(loc, s, sha256_of):
     """(changed since the base?, the local sha256 or None)."""
-    if l is None:
+    if loc is None:
         return s is not None, None
-    if s is not None and (l.size, l.mtime_ns) == (s.size, s.mtime_ns):
+    if s is not None and (loc.size, loc.mtime_ns) == (s.size, s.mtime_ns):
         return False, s.sha256
-    sha = sha256_of(l)
+    sha = sha256_of(loc)
     return s is None or sha != s.sha256, sha
 
 

@@ -1,7 +1,8 @@
 """Walking the local folder: every regular file under it except any
 ``.sync`` (a folder's own state, holding its device token, at whatever
 depth) and any folder inside it that is a sync folder of its own (it syncs
-itself; taking its files too would copy the two into each other), keyed by its library path (NFC, so macOS's decomposed NFD names map to the
+itself; taking its files too would copy the two into each other), keyed
+by its library path (NFC, so macOS's decomposed NFD names map to the
 server's paths), and hashing with the state database as a cache (re-hashed
 only when size or mtime moved). Symlinks and special files are skipped
 with a warning; names the library cannot hold are reported, never silently

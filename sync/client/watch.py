@@ -24,6 +24,8 @@ import sys
 import threading
 import time
 
+import requests
+
 from .api import ApiError, Unreachable
 from .engine import PassError
 from .scan import scan
@@ -292,11 +294,13 @@ class Watcher:
                         json={"cursor": cursor, "timeout": self.wait_timeout},
                         timeout=self.wait_timeout + WAIT_MARGIN_S).json()
                 except ApiError as exc:
-                    if exc.status == 400 or exc.status == 401:
-                        # cursor_expired and the like: the pass relists (or
-                        # reports the refused token and stops).
+                    if exc.code in ("cursor_expired", "cursor_invalid") or exc.status == 401:
+                        # The pass relists (or reports the refused token and
+                        # stops); a cursor refused again backs off.
                         self.poke_remote()
                         self._await_pass(done)
+                        self._sleep(delay)
+                        delay = min(delay * 2, RETRY_MAX_S)
                     elif exc.status in (404, 405):
                         # A server without waiting: look every --interval.
                         self._sleep(self.interval)
@@ -306,12 +310,16 @@ class Watcher:
                         self._sleep(delay)
                         delay = min(delay * 2, RETRY_MAX_S)
                     continue
-                except (Unreachable, ValueError):
+                except (Unreachable, ValueError, requests.RequestException):
+                    # Unreachable, or an answer cut off or not JSON: as a
+                    # network failure, try again later.
                     self._sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
                     continue
                 delay = RETRY_MIN_S
-                backoff = answer.get("backoff") if isinstance(answer, dict) else None
+                if not isinstance(answer, dict):
+                    answer = {}
+                backoff = answer.get("backoff")
                 if isinstance(backoff, (int, float)) and backoff > 0:
                     # The server is busy: look again after its backoff.
                     if self._sleep(backoff):

@@ -27,8 +27,8 @@ from wsgidav.dav_error import (
     HTTP_NOT_FOUND,
     HTTP_NOT_IMPLEMENTED,
     HTTP_PRECONDITION_FAILED,
-    PRECONDITION_CODE_PropfindFiniteDepth,
     DAVError,
+    PRECONDITION_CODE_PropfindFiniteDepth,
 )
 from wsgidav.lock_man.lock_storage import LockStorageDict
 from wsgidav.mw.base_mw import BaseMiddleware

@@ -7,9 +7,10 @@ import re
 from .. import errors
 
 MAX_JSON_BODY = 2 * 1024 * 1024
-# A report of 1000 items has about 7 000 values. Two MiB of "{}," parse into
-# 700 000 dicts, some 50 MiB of Python objects: eight such requests at once
-# took the server past 240 MiB. Bodies are refused above this many values.
+# A report of 1000 items has about 7 000 values, while a body of the allowed
+# size made of "{}," parses into hundreds of thousands of Python objects, many
+# times the body's size, and several such requests at once would add up.
+# Bodies are refused above this many values.
 MAX_JSON_VALUES = 50_000
 # A string runs to its closing quote or to the end of the body, and a
 # backslash may end it too: no match ever fails, so a body of unterminated

@@ -248,7 +248,8 @@ class Download(download.Download):
             resp.content_type = "application/octet-stream"
             resp.set_header("Content-Disposition",
                             "attachment; filename*=UTF-8''" + urllib.parse.quote(name, safe=""))
-            resp.set_header("Content-Security-Policy", "default-src 'none'; sandbox; frame-ancestors 'none'")
+            resp.set_header("Content-Security-Policy",
+                            "default-src 'none'; sandbox; frame-ancestors 'none'")
 
 
 # The chunked upload API of §5, served to the page's script with the session

@@ -16,6 +16,7 @@ import sys
 
 sys.path.insert(0, sys.argv[1])
 import webtest  # noqa: E402
+
 from sync import auth  # noqa: E402
 from sync.config import Config  # noqa: E402
 from sync.db import database  # noqa: E402
@@ -42,11 +43,13 @@ def upload(dev, path, data, base_rev=None, mtime=1700000000):
     s = app.post_json("/api/v1/sync/upload", {"path": path, "size": len(data), "sha256": sha,
         "base_rev": base_rev, "mtime": mtime}, headers=h(dev["token"])).json
     if s["chunk_count"] and not s["received"]:
-        app.put(f"/api/v1/sync/upload/{s['id']}/chunks/0", data, headers=dict(h(dev["token"]), **{"Content-Type": "application/octet-stream"}))
+        app.put(f"/api/v1/sync/upload/{s['id']}/chunks/0", data,
+                headers=dict(h(dev["token"]), **{"Content-Type": "application/octet-stream"}))
     return app.post(f"/api/v1/sync/upload/{s['id']}/complete", headers=h(dev["token"])).json
 
 def report(dev, *items):
-    return app.post_json("/api/v1/sync/report", {"changes": list(items)}, headers=h(dev["token"])).json["results"]
+    return app.post_json("/api/v1/sync/report", {"changes": list(items)},
+                         headers=h(dev["token"])).json["results"]
 
 r1 = upload(kobo, "books/Dune.epub", b"Dune, first edition\n" * 50)
 T[0] += 3600
@@ -56,7 +59,8 @@ T[0] += 3600
 upload(laptop, "notes/todo.txt", b"buy milk\nand bread\n", base_rev=r3["rev"], mtime=1700000100)
 upload(laptop, "old.txt", b"soon gone\n")
 report(laptop, {"op": "delete", "path": "old.txt", "base_rev": 5})
-report(kobo, {"op": "move", "path": "books/Emma.epub", "to": "books/classics/Emma.epub", "base_rev": r2["rev"]})
+report(kobo, {"op": "move", "path": "books/Emma.epub", "to": "books/classics/Emma.epub",
+              "base_rev": r2["rev"]})
 upload(phone, "bob.txt", b"bob's file\n")
 # an unresolved conflict with content of its own
 upload(kobo, "notes/todo.txt", b"kobo's todo\n", base_rev=r3["rev"])
@@ -64,11 +68,13 @@ database.close()
 conn = sqlite3.connect(os.path.join(out, "sync.sqlite3"))
 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 conn.execute("PRAGMA journal_mode = DELETE")
-print(conn.execute("PRAGMA user_version").fetchone(), conn.execute("select path, rev, deleted from entries").fetchall())
+print(conn.execute("PRAGMA user_version").fetchone(),
+      conn.execute("select path, rev, deleted from entries").fetchall())
 print(conn.execute("select kind, path from conflicts").fetchall())
 conn.close()
 for f in ("secret.key",):
     os.unlink(os.path.join(out, f))
 for leftover in ("sync.sqlite3-wal", "sync.sqlite3-shm"):
     p = os.path.join(out, leftover)
-    if os.path.exists(p): os.unlink(p)
+    if os.path.exists(p):
+        os.unlink(p)
