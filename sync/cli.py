@@ -185,6 +185,11 @@ def _on_sigterm(signum, frame):
     raise Stop()
 
 
+def _on_sigint(signum, frame):
+    log.info("stopping (Ctrl-C)")
+    raise KeyboardInterrupt()
+
+
 def port_problem(host, port):
     """Why ``host:port`` cannot be listened on (in use, no such address), or
     None; checked before the data directory is touched, so a failed start
@@ -232,16 +237,19 @@ def cmd_serve(config):
         server = httpserver.create_server(app, config)
     except OSError as exc:
         return panic(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
-    janitor.start(rt)
-    print(f"sync server listening on http://{config.host}:{server.effective_port} "
-          f"(data in {config.data_dir})", flush=True)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Before the line that says it listens: a signal from then on is logged.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm), signal.signal(signal.SIGINT,
+                                                                          _on_sigint)
     try:
+        janitor.start(rt)
+        print(f"sync server listening on http://{config.host}:{server.effective_port} "
+              f"(data in {config.data_dir})", flush=True)
         server.run()  # returns once Ctrl-C or SIGTERM (Stop) ended its loop
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
     server.close()
     server.task_dispatcher.shutdown(timeout=5)
     os.close(lock)
