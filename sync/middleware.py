@@ -41,6 +41,9 @@ def client_address(env, trusted):
 
 
 CLIENT_KEY = "sync.client"
+# X-Forwarded-Proto as it arrived, kept aside before the proxy headers are
+# dropped: the web page trusts it only when the peer is a trusted proxy.
+FORWARDED_PROTO_KEY = "sync.forwarded_proto"
 
 
 def resolve_client(environ, trusted):
@@ -49,6 +52,7 @@ def resolve_client(environ, trusted):
     (WebDAV) call this too."""
     if CLIENT_KEY not in environ:
         environ[CLIENT_KEY] = client_address(environ, trusted)
+        environ[FORWARDED_PROTO_KEY] = environ.get("HTTP_X_FORWARDED_PROTO", "")
         for name in _PROXY_HEADERS:
             environ.pop(name, None)
     return environ[CLIENT_KEY]

@@ -15,6 +15,7 @@ import falcon
 
 from .. import errors
 from ..auth import Principal
+from ..middleware import FORWARDED_PROTO_KEY
 from ..models import User
 from . import render, sessions, views
 
@@ -28,7 +29,6 @@ SECURITY_HEADERS = {
 }
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 NOT_PAGES = ("/api/", "/dav", "/healthz")
-FORWARDED_PROTO_KEY = "sync.forwarded_proto"
 MAX_FORM_BYTES = 64 * 1024
 
 
