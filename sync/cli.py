@@ -11,6 +11,7 @@ import argparse
 import getpass
 import logging
 import os
+import signal
 import sys
 
 from . import cliargs
@@ -166,15 +167,7 @@ def _runtime(config, serving=False):
         raise ConfigError(f"cannot open the data directory {config.data_dir}: {exc}") from None
 
 
-class Stop(KeyboardInterrupt):
-    """SIGTERM (systemctl stop): leave the serving loop as Ctrl-C does (a
-    KeyboardInterrupt, which the loop's channels let through, where they
-    catch and log any other exception)."""
-
-
-def _on_sigterm(signum, frame):
-    log.info("stopping (SIGTERM)")
-    raise Stop()
+SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}
 
 
 def port_problem(host, port):
@@ -204,8 +197,6 @@ def port_problem(host, port):
 
 
 def cmd_serve(config):
-    import signal
-
     from . import httpserver, janitor
     from .datadir import DataDirError, lock_data_dir
     from .wsgi import create_app, tune_malloc
@@ -227,15 +218,21 @@ def cmd_serve(config):
     janitor.start(rt)
     print(f"sync server listening on http://{config.host}:{server.effective_port} "
           f"(data in {config.data_dir})", flush=True)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGTERM (systemctl stop) and Ctrl-C only note the signal: the serving
+    # loop sees it within a second and stops in order (httpserver.serve).
+    received = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in SIGNAL_NAMES}
+
+    def drain():
+        log.info("stopping (%s)", SIGNAL_NAMES[received[0]])
+        rt.waiters.close()  # waiting requests answer now
+
     try:
-        server.run()  # returns once Ctrl-C or SIGTERM (Stop) ended its loop
-    except KeyboardInterrupt:
-        pass
+        httpserver.serve(server, lambda: bool(received), before_drain=drain)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    server.close()
-    server.task_dispatcher.shutdown(timeout=5)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     os.close(lock)
     log.info("stopped")
     return 0
