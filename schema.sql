@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS users (
     name          TEXT NOT NULL UNIQUE,
     password_hash TEXT,                        -- NULL: token-only user
     horizon_rev   INTEGER NOT NULL DEFAULT 0,  -- tombstones up to this rev are purged
-    created_at    TEXT NOT NULL
+    created_at    TEXT NOT NULL,
+    tokens_revoked_at REAL                     -- user tokens with an earlier iat are 401
 );
 
 CREATE TABLE IF NOT EXISTS devices (

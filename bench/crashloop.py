@@ -6,6 +6,8 @@ moments, again and again. After every kill, with the server down:
 - every blob row has its file, every file under ``blobs/`` hashes to its
   name (no partial content), every live entry's content is held;
 - every open, non-instant upload session has its spool file;
+- the figures the server maintains (pending changes, quota usage) equal a
+  recount of the tables;
 
 and after the restart, through the API:
 
@@ -34,7 +36,10 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import Client, Server, sha256, user_token  # noqa: E402
+
+from sync import counts  # noqa: E402
 
 PATHS_PER_WORKER = 8
 
@@ -196,9 +201,14 @@ def check_files(data_dir, verified):
         uploads = {r[0]: (r[1], r[2]) for r in db.execute(
             "SELECT id, instant, sha256 FROM uploads WHERE state = 'open'")}
         all_uploads = {r[0] for r in db.execute("SELECT id FROM uploads")}
+        db.execute("BEGIN")
+        wrong = counts.differences(db)
+        db.execute("COMMIT")
+        if wrong:
+            raise Failure(f"maintained counts disagree with a recount: {wrong[:3]}")
     finally:
         db.close()
-    checks = 1
+    checks = 2
     files = {}
     for root, _, names in os.walk(os.path.join(data_dir, "blobs")):
         for name in names:

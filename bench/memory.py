@@ -82,8 +82,11 @@ def main(argv=None):
                         help="chunks sent at once, and downloads of the file at once")
     parser.add_argument("--logins", type=int, default=0,
                         help="then this many failing logins at once, three rounds "
-                             "(each hashes with scrypt, 16 MiB)")
+                             "(each hashes with scrypt, 16 MiB); at most 16, since 50 "
+                             "failures from one address lock it out")
     args = parser.parse_args(argv)
+    if args.logins > 16:
+        parser.error("--logins: at most 16 (50 failed logins from one address are throttled)")
     size, chunk_size = parse_size(args.size), parse_size(args.chunk_size)
     workdir = tempfile.mkdtemp(prefix="memory-", dir=args.dir)
     free = shutil.disk_usage(workdir).free
@@ -147,10 +150,12 @@ def main(argv=None):
         ranged_bytes = sum(len(p) for p in ranged.iter_content(1 << 20))
         ranged.close()
         if args.logins:
-            def login(_):
-                for _ in range(3):
+            def login(n):
+                # A name each (unknown names cost the same scrypt hash): ten
+                # failures for one name would lock it out (429, no hash).
+                for k in range(3):
                     resp = requests.post(server.url + "/api/v1/auth/login",
-                                         json={"username": "mem", "password": "wrong"})
+                                         json={"username": f"mem{n}-{k}", "password": "wrong"})
                     assert resp.status_code == 401, resp.status_code
             with concurrent.futures.ThreadPoolExecutor(args.logins) as pool:
                 list(pool.map(login, range(args.logins)))

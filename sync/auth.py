@@ -111,16 +111,31 @@ def issue_device_token(rt, device):
     return jwt.encode(claims, rt.secret, algorithm="HS256")
 
 
-def login(rt, username, password):
-    """A user token for a correct name and password, else 401 (same answer,
-    same work, for an unknown name and a wrong password)."""
+def check_password(rt, username, password, address="-", how="login"):
+    """The ``User`` whose name and password these are, or None (the same
+    work for an unknown name and a wrong password). Throttled: 429
+    ``too_many_attempts`` while the name or ``address`` is locked out, and
+    every failure is counted and logged (``sync.throttle``). The WebDAV and
+    web-page logins call this too."""
     # A name no user can have (a lone surrogate cannot even be sent to
     # SQLite) is answered like an unknown one.
     name = normalize_user_name(username)
+    throttled = name if name is not None else username
+    rt.login_throttle.check(throttled, address)
     user = User.get_or_none(User.name == name) if name is not None else None
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
     ok = verify_password(password, stored) and user is not None and user.password_hash
     if not ok:
+        rt.login_throttle.failed(throttled, address, how)
+        return None
+    return user
+
+
+def login(rt, username, password, address="-"):
+    """A user token for a correct name and password, else 401 (see
+    ``check_password``)."""
+    user = check_password(rt, username, password, address)
+    if user is None:
         raise errors.SyncError(401, errors.LOGIN_FAILED, "Wrong user name or password.",
                                headers={"WWW-Authenticate": "Bearer"})
     return {"access_token": issue_user_token(rt, user.name), "token_type": "bearer",
@@ -242,8 +257,26 @@ def add_user(rt, name, password):
         if user is None:
             User.create(name=name, password_hash=hashed, created_at=rt.now())
             return True
-        User.update(password_hash=hashed).where(User.id == user.id).execute()
+        # A new password ends every session the old one opened.
+        User.update(password_hash=hashed, tokens_revoked_at=rt.clock()).where(
+            User.id == user.id).execute()
         return False
+
+
+def revoke_user_tokens(rt, name):
+    """Refuse every user token of ``name`` issued before now (device tokens
+    and app passwords stay). A name the server has not seen yet (tokens
+    issued by ``app.py token`` or another issuer, never used) gets its user
+    row now, so that those tokens are refused too. Returns whether the user
+    existed before; ``ValueError`` for an unusable name."""
+    normalized = normalize_user_name(name)
+    if normalized is None:
+        raise ValueError(f"not a usable user name: {name!r}")
+    with write():
+        existed = _find_user(normalized) is not None
+        ensure_user(rt, normalized)
+        User.update(tokens_revoked_at=rt.clock()).where(User.name == normalized).execute()
+    return existed
 
 
 @dataclasses.dataclass
@@ -278,7 +311,15 @@ def authenticate(rt, header):
         raise errors.unauthorized("The token names no valid user.")
     typ = claims.get("typ")
     if typ is None:
-        return Principal(ensure_user(rt, name))
+        user = ensure_user(rt, name)
+        revoked = user.tokens_revoked_at
+        iat = claims.get("iat")
+        # iat counts whole seconds: a token of the revoking second itself
+        # stays valid, so that a login right after a revoke works.
+        if revoked is not None and (not isinstance(iat, (int, float)) or iat < int(revoked)):
+            raise errors.unauthorized("The token was revoked (a password change or "
+                                      "`user revoke`); log in again.")
+        return Principal(user)
     if typ != "device":
         raise errors.unauthorized("Unknown token type.")
     did, ver = claims.get("did"), claims.get("ver")

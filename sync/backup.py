@@ -154,6 +154,52 @@ def _snapshot_between_writes(db_path, src_conn, dst_path):
         gate.close()
 
 
+# The rows that may name a blob at a size, with whose and where, for messages.
+_NAMING_ROWS = (
+    ("SELECT u.name, e.path, e.size FROM entries e JOIN users u ON u.id = e.user_id "
+     "WHERE e.sha256 = ? AND e.deleted = 0", "{}'s file {!r} says {} bytes"),
+    ("SELECT u.name, c.path, c.client_size FROM conflicts c JOIN users u ON u.id = c.user_id "
+     "WHERE c.client_sha256 = ? AND c.resolved_at IS NULL",
+     "{}'s conflict on {!r} (the device's side) says {} bytes"),
+    ("SELECT u.name, c.path, c.server_size FROM conflicts c JOIN users u ON u.id = c.user_id "
+     "WHERE c.server_sha256 = ? AND c.resolved_at IS NULL",
+     "{}'s conflict on {!r} (the server's side) says {} bytes"),
+    ("SELECT u.name, s.path, s.size FROM uploads s JOIN users u ON u.id = s.user_id "
+     "WHERE s.sha256 = ? AND s.instant = 1 AND s.state = 'open'",
+     "{}'s upload session for {!r} says {} bytes"),
+    ("SELECT u.name, r.path, r.size FROM revisions r JOIN users u ON u.id = r.user_id "
+     "WHERE r.sha256 = ?", "{}'s revision of {!r} says {} bytes"),
+)
+
+
+def blobs_path_in(root, sha256):
+    """``root/blobs/ab/<sha256>``, or None for a name that is no sha256."""
+    return os.path.join(root, _blob_rel(sha256)) if blobs.is_sha256(sha256) else None
+
+
+def wrong_rows(conn, sha256, actual):
+    """Sentences naming each row (user and path) that gives the blob
+    ``sha256`` another size than its file's ``actual`` one."""
+    found = []
+    for query, sentence in _NAMING_ROWS:
+        try:
+            rows = conn.execute(query, (sha256,)).fetchall()
+        except sqlite3.Error:
+            continue
+        found += [sentence.format(name, path, size) for name, path, size in rows
+                  if size != actual]
+    return found
+
+
+def blob_intact(path, sha256):
+    """Whether the file's content hashes to its name (then a size that
+    disagrees is the rows' fault, not the file's)."""
+    try:
+        return blobs.hash_file(path)[1] == sha256
+    except OSError:
+        return False
+
+
 def _place_blobs(refs, src_dir, dst_dir, link, fsync, stats, reuse_dir=None):
     """Place every referenced blob not yet at ``dst_dir``, hard-linking it
     from ``reuse_dir`` (an earlier backup on the same filesystem) when that
@@ -330,12 +376,23 @@ def restore(config, src, force=False, fsync=True):
         refs = referenced(conn)
     finally:
         conn.close()
+    wrong_rows_found = []
     for sha256, size in refs.items():
         path = os.path.join(src, _blob_rel(sha256)) if blobs.is_sha256(sha256) else None
         if path is None or not os.path.isfile(path):
             raise DataDirError(f"the backup in {src} is incomplete: blob {sha256} is missing")
         if os.path.getsize(path) != size:
-            raise DataDirError(f"the backup in {src} is damaged: blob {sha256} has the wrong size")
+            if not blob_intact(path, sha256):
+                raise DataDirError(f"the backup in {src} is damaged: blob {sha256} has the "
+                                   f"wrong size")
+            # The file is whole; a row claims another size (an old server
+            # trusted a declared size): restore it, and say which rows.
+            conn = open_existing(os.path.join(src, DB_NAME), readonly=True)
+            try:
+                named = wrong_rows(conn, sha256, os.path.getsize(path))
+            finally:
+                conn.close()
+            wrong_rows_found.append((sha256, named))
 
     lock = lock_data_dir(config)
     try:
@@ -373,7 +430,7 @@ def restore(config, src, force=False, fsync=True):
         os.close(lock)
     return {"blobs": len(refs), "linked": stats["linked"], "copied": stats["copied"],
             "bytes": stats["bytes"], "secret": secret, "uploads_left_out": left_out,
-            "db_id": db_id, "schema": version}
+            "db_id": db_id, "schema": version, "wrong_rows": wrong_rows_found}
 
 
 def _clear(config):

@@ -56,13 +56,22 @@ def free_bytes(path):
 def reserve_spool(config, upload_id, size):
     """Create ``spool/<id>`` reserved at ``size`` bytes (``posix_fallocate``
     where available, so a full disk is found now, not halfway through the
-    upload). Raises ``NoSpace`` and leaves no file behind when it does not fit."""
+    upload). Raises ``NoSpace`` and leaves no file behind when it does not
+    fit, or would leave less than ``config.min_free`` bytes free. Call it
+    outside any write transaction: where glibc emulates fallocate by writing
+    every block, a large reservation takes seconds."""
     path = spool_path(config, upload_id)
-    # glibc emulates posix_fallocate block by block on filesystems without
-    # it; ask statvfs first so an impossible size fails at once.
-    if size > free_bytes(os.path.dirname(path)):
-        raise NoSpace(f"{size} bytes do not fit on the disk")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Asked first: an impossible size fails at once, and uploads never take
+    # the reserve that keeps the database and everything else writable.
+    if size and size > free_bytes(os.path.dirname(path)) - config.min_free:
+        raise NoSpace(f"{size} bytes do not fit on the disk beside its reserve of "
+                      f"{config.min_free} bytes")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise NoSpace(str(exc)) from None
+        raise
     try:
         if size:
             if hasattr(os, "posix_fallocate"):
@@ -74,12 +83,33 @@ def reserve_spool(config, upload_id, size):
     except OSError as exc:
         os.close(fd)
         os.unlink(path)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if is_disk_full(exc):
             raise NoSpace(str(exc)) from None
         raise
     os.close(fd)
     if config.fsync:
         fsync_path(os.path.dirname(path))
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(exc):
+    """Whether an error means the disk (or a quota, or a file size limit)
+    has no room: an ``OSError`` ENOSPC, EDQUOT or EFBIG, or SQLite's
+    SQLITE_FULL ("database or disk is full"), itself or as the cause of
+    the error raised while handling it."""
+    seen = 0
+    while exc is not None and seen < 8:
+        # SQLite rolls back by itself on SQLITE_FULL; the ROLLBACK that
+        # follows fails with "no transaction is active", over the real cause.
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            return True
+        if not isinstance(exc, OSError) and "database or disk is full" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _sync_data(fd):

@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 
 from . import blobs, counts
-from .backup import COMPLETING, SPOOLED_SESSIONS, _mentions, referenced
+from .backup import COMPLETING, SPOOLED_SESSIONS, _mentions, referenced, wrong_rows
 from .datadir import BLOBS_DIR, DB_NAME, SPOOL_DIR, lock_data_dir, open_existing, server_running
 
 
@@ -73,7 +73,12 @@ def _check(config, repair, out):
                         f"{_used_by(conn, sha256)}")
                 continue
             size, digest = blobs.hash_file(path)
-            if named_size is None:
+            # An intact file with rows that disagree: the rows are wrong (an
+            # older server trusted a declared size); say whose and which.
+            wrong = wrong_rows(conn, sha256, size) if digest == sha256 else []
+            if wrong and (named_size is None or size != named_size):
+                problem(f"blob {sha256} is {size} bytes, but {'; '.join(wrong)}")
+            elif named_size is None:
                 problem(f"blob {sha256}: the rows disagree on its size: {rows}")
             elif size != named_size:
                 problem(f"blob {sha256} is {size} bytes, {_tables(conn, sha256)} say {named_size}"

@@ -42,6 +42,12 @@ def build_parser():
     _create_flag(add)
     _settings(add)
 
+    revoke = user_sub.add_parser(
+        "revoke", help="make every user token of NAME issued until now invalid "
+                       "(device tokens and app passwords stay valid)")
+    revoke.add_argument("name")
+    _settings(revoke)
+
     token = sub.add_parser("token", help="print a user token to standard output")
     token.add_argument("name")
     token.add_argument("--ttl", type=cliargs.positive_duration, default=None,
@@ -107,6 +113,8 @@ def main(argv=None):
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         config = config_mod.load(args)
+        if args.command == "user" and args.user_command == "revoke":
+            return cmd_user_revoke(config, args)
         if args.command == "user":
             return cmd_user_add(config, args)
         if args.command == "token":
@@ -215,11 +223,9 @@ def cmd_serve(config):
         server = httpserver.create_server(app, config)
     except OSError as exc:
         return panic(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
-    janitor.start(rt)
-    print(f"sync server listening on http://{config.host}:{server.effective_port} "
-          f"(data in {config.data_dir})", flush=True)
     # SIGTERM (systemctl stop) and Ctrl-C only note the signal: the serving
     # loop sees it within a second and stops in order (httpserver.serve).
+    # Set before the line that says it listens: a signal from then on is logged.
     received = []
     previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
                 for signum in SIGNAL_NAMES}
@@ -229,6 +235,9 @@ def cmd_serve(config):
         rt.waiters.close()  # waiting requests answer now
 
     try:
+        janitor.start(rt)
+        print(f"sync server listening on http://{config.host}:{server.effective_port} "
+              f"(data in {config.data_dir})", flush=True)
         httpserver.serve(server, lambda: bool(received), before_drain=drain)
     finally:
         for signum, handler in previous.items():
@@ -275,6 +284,21 @@ def cmd_user_add(config, args):
         print(f"created user {args.name}", file=sys.stderr)
     else:
         print(f"updated user {args.name}: the password is changed", file=sys.stderr)
+    return 0
+
+
+def cmd_user_revoke(config, args):
+    from . import auth
+
+    rt = _runtime(config)
+    try:
+        existed = auth.revoke_user_tokens(rt, args.name)
+    except ValueError as exc:
+        return panic(str(exc))
+    name = auth.normalize_user_name(args.name)
+    note = "" if existed else f" ({name} had not used this server yet)"
+    print(f"revoked every user token of {name} issued until now{note}; "
+          f"devices keep syncing", file=sys.stderr)
     return 0
 
 
@@ -327,9 +351,31 @@ def cmd_backup(config, args):
     print(f"  secret.key: {secret}")
     print(f"  upload sessions in progress left out: {r['uploads_left_out']} "
           f"(spool files are not backed up; those devices upload again)")
-    for sha256, why in r["wrong_size"]:
-        print(f"PROBLEM blob {sha256}: {why}; run `app.py check`")
-    return 1 if r["wrong_size"] else 0
+    return _report_wrong_sizes(r)
+
+
+def _report_wrong_sizes(r):
+    """A blob whose file disagrees with its rows: a WARNING naming the rows
+    when the file is intact (the rows are wrong, the backup is whole), a
+    PROBLEM (exit status 1) when the file itself is damaged."""
+    from .backup import DB_NAME, blob_intact, blobs_path_in, open_existing, wrong_rows
+
+    damaged = 0
+    conn = open_existing(os.path.join(r["dest"], DB_NAME), readonly=True)
+    try:
+        for sha256, why in r["wrong_size"]:
+            path = blobs_path_in(r["dest"], sha256)
+            if path is not None and os.path.isfile(path) and blob_intact(path, sha256):
+                rows = wrong_rows(conn, sha256, os.path.getsize(path)) or [why]
+                for row in rows:
+                    print(f"WARNING blob {sha256} is whole, but {row}: fix or delete that "
+                          f"file (`app.py check` lists them)")
+                continue
+            damaged += 1
+            print(f"PROBLEM blob {sha256}: {why}; run `app.py check`")
+    finally:
+        conn.close()
+    return 1 if damaged else 0
 
 
 def cmd_restore(config, args):
@@ -344,6 +390,10 @@ def cmd_restore(config, args):
         print("  the backup holds no secret.key: set SYNC_JWT_SECRET as before, or a new "
               "key is made on start and every token must be issued again")
     print(_restore_next_step(r["schema"]))
+    for sha256, rows in r.get("wrong_rows", ()):
+        for row in rows or ["a row gives it another size"]:
+            print(f"WARNING blob {sha256} is whole, but {row}: fix or delete that file "
+                  f"(`app.py check` lists them)")
     return 0
 
 

@@ -7,6 +7,7 @@ default. ``load()`` returns a frozen ``Config``; tests build one with
 """
 
 import dataclasses
+import ipaddress
 import os
 from collections import namedtuple
 
@@ -47,6 +48,22 @@ def _positive_int(text):
     if value < 1:
         raise ValueError(f"{text!r} is not a whole number of at least 1")
     return value
+
+
+def _addresses(text):
+    """A tuple of IP networks from 'a, b/24' (an address is a /32 or /128)."""
+    if isinstance(text, tuple):
+        return text
+    found = []
+    for part in str(text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address: {part!r}") from None
+    return tuple(found)
 
 
 def _count(text):
@@ -111,6 +128,15 @@ SETTINGS = (
     Setting("max_connections", 1000, _positive_int,
             "Connections the server keeps open at once (idle and slow ones included); "
             "the open-files limit is raised to fit."),
+    Setting("trusted_proxies", "", _addresses,
+            "Comma-separated IP addresses of reverse proxies whose X-Forwarded-For "
+            "names the client (its last hop); from anyone else the header is ignored."),
+    Setting("max_open_uploads", 100, _positive_int,
+            "Upload sessions a user may have open at once; the next is 429 "
+            "too_many_uploads."),
+    Setting("min_free", GIB, _size,
+            "Free space on the data disk that uploads never take (bytes, or 1GiB): a "
+            "session whose reservation would leave less is 507 insufficient_storage."),
     Setting("max_waiters", 16, _count,
             "Requests that may wait for changes at once (POST /changes/wait, "
             "used by `sync --watch`). Each holds a thread of its own, beside "
@@ -142,6 +168,9 @@ class Config:
     fsync: bool
     access_log: bool
     max_connections: int
+    trusted_proxies: tuple
+    max_open_uploads: int
+    min_free: int
     max_waiters: int
 
     @classmethod

@@ -7,10 +7,12 @@ new revisions and append to the feed in the same transaction that marks the
 conflict resolved.
 """
 
+import json
 import os
+import re
 from datetime import datetime, timezone
 
-from . import counts, errors, paths
+from . import counts, cursors, errors, paths
 from .db import database, write
 from .feed import change_json
 from .library import Library
@@ -45,14 +47,68 @@ def conflict_json(row):
     return conflict
 
 
-def iter_conflicts(rt, user_id):
-    """The user's unresolved conflicts, oldest first, one at a time: a device
-    can make thousands, and the listing must not hold them all in memory."""
+DEFAULT_PAGE = MAX_PAGE = 1000
+_CURSOR_MARK = "c"  # a conflicts cursor is not a feed cursor
+
+
+def _page_limit(limit):
+    if limit is None:
+        return DEFAULT_PAGE
+    if not isinstance(limit, str) or not re.fullmatch(r"[0-9]{1,7}", limit) \
+            or not 1 <= int(limit) <= MAX_PAGE:
+        raise errors.bad_request(errors.LIMIT_INVALID,
+                                 f"'limit' must be an integer from 1 to {MAX_PAGE}.")
+    return int(limit)
+
+
+def _page_after(rt, cursor):
+    if not cursor:
+        return 0
+    if not cursor.startswith(_CURSOR_MARK):
+        raise errors.bad_request(errors.CURSOR_INVALID, "The cursor is not one this server issued.")
+    try:
+        return cursors.decode(rt.db_id, cursor[len(_CURSOR_MARK):])
+    except errors.SyncError:
+        raise errors.bad_request(errors.CURSOR_INVALID,
+                                 "The cursor is not one this server issued.") from None
+
+
+def list_conflicts(rt, user_id, cursor=None, limit=None):
+    """A page of the user's unresolved conflicts, oldest first:
+    ``{"conflicts", "cursor", "has_more"}`` (the last two when ``cursor``
+    or ``limit`` is given, or when more than a page is left). The page (at most 1,000) is read
+    whole before the answer is sent, so a client that never reads its answer
+    holds no read transaction (which would keep SQLite from checkpointing
+    its WAL) and, the answer being small, no worker thread either."""
+    limit_given = limit is not None
+    limit = _page_limit(limit)
+    after = _page_after(rt, cursor)
     rows = database.execute_sql(
-        f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE user_id = ? "
-        f"AND resolved_at IS NULL ORDER BY created_at, rowid", (user_id,))
-    for r in rows:
-        yield conflict_json(dict(zip(_CONFLICT_COLUMNS, r)))
+        f"SELECT rowid, {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE user_id = ? "
+        f"AND resolved_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?",
+        (user_id, after, limit + 1)).fetchall()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1][0] if rows else after
+    page = {"conflicts": [conflict_json(dict(zip(_CONFLICT_COLUMNS, r[1:]))) for r in rows]}
+    if cursor is not None or limit_given or has_more:
+        # Paging in use (or needed: more than a page without `limit`): the
+        # version 1 answer otherwise, `{"conflicts": [...]}` alone.
+        page["cursor"] = _CURSOR_MARK + cursors.encode(rt.db_id, last)
+        page["has_more"] = has_more
+    return page
+
+
+def iter_conflicts(rt, user_id):
+    """Every unresolved conflict of the user, oldest first, a page at a time
+    (for callers inside the server, such as the web page)."""
+    cursor = None
+    while True:
+        page = list_conflicts(rt, user_id, cursor)
+        yield from page["conflicts"]
+        if not page.get("has_more"):
+            return
+        cursor = page["cursor"]
 
 
 def _device_name(device_id):
@@ -64,25 +120,59 @@ def _device_name(device_id):
     return name.encode("utf-8")[:MAX_DEVICE_NAME_BYTES].decode("utf-8", "ignore")
 
 
-def _conflict_name(library, path, device_name, date):
-    """The first free ``name (conflict <device> <date>[ n]).ext`` beside ``path``;
-    only a live entry makes a name taken."""
+NAME_BATCH = 500  # candidate names looked up per query
+
+
+def _candidates(path, device_name, date):
+    """``name (conflict <device> <date>[ n]).ext`` beside ``path`` for n = 1,
+    2, ... ``MAX_CONFLICT_SUFFIX``, normalized (until the extension leaves no
+    room in a segment)."""
     folder, _, base = path.rpartition("/")
     stem, ext = os.path.splitext(base)
     for n in range(1, MAX_CONFLICT_SUFFIX + 1):
         tag = f" (conflict {device_name} {date}{'' if n == 1 else f' {n}'})"
         room = paths.MAX_SEGMENT_BYTES - len((tag + ext).encode("utf-8"))
         short = stem.encode("utf-8")[:max(room, 0)].decode("utf-8", "ignore")
-        candidate = (folder + "/" if folder else "") + short + tag + ext
         try:
-            candidate = paths.normalize(candidate)
+            yield paths.normalize((folder + "/" if folder else "") + short + tag + ext)
         except paths.PathError:
-            break  # the extension leaves no room; later names are longer still
-        library.load([candidate])
-        if library.head(candidate) is None:
-            return candidate
+            return  # later names are longer still
+
+
+def _conflict_name(library, path, device_name, date):
+    """The first free conflict name beside ``path``; only a live entry makes
+    a name taken. The candidates are looked up ``NAME_BATCH`` at a time, one
+    indexed query each (at most 20 for the 10,000 names), against what the
+    unit of work has changed first: the cost never depends on how much of the
+    library it has loaded (10,000 one-by-one tries that each rescanned every
+    loaded row held the write lock for 107 s)."""
+    batch = []
+    for candidate in _candidates(path, device_name, date):
+        batch.append(candidate)
+        if len(batch) == NAME_BATCH:
+            found = _first_free(library, batch)
+            if found is not None:
+                return found
+            batch = []
+    found = _first_free(library, batch) if batch else None
+    if found is not None:
+        return found
     raise errors.bad_request(errors.RESOLUTION_INVALID,
                              "No free name is left beside this path for keep_both.")
+
+
+def _first_free(library, names):
+    unknown = [name for name in names if name not in library.entries]
+    live = {row[0] for row in database.execute_sql(
+        "SELECT path FROM entries WHERE user_id = ? AND deleted = 0 "
+        "AND path IN (SELECT value FROM json_each(?))",
+        (library.user_id, json.dumps(unknown)))} if unknown else set()
+    for name in names:
+        taken = library.head(name) is not None if name in library.entries else name in live
+        if not taken:
+            library.load([name])
+            return name
+    return None
 
 
 def _resolve_changes(rt, library, row, resolution):

@@ -17,7 +17,7 @@ import peewee
 from . import assets, migrations
 from .datadir import DB_NAME, DataDirError, open_existing, server_running
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA_PATH = assets.path("schema.sql")
 BUSY_TIMEOUT_S = 30
 
@@ -80,6 +80,19 @@ def init_db(path, steps=None, fsync=True):
 
 
 _pending = threading.local()  # callbacks waiting for this thread's commit
+
+
+@contextlib.contextmanager
+def quick_write(wait_ms):
+    """A write transaction that waits at most ``wait_ms`` for the write lock
+    (instead of the busy timeout) and raises ``OperationalError`` ("database
+    is locked") after that: for bookkeeping that may be skipped."""
+    database.execute_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    try:
+        with database.atomic("IMMEDIATE"):
+            yield
+    finally:
+        database.execute_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
 
 
 @contextlib.contextmanager

@@ -4,15 +4,23 @@ Service functions take the ``Runtime`` and the caller's ``Principal``; they
 raise ``SyncError`` for the 4xx answers of SPEC §3 and §5 (Devices).
 """
 
+import logging
+import sqlite3
+
+import peewee
+
 from . import blobs, counts, cursors, errors, library
 from .auth import app_password_hash, issue_device_token, new_app_password
-from .db import database, write
+from .db import database, quick_write, write
 from .models import Device, Upload
 from .runtime import iso
 
 MAX_DEVICE_NAME = 100
 MAX_PLATFORM = 100
-LAST_SEEN_EVERY_S = 60  # last_seen_at is written at most once a minute per device
+LAST_SEEN_EVERY_S = 60
+TOUCH_WAIT_MS = 200  # how long a touch waits for the write lock before it skips
+
+log = logging.getLogger("sync")  # last_seen_at is written at most once a minute per device
 
 
 def _check_name(value, field="name"):
@@ -161,8 +169,15 @@ def touch(rt, device):
     if device.last_seen_at is not None and device.last_seen_at > iso(now - LAST_SEEN_EVERY_S):
         return
     stamp = iso(now)
-    with write():
-        Device.update(last_seen_at=stamp).where(Device.id == device.id).execute()
+    # Bookkeeping must never fail the request it rides on (a read above
+    # all): when the write lock is busy or the disk is full, the touch is
+    # skipped and the next request tries again.
+    try:
+        with quick_write(TOUCH_WAIT_MS):
+            Device.update(last_seen_at=stamp).where(Device.id == device.id).execute()
+    except (peewee.OperationalError, sqlite3.OperationalError) as exc:
+        log.info("last_seen_at of device %s not written now: %s", device.id, exc)
+        return
     device.last_seen_at = stamp
 
 

@@ -49,6 +49,7 @@ ERROR = "error"  # an HTTP error with a status DEFAULT_CODES does not name
 PRECONDITION_FAILED = "precondition_failed"  # If-Match / If-None-Match / Overwrite: F
 PATH_CONFLICT = "path_conflict"              # inside a file, a file where a folder is, a case clash
 TOO_MANY_ATTEMPTS = "too_many_attempts"      # failed logins past the throttle
+TOO_MANY_UPLOADS = "too_many_uploads"        # past --max-open-uploads open sessions
 
 # Every code above.
 CODES = frozenset(value for name, value in list(globals().items())

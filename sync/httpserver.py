@@ -77,7 +77,10 @@ def _base_options(config):
         # A WebDAV PUT carries a whole file: bodies up to the largest file.
         max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024,
                                   config.max_file_size) + 65536,
-        clear_untrusted_proxy_headers=True,
+        # The app works out the client address (``--trusted-proxies``, a
+        # list, where waitress trusts one address) and drops the proxy
+        # headers of everyone else itself (``sync.middleware.ClientAddress``).
+        clear_untrusted_proxy_headers=False,
         connection_limit=connection_limit(config),
         channel_timeout=IDLE_TIMEOUT_S,
         asyncore_use_poll=True,

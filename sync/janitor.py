@@ -22,7 +22,7 @@ from .db import database, write
 log = logging.getLogger("sync.janitor")
 
 BATCH_S = 0.05  # stop taking work into a batch after this long
-BLOB_BATCH = 500  # candidates looked at per batch, at most
+BLOB_BATCH = 200  # candidates looked at per batch, at most
 # Between two batches: longer than the sleep of a writer that SQLite's busy
 # handler has kept waiting for one batch (it sleeps 25, then 50 ms), so that
 # such a writer finds the lock free before the next batch takes it.

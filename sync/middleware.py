@@ -1,6 +1,7 @@
-"""Falcon middleware: the thread's database connection, authentication,
-and the access log."""
+"""Falcon middleware: the client's address, the thread's database
+connection, authentication, and the access log."""
 
+import ipaddress
 import logging
 import time
 import urllib.parse
@@ -9,6 +10,59 @@ from . import auth, devices, errors
 from .db import database
 
 access_log = logging.getLogger("sync.access")
+
+
+# Proxy headers the app drops unless they come from a trusted proxy, so that
+# nothing downstream can be fooled by a client's own.
+_PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO",
+                  "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY", "HTTP_X_REAL_IP",
+                  "HTTP_FORWARDED")
+
+
+def _ip(text):
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except (ValueError, AttributeError):
+        return None
+
+
+def client_address(env, trusted):
+    """The client's address: the socket's peer, or the last hop of
+    ``X-Forwarded-For`` when the peer is one of the ``trusted`` networks."""
+    peer = env.get("REMOTE_ADDR") or "-"
+    peer_ip = _ip(peer)
+    if peer_ip is not None and getattr(peer_ip, "ipv4_mapped", None):
+        peer_ip = peer_ip.ipv4_mapped
+    if peer_ip is None or not any(peer_ip in net for net in trusted):
+        return peer
+    forwarded = env.get("HTTP_X_FORWARDED_FOR", "")
+    hop = _ip(forwarded.split(",")[-1]) if forwarded else None
+    return str(hop) if hop is not None else peer
+
+
+CLIENT_KEY = "sync.client"
+
+
+def resolve_client(environ, trusted):
+    """Put the client's address in ``environ["sync.client"]`` (once) and
+    drop the proxy headers; returns the address. WSGI apps beside the API
+    (WebDAV) call this too."""
+    if CLIENT_KEY not in environ:
+        environ[CLIENT_KEY] = client_address(environ, trusted)
+        for name in _PROXY_HEADERS:
+            environ.pop(name, None)
+    return environ[CLIENT_KEY]
+
+
+class ClientAddress:
+    """``req.context.client``: who is calling (SPEC §3, ``--trusted-proxies``).
+    Proxy headers are removed from every request afterwards."""
+
+    def __init__(self, rt):
+        self.trusted = rt.config.trusted_proxies
+
+    def process_request(self, req, resp):
+        req.context.client = resolve_client(req.env, self.trusted)
 
 
 class Database:
@@ -51,8 +105,8 @@ class Auth:
 
 
 class AccessLog:
-    """One line per request: method, path, status, bytes, duration, user.
-    The query string is left out and no header is logged, so no token is."""
+    """One line per request: client address, method, path, status, duration,
+    user. The query string is left out and no header is logged, so no token is."""
 
     def process_request(self, req, resp):
         req.context.started = time.perf_counter()
@@ -64,6 +118,7 @@ class AccessLog:
         # Percent-encoded again: a decoded %0A or space in a path would split
         # the line or shift its fields, and forge log lines.
         path = urllib.parse.quote(req.path, safe="/:@!$&'()*+,;=-._~")
-        access_log.info("%s %s %s %.1fms user=%s", req.method, path,
+        access_log.info("%s %s %s %s %.1fms user=%s", req.context.get("client") or "-",
+                        req.method, path,
                         resp.status_code if hasattr(resp, "status_code") else resp.status,
                         ms, user)

@@ -157,11 +157,18 @@ CREATE TABLE IF NOT EXISTS web_devices (
 );
 """
 
+
+# -- schema 6: user revoke ------------------------------------------------------
+_REVOKE = """
+ALTER TABLE users ADD COLUMN tokens_revoked_at REAL;
+"""
+
 STEPS = (
     Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
     Step(3, "history: the revisions of every path", sql(_REVISIONS_V3)),
     Step(4, "maintained counts and the clean-up queue", _counts_step),
     Step(5, "web page sessions and the web page's device", sql(_WEB_PAGE)),
+    Step(6, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
 )
 
 

@@ -42,13 +42,15 @@ class Meta(BaseModel):
 
 class User(BaseModel):
     """An account. Created by ``app.py user add`` or by the first valid token
-    naming it; ``horizon_rev`` is the newest purged tombstone's revision."""
+    naming it; ``horizon_rev`` is the newest purged tombstone's revision;
+    user tokens issued (``iat``) before ``tokens_revoked_at`` are refused."""
 
     id = peewee.AutoField()
     name = peewee.TextField(unique=True)
     password_hash = peewee.TextField(null=True)
     horizon_rev = peewee.IntegerField(default=0)
     created_at = peewee.TextField()
+    tokens_revoked_at = peewee.FloatField(null=True)
 
     class Meta:
         table_name = "users"

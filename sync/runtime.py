@@ -7,6 +7,7 @@ import secrets
 import time
 from datetime import datetime, timezone
 
+from .throttle import LoginThrottle
 from .waiting import Waiters
 
 
@@ -33,6 +34,11 @@ class Runtime:
     clock: object = time.time
     idgen: object = new_id
     waiters: Waiters = dataclasses.field(default_factory=Waiters)
+    login_throttle: object = None
+
+    def __post_init__(self):
+        if self.login_throttle is None:
+            self.login_throttle = LoginThrottle(self.clock)
 
     def now(self):
         """The current time as an ISO 8601 UTC string."""

@@ -140,45 +140,114 @@ def _held_bytes(user_id):
     return held + pending
 
 
+def _held_size(user_id, sha256):
+    """The size of the content ``sha256`` the user's library holds (a live
+    entry, or the client side of an unresolved conflict), or None."""
+    row = database.execute_sql(
+        "SELECT size FROM entries WHERE user_id = ? AND sha256 = ? AND deleted = 0 "
+        "UNION ALL SELECT client_size FROM conflicts WHERE user_id = ? AND client_sha256 = ? "
+        "AND resolved_at IS NULL LIMIT 1", (user_id, sha256, user_id, sha256)).fetchone()
+    return None if row is None else row[0]
+
+
+def _instant(user_id, sha256, size):
+    """Whether a session for this content needs no bytes: the library holds
+    it. 400 ``digest_mismatch`` when it holds it at another size (a declared
+    size is never trusted: HEAD, downloads and backups depend on it)."""
+    held = _held_size(user_id, sha256)
+    if held is not None and held != size:
+        raise errors.bad_request(
+            errors.DIGEST_MISMATCH,
+            f"Content with this sha256 is {held} bytes, not {size}: the size or the "
+            f"sha256 is wrong.")
+    return held is not None
+
+
+def _no_room(size, config):
+    return errors.SyncError(
+        507, errors.INSUFFICIENT_STORAGE,
+        f"The server's disk has no room for {size} bytes (it keeps {config.min_free} "
+        f"bytes free).")
+
+
+def _check_quota(rt, user, size):
+    quota = rt.config.quota
+    if quota and _held_bytes(user.id) + size > quota:
+        raise errors.SyncError(
+            507, errors.QUOTA_EXCEEDED,
+            f"This upload would take your storage over its quota of {quota} bytes.")
+
+
+RESERVE_ATTEMPTS = 3
+
+
+class _ContentWent(Exception):
+    """The content an instant session relied on went before the session row
+    was written: the session needs its bytes after all."""
+
+
 def create(rt, user, device, body):
     """Open a session for ``device``. Content the user's library already
     holds is marked fully received without a spool file (``instant``).
-    507 ``quota_exceeded`` or ``insufficient_storage`` leave nothing behind."""
+    The spool file is reserved before the write transaction (a reservation
+    may take seconds where fallocate is emulated) and the checks run again
+    inside it. 400, 429 and 507 answers leave nothing behind."""
     path, size, sha256, base_rev, mtime, chunk_size = _check_body(rt, body)
     chunk_count = math.ceil(size / chunk_size)
     upload_id = rt.idgen()
     now = rt.now()
     reserved = False
     try:
-        with write():
-            instant = library.holds_content(user.id, sha256)
-            if not instant:
-                quota = rt.config.quota
-                if quota and _held_bytes(user.id) + size > quota:
-                    raise errors.SyncError(
-                        507, errors.QUOTA_EXCEEDED,
-                        f"This upload would take your storage over its quota of {quota} bytes.")
+        for attempt in range(RESERVE_ATTEMPTS):
+            # Checked first without the lock, so that a refusal reserves
+            # nothing; the last attempt reserves whatever the guess.
+            _check_open_sessions(rt, user)
+            needs_bytes = not _instant(user.id, sha256, size) or attempt == RESERVE_ATTEMPTS - 1
+            if needs_bytes and not reserved:
+                _check_quota(rt, user, size)
                 try:
                     blobs.reserve_spool(rt.config, upload_id, size)
                 except blobs.NoSpace:
-                    raise errors.SyncError(
-                        507, errors.INSUFFICIENT_STORAGE,
-                        f"The server's disk has no room for {size} bytes.") from None
+                    raise _no_room(size, rt.config) from None
                 reserved = True
-            Upload.insert(id=upload_id, user=user.id, device=device.id, path=path, size=size,
-                          sha256=sha256, base_rev=base_rev, mtime=mtime, chunk_size=chunk_size,
-                          chunk_count=chunk_count, instant=int(instant), created_at=now,
-                          touched_at=now).execute()
-            if instant and chunk_count:
-                UploadChunk.insert_many(
-                    [(upload_id, i, _chunk_length(size, chunk_size, i))
-                     for i in range(chunk_count)],
-                    fields=[UploadChunk.upload, UploadChunk.idx, UploadChunk.size]).execute()
+            try:
+                with write():
+                    _check_open_sessions(rt, user)
+                    instant = _instant(user.id, sha256, size)
+                    if not instant:
+                        if not reserved:
+                            raise _ContentWent()
+                        _check_quota(rt, user, size)
+                    Upload.insert(id=upload_id, user=user.id, device=device.id, path=path,
+                                  size=size, sha256=sha256, base_rev=base_rev, mtime=mtime,
+                                  chunk_size=chunk_size, chunk_count=chunk_count,
+                                  instant=int(instant), created_at=now, touched_at=now).execute()
+            except _ContentWent:
+                continue  # the content went meanwhile: reserve its bytes, then again
+            break
+        if instant and reserved:
+            blobs.remove_spool(rt.config, upload_id)
+            reserved = False
     except BaseException:
         if reserved:
             blobs.remove_spool(rt.config, upload_id)
         raise
     return _to_json(rt, _get(rt, user, upload_id))
+
+
+def _check_open_sessions(rt, user):
+    """429 ``too_many_uploads`` when the user has ``--max-open-uploads``
+    sessions open already (expired ones, not yet swept, do not count)."""
+    limit = rt.config.max_open_uploads
+    cutoff = iso(rt.clock() - rt.config.upload_expiry)
+    count = database.execute_sql(
+        "SELECT COUNT(*) FROM uploads WHERE user_id = ? AND state = 'open' AND touched_at > ?",
+        (user.id, cutoff)).fetchone()[0]
+    if count >= limit:
+        raise errors.SyncError(
+            429, errors.TOO_MANY_UPLOADS,
+            f"You have {count} upload sessions open, the most the server allows; complete "
+            f"or cancel some (DELETE /upload/{{id}}) before opening more.")
 
 
 def _chunk_length(size, chunk_size, index):
@@ -211,7 +280,8 @@ def _received(upload_id):
 
 
 def _to_json(rt, upload):
-    if upload.state == "completed":
+    # An instant session has every chunk (its content is held): no rows.
+    if upload.state == "completed" or upload.instant:
         received = list(range(upload.chunk_count))
         bytes_received = upload.size
     else:
@@ -288,7 +358,8 @@ def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_head
             errors.CHUNK_INVALID,
             f"Chunk {index} must be {expected} bytes, not {content_length}.")
     with _gate.chunk(upload_id, index):
-        if index in {idx for idx, _ in _received(upload_id)}:
+        _mismatches.pop(upload_id, None)  # a chunk is re-sent: complete hashes again
+        if not upload.instant and _has_chunk(upload_id, index):
             with write():
                 upload = _get_open(rt, user, upload_id)
                 UploadChunk.delete().where((UploadChunk.upload == upload_id)
@@ -315,11 +386,21 @@ def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_head
                                      f"Chunk {index} does not match its Content-Digest.")
         with write():
             _get_open(rt, user, upload_id)
-            UploadChunk.replace(upload=upload_id, idx=index, size=expected).execute()
+            if upload.instant:
+                received, bytes_received = upload.chunk_count, upload.size
+            else:
+                UploadChunk.replace(upload=upload_id, idx=index, size=expected).execute()
+                received, bytes_received = database.execute_sql(
+                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM upload_chunks "
+                    "WHERE upload_id = ?", (upload_id,)).fetchone()
             _touch(rt, upload_id)
-            rows = _received(upload_id)
-    return {"index": index, "received": len(rows),
-            "bytes_received": sum(size for _, size in rows)}
+    return {"index": index, "received": received, "bytes_received": bytes_received}
+
+
+def _has_chunk(upload_id, index):
+    return database.execute_sql(
+        "SELECT 1 FROM upload_chunks WHERE upload_id = ? AND idx = ?",
+        (upload_id, index)).fetchone() is not None
 
 
 def _discard(read, length, digest):
@@ -352,8 +433,11 @@ def complete(rt, user, upload_id):
         upload = _get(rt, user, upload_id)
         if upload.state == "completed":
             return _result(upload)
-        have = {idx for idx, _ in _received(upload_id)} - writing
-        missing = [i for i in range(upload.chunk_count) if i not in have]
+        if upload.instant:
+            missing = []
+        else:
+            have = {idx for idx, _ in _received(upload_id)} - writing
+            missing = [i for i in range(upload.chunk_count) if i not in have]
         if missing:
             raise errors.bad_request(errors.CHUNKS_MISSING,
                                      f"{len(missing)} chunk(s) have not been received.",
@@ -390,29 +474,52 @@ def _store(rt, upload):
     that move and the commit, the spool is gone and the blob is checked instead."""
     spool = blobs.spool_path(rt.config, upload.id)
     target = blobs.blob_path(rt.config, upload.sha256)
+    known = _mismatches.get(upload.id)
+    if known is not None:
+        # Nothing was re-sent since: the same answer without reading again.
+        raise errors.bad_request(errors.DIGEST_MISMATCH, known)
     if os.path.exists(spool):
-        size, sha256 = blobs.hash_file(spool)
+        size, sha256 = _hash(spool)
         if size != upload.size or sha256 != upload.sha256:
-            raise errors.bad_request(
-                errors.DIGEST_MISMATCH,
-                f"The received bytes ({size} bytes, sha256 {sha256}) do not match the "
-                f"session's size and sha256; re-send the chunks that differ.")
+            description = (f"The received bytes ({size} bytes, sha256 {sha256}) do not match "
+                           f"the session's size and sha256; re-send the chunks that differ.")
+            _mismatches[upload.id] = description
+            raise errors.bad_request(errors.DIGEST_MISMATCH, description)
         blobs.store_spool(rt.config, upload.id, upload.sha256)
-    elif not os.path.exists(target) or blobs.hash_file(target) != (upload.size, upload.sha256):
+    elif not os.path.exists(target) or _hash(target) != (upload.size, upload.sha256):
         raise errors.SyncError(
             409, errors.UPLOAD_LOST,
             "The received bytes of this upload are gone; cancel it and upload again.")
 
 
+# Completing hashes a whole spool file (a 1 GiB one: 0.55 s of a core, and
+# the disk's full read speed). At most this many are hashed at once; other
+# completions wait their turn.
+HASHES_AT_ONCE = 2
+_hash_slots = threading.BoundedSemaphore(HASHES_AT_ONCE)
+# upload id -> the digest_mismatch answer of its last complete; dropped when
+# a chunk is sent again (under the gate, which excludes complete).
+_mismatches = {}
+
+
+def _hash(path):
+    with _hash_slots:
+        return blobs.hash_file(path)
+
+
 def cancel(rt, user, upload_id):
-    """Cancel a session: its rows and its spool file go."""
+    """Cancel a session: its spool file and its rows go. The file goes
+    first: on a full disk that is the room the database needs to record
+    the cancellation (a session without its file is cancelled again by a
+    retry, or swept)."""
     _get(rt, user, upload_id)
     with _gate.closing(upload_id):
+        blobs.remove_spool(rt.config, upload_id)
+        _mismatches.pop(upload_id, None)
         with write():
             upload = _get(rt, user, upload_id)
             upload.delete_instance()
             library.queue_content([upload.sha256], rt.now())
-        blobs.remove_spool(rt.config, upload_id)
 
 
 SWEEP_BATCH = 500

@@ -9,10 +9,10 @@ import time
 
 import falcon
 
-from . import datadir, errors, fsutil, paths, web
+from . import blobs, datadir, errors, fsutil, paths, web
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
-from .middleware import AccessLog, Auth, Database
+from .middleware import AccessLog, Auth, ClientAddress, Database, resolve_client
 from .resources import (
     conflicts,
     devices,
@@ -108,12 +108,14 @@ def sync_routes(rt):
 class Mount:
     """The Falcon app, with the WebDAV app beside it at ``/dav/`` (SPEC §10)."""
 
-    def __init__(self, app, dav, prefix="/dav"):
+    def __init__(self, app, dav, prefix="/dav", trusted_proxies=()):
         self.app = app
         self.dav = dav
         self.prefix = prefix
+        self.trusted_proxies = trusted_proxies
 
     def __call__(self, environ, start_response):
+        resolve_client(environ, self.trusted_proxies)  # environ["sync.client"]
         path = environ.get("PATH_INFO", "")
         if path == self.prefix or path.startswith(self.prefix + "/"):
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
@@ -129,14 +131,15 @@ def create_app(rt):
     """The WSGI app for an opened ``Runtime``: the API, and WebDAV at ``/dav/``."""
     from .dav import DavApp
 
-    return Mount(create_api(rt), DavApp(rt))
+    return Mount(create_api(rt), DavApp(rt), trusted_proxies=rt.config.trusted_proxies)
 
 
 def create_api(rt):
     """The Falcon app of the API."""
-    middleware = [web.SecurityHeaders(), Database(), Auth(rt), web.Sessions(rt)]
+    middleware = [ClientAddress(rt), web.SecurityHeaders(), Database(), Auth(rt),
+                  web.Sessions(rt)]
     if rt.config.access_log:
-        middleware.insert(0, AccessLog())
+        middleware.insert(1, AccessLog())
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     # ASCII-escaped JSON: a client string echoed back (a rejected path holding
@@ -201,7 +204,18 @@ def _http_error(site):
 
 
 def _unexpected_error(site):
+    full = _sync_error(site)
+
     def handle(req, resp, exc, params):
+        if blobs.is_disk_full(exc):
+            # A full disk (SQLITE_FULL, ENOSPC, EDQUOT, EFBIG from any open,
+            # write, fallocate or fsync) is the server's state, not a bug:
+            # 507, and it recovers by itself once space returns.
+            log.warning("disk full on %s %s: %s", req.method, req.path, exc)
+            return full(req, resp, errors.SyncError(
+                507, errors.INSUFFICIENT_STORAGE,
+                "The server's disk is full; try again later (reading still works)."),
+                params)
         log.exception("unexpected error on %s %s", req.method, req.path)
         description = "The server failed; the error is in its log."
         if not web.render_error(site, req, resp, 500, description):

@@ -23,7 +23,7 @@ class LiveServer:
         overrides = dict(asyncore_loop_timeout=0.1)
         overrides.update(waitress_overrides or {})
         self.server = httpserver.create_server(create_app(self.rt), self.config, **overrides)
-        self.port = self.server.effective_port
+        self.port = int(self.server.effective_port)
         self.url = f"http://127.0.0.1:{self.port}"
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -195,10 +195,12 @@ def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
     seed.recount(rt.config)
     count, lines = seed.run_check(rt.config)
     assert count == 1
-    assert problems_of(lines)[0].startswith(
-        f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size: "
-        f"[('blobs', 5000), ('entries', 1), ('entries', 5000), ('revisions', 1), "
-        f"('revisions', 5000)]")
+    # The file is whole: the line names the row that is wrong, and whose.
+    assert problems_of(lines)[0] == (
+        f"PROBLEM blob {seeded['a.txt']} is 5000 bytes, but alice's file 'copy.txt' "
+        f"says 1 bytes; alice's revision of 'copy.txt' says 1 bytes")
+    # A backup is still whole (the blob is intact): it warns and succeeds.
     result = app("backup", str(tmp_path / "b"), "--data-dir", rt.config.data_dir)
-    assert result.returncode == 1, result.stdout
-    assert f"PROBLEM blob {seeded['a.txt']}: the rows disagree on its size" in result.stdout
+    assert result.returncode == 0, result.stdout
+    assert (f"WARNING blob {seeded['a.txt']} is whole, but alice's file 'copy.txt' says "
+            f"1 bytes") in result.stdout

@@ -177,6 +177,23 @@ def test_sigterm_logs_stopping_and_stopped(tmp_path):
     assert lines[-1].endswith("INFO sync stopped"), err
 
 
+@pytest.mark.slow
+def test_ctrl_c_logs_stopping_and_stopped(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir",
+                             str(tmp_path / "data")], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "INFO sync stopping (Ctrl-C)" in err and err.splitlines()[-1].endswith("sync stopped")
+
+
 def test_a_port_in_use_creates_no_data_directory(tmp_path):
     import socket
     with socket.socket() as s:

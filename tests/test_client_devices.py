@@ -139,3 +139,27 @@ def test_a_trailing_api_path_is_dropped(typed, url):
 def test_the_missing_scheme_hint_keeps_the_port(typed, hint):
     with pytest.raises(ValueError, match=f"try {hint}"):
         server_url(typed)
+
+
+def test_a_conflict_id_prefix_must_be_unique(laptops, capsys):
+    a, b = laptops
+    for name in ("one.txt", "two.txt"):
+        write(a, name, b"base")
+    assert sync(a) == 0 and sync(b) == 0
+    for name in ("one.txt", "two.txt"):
+        write(a, name, b"edited on a")
+        write(b, name, b"edited on b")
+    assert sync(a) == 0 and sync(b) == 1
+    conflicts = folder_api(b).conflicts()
+    assert len(conflicts) == 2
+    capsys.readouterr()
+    assert cli.main(["resolve", str(b), "", "keep_server"]) == 1
+    assert "is the start of 2 conflicts' ids" in capsys.readouterr().err
+    assert len(folder_api(b).conflicts()) == 2            # nothing resolved
+    first = conflicts[0]["id"]
+    prefix = next(first[:n] for n in range(1, 25)
+                  if not conflicts[1]["id"].startswith(first[:n]))
+    assert cli.main(["resolve", str(b), prefix, "keep_server"]) == 0
+    assert [c["id"] for c in folder_api(b).conflicts()] == [conflicts[1]["id"]]
+    assert cli.main(["resolve", str(b), conflicts[1]["id"], "keep_client"]) == 0
+    assert sync(b) == 0 and sync(a) == 0 and tree(a) == tree(b)

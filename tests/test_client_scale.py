@@ -64,7 +64,7 @@ def test_the_feed_as_tuples_gives_back_every_change_in_rev_order():
                     "mtime": None},
                    {"path": "c", "op": "put", "rev": 4, "sha256": "y", "size": 2, "mtime": 8,
                     "moved_from": "a"}):
-        latest[change["path"]] = tuple(change.get(k) for k in engine._CHANGE_KEYS)
+        latest[change["path"]] = engine._compact(change)
     assert list(engine._Changes(latest)) == [
         {"rev": 3, "op": "put", "path": "b", "sha256": "x", "size": 1, "mtime": 7},
         {"rev": 4, "op": "put", "path": "c", "sha256": "y", "size": 2, "mtime": 8,

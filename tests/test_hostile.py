@@ -724,7 +724,7 @@ def test_the_access_log_keeps_one_line_per_request_whatever_the_path(rt, caplog,
     assert_4xx(resp)
     lines = [r.getMessage() for r in caplog.records if r.name == "sync.access"]
     assert len(lines) == 1 and "\n" not in lines[0] and "\r" not in lines[0]
-    assert lines[0].split()[1] == "/api/v1/sync/download/a%0A127.0.0.1%20GET%20/admin%20200%0Db.txt"
+    assert lines[0].split()[2] == "/api/v1/sync/download/a%0A127.0.0.1%20GET%20/admin%20200%0Db.txt"
     assert seen["token"] not in lines[0]
 
 

@@ -75,7 +75,8 @@ SCHEMAS = {
                        "`login_failed`, `forbidden`, `not_found`, `method_not_allowed`, "
                        "`resolution_invalid`, `range_not_satisfiable`, `bad_request`, "
                        "`file_too_large`, `upload_busy`, `upload_completed`, `upload_lost`, "
-                       "`rev_invalid`, `rewind_too_old`, `case_clash`.",
+                       "`rev_invalid`, `rewind_too_old`, `case_clash`, "
+                       "`too_many_attempts`, `too_many_uploads`.",
         "required": ["title", "description", "code"],
         "properties": {
             "title": {"type": "string", "description": "The HTTP status in words."},
@@ -258,7 +259,17 @@ SCHEMAS = {
         "resolved_at": ref("Timestamp"),
         "resolution": {"enum": ["keep_server", "keep_client", "keep_both"]},
     }),
-    "ConflictList": obj({"conflicts": {"type": "array", "items": ref("Conflict")}}),
+    "ConflictList": obj({
+        "conflicts": {"type": "array", "items": ref("Conflict"), "maxItems": 1000},
+    }, {
+        "cursor": {"type": "string", "minLength": 1, "maxLength": 65,
+                   "description": "Pass it back as `cursor` for the next page. Given when "
+                                  "`cursor` or `limit` was sent, or when more than a page "
+                                  "(1000) is left."},
+        "has_more": {"type": "boolean",
+                     "description": "More unresolved conflicts follow this page (given with "
+                                    "`cursor`)."},
+    }),
     "ResolveRequest": obj({
         "resolution": {"enum": ["keep_server", "keep_client", "keep_both"]},
     }, closed=False),
@@ -445,6 +456,18 @@ WWW_AUTHENTICATE = {"WWW-Authenticate": {
 UNAUTHORIZED = error("No token, or a malformed, expired, badly signed or revoked one.",
                      ["unauthorized"], WWW_AUTHENTICATE)
 TOO_LARGE = error(f"The JSON body is over {MAX_JSON_BODY} bytes.", ["body_too_large"])
+
+# -- limits that keep one client from taking the server from the others --------
+RETRY_AFTER = {"Retry-After": {
+    "description": "Seconds until the name or the address may try again.", "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+TOO_MANY_ATTEMPTS = error(
+    "10 failed logins for this user name, or 50 from this client address, within 10 "
+    "minutes: refused without checking the password until the window has passed (see "
+    "`Retry-After`).", ["too_many_attempts"], RETRY_AFTER)
+TOO_MANY_UPLOADS = error(
+    "The user has `--max-open-uploads` (default 100) upload sessions open already: "
+    "complete or cancel one first.", ["too_many_uploads"])
 
 
 def ok(schema, description="OK.", links=None):
@@ -721,11 +744,21 @@ def sync_operations():
             }, params=[X_DEVICE_ID], body=json_body("ReportRequest"), tags=["sync"]),
         },
         "/conflicts": {
-            "get": op("listConflicts", "The unresolved conflicts.", {
+            "get": op("listConflicts", "The unresolved conflicts, oldest first, a page at a "
+                                       "time (1000 without `limit`).", {
                 "200": ok("ConflictList", links={
                     "ResolveConflict": link("resolveConflict", "Settle the first conflict.",
                                             {"conflict_id": "$response.body#/conflicts/0/id"})}),
-            }, tags=["conflicts"]),
+                "400": error("A garbled cursor, or a limit outside 1 to 1000.",
+                             ["cursor_invalid", "limit_invalid"]),
+            }, params=[
+                {"name": "cursor", "in": "query", "required": False,
+                 "schema": {"type": "string", "maxLength": 65},
+                 "description": "The `cursor` of the previous page; absent: from the oldest."},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000},
+                 "description": "Most conflicts on a page (1 to 1000, default 1000)."},
+            ], tags=["conflicts"]),
         },
         "/conflicts/{conflict_id}/resolve": {
             "post": op("resolveConflict", "Settle a conflict.", {
@@ -743,14 +776,19 @@ def sync_operations():
         "/upload": {
             "post": op("createUpload", "Open a resumable upload session.", {
                 "200": ok("UploadSession", links=upload_links()),
-                "400": error("Bad body or path, or no device.",
-                             ["body_invalid", "path_invalid", "device_required"]),
+                "400": error("Bad body or path, or no device; or content the library "
+                             "already holds under this sha256 at another size than the "
+                             "declared one (no session is opened).",
+                             ["body_invalid", "path_invalid", "device_required",
+                              "digest_mismatch"]),
                 "403": DEVICE_FORBIDDEN,
                 "413": error("The JSON body is too large, or the file is over the server's "
                              "largest file size.", ["body_too_large", "file_too_large"]),
-                "507": error("The file would take the user over their quota, or the disk "
-                             "cannot hold it (nothing is kept).",
-                             ["quota_exceeded", "insufficient_storage"]),
+                "429": TOO_MANY_UPLOADS,
+                "507": error("The file would take the user over their quota, or its "
+                             "reservation would leave less than `--min-free` (default 1 GiB) "
+                             "free on the server's disk, or the disk is full (nothing is "
+                             "kept).", ["quota_exceeded", "insufficient_storage"]),
             }, params=[X_DEVICE_ID], body=json_body("UploadCreate"), tags=["uploads"]),
         },
         "/upload/{upload_id}": {
@@ -957,6 +995,7 @@ def other_operations():
             "401": error("Wrong user name or password (the same answer for both).",
                          ["login_failed"], WWW_AUTHENTICATE),
             "413": TOO_LARGE,
+            "429": TOO_MANY_ATTEMPTS,
         }, body=json_body("LoginRequest"), auth=False, tags=["auth"])},
     }
 
@@ -1003,11 +1042,30 @@ answers 200 with an `Allow` header (with a token where the route needs one).
 """
 
 
+DISK_FULL_WRITE = error(
+    "The server's disk is full (or would be below the `--min-free` reserve for an upload "
+    "session): nothing was changed; try again once space returns. The server recovers by "
+    "itself; reads keep working.", ["insufficient_storage"])
+DISK_FULL_READ = error(
+    "The server's disk is full and this request had to write: only the first request of a "
+    "user the server has not seen yet does (it records the user). Try again later.",
+    ["insufficient_storage"])
+
+
+def with_disk_full(methods):
+    """Every operation of the sync API can meet a full disk: 507 on each."""
+    for method, operation in methods.items():
+        operation["responses"].setdefault(
+            "507", DISK_FULL_READ if method in ("get", "head") else DISK_FULL_WRITE)
+    return methods
+
+
 def build():
     paths = {}
     for prefix in PREFIXES:
         for template, methods in {**sync_operations(), **wait_operations(),
                                   **history_operations()}.items():
+            methods = with_disk_full(methods)
             paths[prefix + template] = {m: aliased(o, prefix) for m, o in methods.items()}
     paths.update(other_operations())
     return {

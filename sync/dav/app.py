@@ -15,10 +15,8 @@ import binascii
 import json
 import logging
 import mimetypes
-import threading
 import time
 import urllib.parse
-from collections import deque
 from email.utils import parsedate_to_datetime
 
 from wsgidav import util
@@ -36,46 +34,6 @@ access_log = logging.getLogger("sync.access")
 
 MOUNT = "/dav"
 REALM = "sync"
-
-
-class LoginThrottle:
-    """Failed logins per user name and per client address in a sliding
-    window (SPEC §3): past the limit, attempts are refused with 429 and
-    ``Retry-After`` without checking the password."""
-
-    def __init__(self, clock, per_name=10, per_address=50, window=600):
-        self.clock = clock
-        self.limits = {"name": per_name, "address": per_address}
-        self.window = window
-        self._failures = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key, now):
-        times = self._failures.get(key)
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if times is not None and not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def retry_after(self, name, address):
-        """Seconds until an attempt for ``name`` from ``address`` is allowed (0: now)."""
-        now = self.clock()
-        wait = 0
-        with self._lock:
-            for kind, value in (("name", name), ("address", address)):
-                times = self._recent((kind, value), now)
-                if times and len(times) >= self.limits[kind]:
-                    # allowed again once the oldest of the last `limit` failures expires
-                    wait = max(wait, int(times[-self.limits[kind]] + self.window - now) + 1)
-        return wait
-
-    def failed(self, name, address):
-        now = self.clock()
-        with self._lock:
-            for key in (("name", name), ("address", address)):
-                self._failures.setdefault(key, deque()).append(now)
 
 
 def _answer(start_response, status, code, description, headers=()):
@@ -125,9 +83,11 @@ def dav_config(provider):
 class DavApp:
     """``/dav/``: authentication, GET/HEAD of files, and WsgiDAV."""
 
-    def __init__(self, rt, throttle=None):
+    def __init__(self, rt):
         self.rt = rt
-        self.throttle = throttle or LoginThrottle(rt.clock)
+        # The server's one login throttle: guesses here and at
+        # /api/v1/auth/login count together (sync.throttle).
+        self.throttle = rt.login_throttle
         self.provider = LibraryProvider(rt)
         self.wsgidav = WsgiDAVApp(dav_config(self.provider))
 
@@ -215,17 +175,16 @@ class DavApp:
             user, device = principal.user, principal.device
         elif scheme.lower() == "basic":
             name, password = self._basic(value)
-            address = environ.get("REMOTE_ADDR", "-")
-            wait = self.throttle.retry_after(name, address)
+            address = environ.get("sync.client") or environ.get("REMOTE_ADDR", "-")
+            wait = self.throttle.retry_after(auth.normalize_user_name(name) or name, address)
             if wait:
                 raise _Refused(429, errors.TOO_MANY_ATTEMPTS,
                                f"Too many failed logins; try again in {wait} seconds.",
                                [("Retry-After", str(wait))])
             device = auth.app_password_device(name, password)
             if device is None:
-                self.throttle.failed(name, address)
-                log.warning("failed WebDAV login for %s from %s",
-                            json.dumps(name), address)
+                self.throttle.failed(auth.normalize_user_name(name) or name, address,
+                                     "WebDAV login")
                 raise _unauthorized("Wrong user name or app password (the account "
                                     "password is not accepted here: make an app password "
                                     "for the device).")

@@ -1,7 +1,5 @@
 """``GET /conflicts`` and ``POST /conflicts/{id}/resolve``."""
 
-import falcon
-
 from .. import conflicts
 from . import common
 
@@ -11,9 +9,8 @@ class Collection:
         self.rt = rt
 
     def on_get(self, req, resp):
-        listing = conflicts.iter_conflicts(self.rt, common.principal(req).user.id)
-        resp.content_type = falcon.MEDIA_JSON
-        resp.stream = common.json_list_stream("conflicts", listing)
+        resp.media = conflicts.list_conflicts(self.rt, common.principal(req).user.id,
+                                              req.get_param("cursor"), req.get_param("limit"))
 
 
 class Resolve:

@@ -16,4 +16,4 @@ class Login:
         if not isinstance(username, str) or not isinstance(password, str):
             raise errors.bad_request(errors.BODY_INVALID,
                                      "'username' and 'password' must be strings.")
-        resp.media = auth.login(self.rt, username, password)
+        resp.media = auth.login(self.rt, username, password, req.context.get("client") or "-")

@@ -106,7 +106,7 @@ class Login(_Resource):
         username, password = fields.get("username", ""), fields.get("password", "")
         target = local_target(fields.get("next"))
         try:
-            auth.login(self.rt, username, password)
+            auth.login(self.rt, username, password, req.context.get("client") or "-")
         except errors.SyncError as exc:
             if exc.status == 401:
                 exc.description = "Wrong user name or password."

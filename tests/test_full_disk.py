@@ -1,0 +1,155 @@
+"""A full disk (SPEC §6 v2): uploads never take the last --min-free bytes;
+when the disk fills anyway every write is 507 insufficient_storage, never
+500; reads keep working; DELETE /upload works; the server recovers by
+itself. The real thing runs on a small tmpfs (mounting needs root; skipped
+elsewhere); --min-free near the free space and RLIMIT_FSIZE need no root."""
+
+import errno
+import os
+import sqlite3
+import subprocess
+
+import pytest
+import webtest
+
+from sync import auth, blobs
+from sync.config import Config
+from sync.wsgi import create_app, open_runtime
+
+from .conftest import Clock, Ids
+from .helpers import CHUNK, Api, assert_error, content, sha256, upload
+from .helpers import start_upload as start
+from .test_uploads import count, spool_files
+
+MIB = 1024 * 1024
+
+
+def app_over(data_dir, clock=None, **settings):
+    config = Config.build(data_dir=str(data_dir), access_log=False, **settings)
+    rt = open_runtime(config, clock=clock or Clock(), idgen=Ids())
+    api = Api(webtest.TestApp(create_app(rt)), auth.issue_user_token(rt, "alice"))
+    device = api.post("/devices", {"name": "Laptop"}).json
+    return rt, api, api.as_(device["token"]), device
+
+
+def test_an_upload_that_would_eat_into_the_reserve_is_507(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    free = blobs.free_bytes(str(data_dir))
+    reserve = free - 64 * MIB  # 64 MiB may be taken, give or take other programs
+    rt, api, dev, _ = app_over(data_dir, min_free=reserve)
+    resp = dev.post("/upload", {"path": "big.bin", "size": 128 * MIB, "sha256": "a" * 64,
+                                "base_rev": None}, status=507)
+    assert_error(resp, 507, "insufficient_storage")
+    assert "keeps" in resp.json["description"]
+    assert spool_files(rt) == [] and count("uploads") == 0
+    # What fits beside the reserve is fine, and instant uploads take nothing.
+    data = content(CHUNK)
+    upload(dev, "small.bin", data)
+    assert dev.post("/upload", {"path": "copy.bin", "size": CHUNK, "sha256": sha256(data),
+                                "base_rev": None}).json["received"] == [0]
+
+
+def test_the_default_reserve_is_one_gib(tmp_path):
+    assert Config.build(data_dir=str(tmp_path)).min_free == 1024 ** 3
+
+
+# -- a real full disk ----------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MiB tmpfs, mounted for the test."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs",
+                             str(mount)], capture_output=True, text=True)
+    if result.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder):
+    """Write a file until the disk is full; returns its path."""
+    path = os.path.join(folder, "filler")
+    block = b"\0" * MIB
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(block)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return path
+
+
+def test_a_full_disk_is_507_for_writes_200_for_reads_and_heals(small_disk):
+    clock = Clock()
+    rt, api, dev, device = app_over(small_disk / "data", clock=clock, min_free=0)
+    data = content(CHUNK + 10)
+    upload(dev, "books/a.txt", data)
+    session = start(dev, "open.bin", content(2 * CHUNK)).json
+    held = dev.post("/report", {"changes": [{"op": "put", "path": "x.txt", "sha256": "b" * 64,
+                                             "size": 1, "mtime": 0, "base_rev": None}]})
+    # The WAL emptied, so that the next write needs new blocks.
+    con = sqlite3.connect(rt.config.path("sync.sqlite3"))
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    filler = fill(str(small_disk))
+    clock.advance(120)  # every device is due for its last_seen_at
+
+    refused = [
+        dev.post("/upload", {"path": "new.bin", "size": CHUNK, "sha256": "c" * 64,
+                             "base_rev": None}, status=507),
+        dev.post("/report", {"changes": [{"op": "put", "path": "books/b.txt",
+                                          "sha256": sha256(data), "size": len(data),
+                                          "mtime": 1, "base_rev": None}]}, status=507),
+        api.post("/devices", {"name": "Phone"}, status=507),
+    ]
+    for resp in refused:
+        assert_error(resp, 507, "insufficient_storage")
+    # A chunk into the reserved spool file may land; recording it may not.
+    resp = dev.put(f"/upload/{session['id']}/chunks/0", raw=content(2 * CHUNK)[:CHUNK],
+                   status="*")
+    assert resp.status_int in (200, 507), resp
+    # Reads keep working, the touch of a device that is due included.
+    assert dev.get("/download/books/a.txt").body == data
+    dev.get("/changes")
+    dev.get("/conflicts")
+    api.get("/devices")
+    dev.get(f"/upload/{session['id']}")
+    # The attacker's own session can be cancelled: its file is the room.
+    dev.delete(f"/upload/{session['id']}", status=204)
+    dev.get(f"/upload/{session['id']}", status=404)
+
+    fill(str(small_disk))  # the room it freed is taken again by someone else
+    os.unlink(filler)
+    # Space is back: everything works again, without a restart.
+    result = dev.post("/report", {"changes": [{"op": "put", "path": "books/b.txt",
+                                               "sha256": sha256(data), "size": len(data),
+                                               "mtime": 1, "base_rev": None}]}).json
+    assert result["results"][0]["status"] == "applied"
+    api.post("/devices", {"name": "Phone"})
+    upload(dev, "books/c.txt", content(CHUNK, seed=9))
+    assert held.json["results"][0]["status"] == "upload_required"
+
+
+def test_a_reservation_that_fills_the_disk_exactly_is_507_not_500(small_disk):
+    rt, api, dev, _ = app_over(small_disk / "data", min_free=0)
+    free = blobs.free_bytes(str(small_disk))
+    resp = dev.post("/upload", {"path": "all.bin", "size": free, "sha256": "d" * 64,
+                                "base_rev": None}, status="*")
+    assert resp.status_int in (200, 507), resp
+    if resp.status_int == 200:  # it fit, to the byte: the next write meets a full disk
+        other = api.post("/devices", {"name": "Tablet"}, status="*")
+        assert other.status_int in (200, 507), other
+        dev.delete(f"/upload/{resp.json['id']}", status=204)
+    api.post("/devices", {"name": "Phone"})
