@@ -11,6 +11,7 @@ import argparse
 import getpass
 import logging
 import os
+import signal
 import sys
 
 from . import cliargs
@@ -174,20 +175,7 @@ def _runtime(config, serving=False):
         raise ConfigError(f"cannot open the data directory {config.data_dir}: {exc}") from None
 
 
-class Stop(KeyboardInterrupt):
-    """SIGTERM (systemctl stop): leave the serving loop as Ctrl-C does (a
-    KeyboardInterrupt, which the loop's channels let through, where they
-    catch and log any other exception)."""
-
-
-def _on_sigterm(signum, frame):
-    log.info("stopping (SIGTERM)")
-    raise Stop()
-
-
-def _on_sigint(signum, frame):
-    log.info("stopping (Ctrl-C)")
-    raise KeyboardInterrupt()
+SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}
 
 
 def port_problem(host, port):
@@ -217,8 +205,6 @@ def port_problem(host, port):
 
 
 def cmd_serve(config):
-    import signal
-
     from . import httpserver, janitor
     from .datadir import DataDirError, lock_data_dir
     from .wsgi import create_app, tune_malloc
@@ -237,21 +223,25 @@ def cmd_serve(config):
         server = httpserver.create_server(app, config)
     except OSError as exc:
         return panic(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
-    # Before the line that says it listens: a signal from then on is logged.
-    previous = signal.signal(signal.SIGTERM, _on_sigterm), signal.signal(signal.SIGINT,
-                                                                          _on_sigint)
+    # SIGTERM (systemctl stop) and Ctrl-C only note the signal: the serving
+    # loop sees it within a second and stops in order (httpserver.serve).
+    # Set before the line that says it listens: a signal from then on is logged.
+    received = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in SIGNAL_NAMES}
+
+    def drain():
+        log.info("stopping (%s)", SIGNAL_NAMES[received[0]])
+        rt.waiters.close()  # waiting requests answer now
+
     try:
         janitor.start(rt)
         print(f"sync server listening on http://{config.host}:{server.effective_port} "
               f"(data in {config.data_dir})", flush=True)
-        server.run()  # returns once Ctrl-C or SIGTERM (Stop) ended its loop
-    except KeyboardInterrupt:
-        pass
+        httpserver.serve(server, lambda: bool(received), before_drain=drain)
     finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
-    server.close()
-    server.task_dispatcher.shutdown(timeout=5)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     os.close(lock)
     log.info("stopped")
     return 0

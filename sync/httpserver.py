@@ -12,6 +12,7 @@ can be reached, or lowers the limit to fit.
 
 import logging
 import resource
+import time
 
 import waitress
 
@@ -96,3 +97,56 @@ def create_server(app, config, **overrides):
     kwargs = options(config)
     kwargs.update(overrides)
     return waitress.create_server(app, **kwargs)
+
+
+
+# On a stop, requests in progress get this long to finish and send their
+# answers; then the process ends whatever is still running.
+STOP_GRACE_S = 5
+
+
+def _close_idle(server):
+    """Close the connections with no request in progress (those with an
+    answer still to send once it is sent); the connections left open."""
+    from waitress.channel import HTTPChannel
+
+    left = 0
+    for channel in list(server._map.values()):
+        if not isinstance(channel, HTTPChannel):
+            continue
+        if channel.requests:
+            left += 1
+        elif channel.total_outbufs_len:
+            channel.close_when_flushed = True
+            left += 1
+        else:
+            channel.handle_close()
+    return left
+
+
+def serve(server, stopping, before_drain=lambda: None, grace_s=STOP_GRACE_S):
+    """Run ``server`` until ``stopping()`` turns true, then stop in order:
+    no new connections, ``before_drain()`` (it wakes waiting requests), up
+    to ``grace_s`` seconds for the requests in progress to finish and send
+    their answers (no new request is read), then the task threads stopped.
+
+    The loop looks at ``stopping()`` between two turns, at most
+    ``asyncore_loop_timeout`` apart, so a signal handler only sets a flag. A
+    handler that raised would interrupt the loop anywhere, possibly between
+    taking a connection's lock and the ``try`` that releases it; a task
+    thread would then wait for that lock for ever."""
+    from waitress import wasyncore
+
+    loop_timeout = server.adj.asyncore_loop_timeout
+    while not stopping():
+        wasyncore.loop(timeout=loop_timeout, map=server._map, use_poll=True, count=1)
+    wasyncore.dispatcher.close(server)  # the listening socket: no new connections
+    before_drain()
+    deadline = time.monotonic() + grace_s
+    while _close_idle(server) and time.monotonic() < deadline:
+        wasyncore.loop(timeout=0.1, map=server._map, use_poll=True, count=1)
+    dispatcher = server.task_dispatcher
+    dispatcher.shutdown(timeout=1)
+    if not dispatcher.threads:
+        # No task thread is left to pull the trigger: close it and the rest.
+        wasyncore.close_all(server._map)

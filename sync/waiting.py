@@ -45,6 +45,15 @@ class Waiters:
         self._lock = threading.Lock()
         self._users = {}
         self.count = 0
+        self.closed = False
+
+    def close(self):
+        """The server is stopping: wake every waiter, and every wait from now
+        on answers at once (``{"changes": false}``)."""
+        with self._lock:
+            self.closed = True
+            for user in self._users.values():
+                user.cond.notify_all()
 
     def notify(self, user_id):
         """Wake the requests waiting for ``user_id``'s changes (call after commit)."""
@@ -67,7 +76,7 @@ class Waiters:
                 if user is None:
                     user = self._users[user_id] = _User(self._lock)
                 user.count += 1
-                ticket = _Ticket(user)
+                ticket = _Ticket(user, lambda: self.closed)
         if ticket is None:
             yield None
             return
@@ -82,16 +91,17 @@ class Waiters:
 
 
 class _Ticket:
-    def __init__(self, user):
+    def __init__(self, user, closed):
         self._user = user
         self.seen = user.generation  # read under the lock, at registration
+        self.closed = closed
 
     def wait(self, timeout):
         """Sleep until a commit of the user's changes after the last look,
         or ``timeout`` seconds; True when there was one."""
         user = self._user
         with user.cond:
-            if user.generation == self.seen:
+            if user.generation == self.seen and not self.closed():
                 user.cond.wait(timeout)
             changed = user.generation != self.seen
             self.seen = user.generation
@@ -162,7 +172,7 @@ def wait(rt, user_id, body, disconnected=lambda: False, monotonic=time.monotonic
         _release_page_cache()
         while True:
             remaining = deadline - monotonic()
-            if remaining <= 0 or disconnected():
+            if remaining <= 0 or disconnected() or rt.waiters.closed:
                 return {"changes": False}
             if ticket.wait(min(remaining, DISCONNECT_CHECK_S)) and _has_changes(user_id, after):
                 return {"changes": True}

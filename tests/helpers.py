@@ -238,7 +238,7 @@ def rejected_unchanged(rt, call):
 # -- the server as a process -----------------------------------------------------
 
 SECRET = "crash-test-secret-crash-test-secret"  # SYNC_JWT_SECRET of an AppProcess
-START_TIMEOUT_S = 20
+START_TIMEOUT_S = 60
 
 
 class AppProcess:

@@ -92,7 +92,12 @@ def test_server_starts_and_answers(tmp_path):
         assert os.stat(tmp_path / "data" / "secret.key").st_mode & 0o777 == 0o600
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # no server outlives the test
+            proc.communicate()
+            raise
     assert token not in err  # the access log never shows a token
     assert "GET /api/v1/sync/devices 200" in err
 

@@ -222,3 +222,53 @@ def test_restore_says_it_migrates_only_an_older_database(tmp_path):
     assert new.returncode == 0, new.stderr
     assert new.stdout.splitlines()[-1] == "  start the server"
     assert "server migrates" not in new.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_answers_a_waiting_request_and_stops(tmp_path):
+    """A live client holding ``POST /changes/wait`` (up to 55 s) neither
+    keeps the server from stopping nor loses its answer: the wait answers
+    ``{"changes": false}`` and the server exits."""
+    import json
+    import socket
+    data = str(tmp_path / "data")
+    env = {"SYNC_JWT_SECRET": "sigterm-test-secret-sigterm-test-secret"}
+    token = run("token", "alice", "--create", "--data-dir", data, env=env).stdout.strip()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", "0", "--data-dir", data],
+                            cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "listening on" in line
+        base = line.split("listening on ", 1)[1].split()[0]
+        api = base + "/api/v1/sync"
+        device = requests.post(api + "/devices", json={"name": "Laptop"}, timeout=30,
+                               headers={"Authorization": f"Bearer {token}"}).json()
+        auth = f"Bearer {device['token']}"
+        cursor = requests.get(api + "/changes", headers={"Authorization": auth},
+                              timeout=30).json()["cursor"]
+        body = json.dumps({"cursor": cursor, "timeout": 55}).encode()
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(b"POST /api/v1/sync/changes/wait HTTP/1.1\r\nHost: test\r\n"
+                         + f"Authorization: {auth}\r\nContent-Type: application/json\r\n"
+                           f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            # Answered on a connection opened after the wait was sent: the
+            # server has read the wait by then.
+            assert requests.get(base + "/healthz", timeout=30).status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                more = sock.recv(65536)
+                if not more:
+                    break
+                answer += more
+        _, err = proc.communicate(timeout=40)   # well before the wait's 55 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"changes": False}
+    assert proc.returncode == 0
+    assert err.splitlines()[-1].endswith("INFO sync stopped"), err

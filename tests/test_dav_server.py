@@ -76,7 +76,7 @@ def test_a_put_killed_midway_leaves_nothing_partial(server, password, tmp_path):
         if got.status_code == 404:
             assert b"big.bin" not in listing.content
     spool = tmp_path / "data" / "spool"
-    deadline = time.monotonic() + 20  # the clean-up at start-up takes the leftovers
+    deadline = time.monotonic() + 60  # the clean-up at start-up takes the leftovers
     while os.listdir(spool) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert os.listdir(spool) == []

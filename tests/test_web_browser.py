@@ -19,7 +19,8 @@ from .webpage import PASSWORD, add_user
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "screenshots")
-WAIT_S = 20
+# Generous: a loaded machine (CI shares two cores) can take seconds per page.
+WAIT_S = 60
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
@@ -140,7 +141,7 @@ class Page:
     def api(self, method, path, token=None, **kw):
         headers = {"Authorization": f"Bearer {token or self.user_token()}", **kw.pop("headers", {})}
         return requests.request(method, self.site.url + "/api/v1/sync" + path, headers=headers,
-                                timeout=10, **kw)
+                                timeout=60, **kw)
 
 
 def test_log_in_and_see_the_overview(page):
