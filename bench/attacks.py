@@ -18,10 +18,8 @@ checkout) first, in the same run, and prints both with their ratio.
 import argparse
 import hashlib
 import os
-import re
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,31 +39,9 @@ class SourceServer(Server):
     """``python app.py`` of another checkout."""
 
     def __init__(self, source, data_dir, log_path):
-        super().__init__(data_dir, log_path, env={"SYNC_ACCESS_LOG": "false"})
-        self.source = source
-
-    def start(self, timeout=30):
-        log = open(self.log_path, "ab")
-        env = dict(self.env, PYTHONPATH=self.source)
-        self.proc = subprocess.Popen([sys.executable, os.path.join(self.source, "app.py")],
-                                     cwd=self.source, env=env, stdout=subprocess.PIPE,
-                                     stderr=log)
-        log.close()
-        line = self.proc.stdout.readline().decode()
-        match = re.search(r"http://([\d.]+):(\d+)", line)
-        if not match:
-            self.kill()
-            raise RuntimeError(f"server did not start: {line!r}; see {self.log_path}")
-        self.url = f"http://{match.group(1)}:{match.group(2)}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("server did not answer /healthz")
+        super().__init__(data_dir, log_path,
+                         env={"SYNC_ACCESS_LOG": "false", "PYTHONPATH": source},
+                         script=os.path.join(source, "app.py"), cwd=source)
 
 
 def timed(call):

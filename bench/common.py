@@ -23,8 +23,9 @@ MIB = 1024 * 1024
 class Server:
     """``python app.py`` on 127.0.0.1 with an ephemeral port and a data dir."""
 
-    def __init__(self, data_dir, log_path, env=None, args=(), script=None):
+    def __init__(self, data_dir, log_path, env=None, args=(), script=None, cwd=ROOT):
         self.script = script or os.path.join(ROOT, "app.py")
+        self.cwd = cwd
         self.data_dir = data_dir
         self.log_path = log_path
         self.env = dict(os.environ, SYNC_JWT_SECRET=SECRET, SYNC_DATA_DIR=data_dir,
@@ -36,7 +37,8 @@ class Server:
     def start(self, timeout=20):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, self.script, *self.args],
-                                     cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=log)
+                                     cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
+                                     stderr=log)
         log.close()
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline().decode()
