@@ -76,8 +76,14 @@ def test_a_token_without_iat_is_refused_once_tokens_were_revoked(rt, testapp, cl
 
 def test_the_revoke_command(tmp_path):
     data = str(tmp_path / "data")
-    token = run("token", "alice", "--data-dir", data).stdout.strip()
+    missing = run("user", "revoke", "alice", "--data-dir", data)
+    assert missing.returncode == 1 and not os.path.exists(data)
+    assert missing.stderr.strip() == (
+        f"app.py: error: there is no database in {data}: check --data-dir (or "
+        "SYNC_DATA_DIR); nothing was revoked")
+    token = run("token", "alice", "--create", "--data-dir", data).stdout.strip()
     unused = run("token", "carol", "--data-dir", data).stdout.strip()
+    assert token and unused
     time.sleep(1.1)  # iat counts seconds: tokens of the revoking second stay valid
     result = run("user", "revoke", "alice", "--data-dir", data)
     assert result.returncode == 0, result.stderr
