@@ -101,11 +101,33 @@ def folder_at(user_id, path):
 
 def children(user_id, path, batch=1000):
     """The members of folder ``path``: ``(files, folders)``, files as rows of
-    ``file_at``, folders as ``{name: created_at or None}``. The live entries
-    under the folder are read in path order, skipping each subfolder's
-    contents with one seek, so a folder costs its own members, not its depth."""
-    low, high = _prefix_range(path)
+    ``file_at``, folders as ``{name: created_at or None}``."""
     files, folders = [], {}
+    for kind, *member in iter_children(user_id, path, batch):
+        if kind == "file":
+            files.append(member[0])
+        else:
+            folders[member[0]] = member[1]
+    return files, folders
+
+
+def iter_children(user_id, path, batch=1000):
+    """The members of folder ``path``, read ``batch`` entries at a time:
+    ``("file", row)`` (a row of ``file_at``), and ``("folder", name,
+    created_at or None)`` once for each folder. The live entries under the
+    folder are read in path order, skipping each subfolder's contents with
+    one seek, so a folder costs its own members, not its depth."""
+    low, high = _prefix_range(path)
+    made = {}  # folders kept in dav_folders: name -> created_at (None: only deeper ones)
+    where, args = _under("path", path)
+    for folder, created_at in database.execute_sql(
+            f"SELECT path, created_at FROM dav_folders WHERE user_id = ? AND {where}",
+            [user_id] + args):
+        name, _, deeper = folder[len(low):].partition("/")
+        if deeper:
+            made.setdefault(name, None)
+        else:
+            made[name] = created_at
     bound, inclusive = low, True
     while True:
         where = f"path {'>=' if inclusive else '>'} ?" + ("" if high is None else " AND path < ?")
@@ -117,24 +139,16 @@ def children(user_id, path, batch=1000):
             rest = row[0][len(low):]
             if "/" in rest:
                 name = rest.split("/", 1)[0]
-                folders.setdefault(name, None)
+                yield "folder", name, made.pop(name, None)
                 bound, inclusive = low + name + "0", True
                 break
-            files.append(row)
+            yield "file", row
         else:
             if len(rows) < batch:
                 break
             bound, inclusive = rows[-1][0], False
-    where, args = _under("path", path)
-    for folder, created_at in database.execute_sql(
-            f"SELECT path, created_at FROM dav_folders WHERE user_id = ? AND {where}",
-            [user_id] + args):
-        name, _, deeper = folder[len(low):].partition("/")
-        if deeper:
-            folders.setdefault(name, None)
-        else:
-            folders[name] = created_at
-    return files, folders
+    for name, created_at in made.items():
+        yield "folder", name, created_at
 
 
 def usage(rt, user_id):

@@ -235,6 +235,45 @@ def test_propfind_depth_0_and_1_and_the_properties(dav, clock):
     assert book[DAV + "resourcetype"].find(DAV + "collection") is None
 
 
+def test_propfind_of_a_large_folder_lists_every_member_once(dav, api, kobo):
+    """Depth 1 of a folder of more members than the server reads at once:
+    each member once, folders among them, the dead properties of a member
+    read in a later batch, and the length of the answer announced."""
+    dav.req("MKCOL", "big", status=201)
+    dav.put("big/first.txt", b"x", status=201)
+    changes = [{"op": "put", "path": f"big/{i:04d}.txt", "sha256": sha256(b"x"), "size": 1,
+                "mtime": 1600000000 + i, "base_rev": None} for i in range(1500)]
+    changes.append({"op": "put", "path": "big/sub/inner.txt", "sha256": sha256(b"x"),
+                    "size": 1, "mtime": 1, "base_rev": None})
+    for start in range(0, len(changes), 1000):
+        api.post("/report", {"changes": changes[start:start + 1000]},
+                 headers={"X-Device-Id": kobo["id"]})
+    dav.req("MKCOL", "big/empty", status=201)
+    dav.req("MKCOL", "big/sub/made", status=201)
+    dav.req("PROPPATCH", "big/1200.txt", body=PROPPATCH, status=207)
+    resp = dav.req("PROPFIND", "big/", status=207, headers={"Depth": "1"})
+    assert int(resp.headers["Content-Length"]) == len(resp.body) > 1024 * 1024
+    assert "close" not in resp.headers.get("Connection", "")
+    hrefs = [r.find(DAV + "href").text for r in ET.fromstring(resp.body).iter(DAV + "response")]
+    expected = ([ROOT + "big/", ROOT + "big/empty/", ROOT + "big/first.txt", ROOT + "big/sub/"]
+                + [ROOT + f"big/{i:04d}.txt" for i in range(1500)])
+    assert sorted(hrefs) == sorted(expected)
+    listing = parse_multistatus(resp.body)
+    assert listing[ROOT + "big/1200.txt"]["{urn:z}author"].text == "Frank Herbert"
+    assert "{urn:z}author" not in listing[ROOT + "big/0001.txt"]
+    assert listing[ROOT + "big/0007.txt"][DAV + "getcontentlength"].text == "1"
+    assert listing[ROOT + "big/empty/"][DAV + "resourcetype"].find(DAV + "collection") \
+        is not None
+    named = dav.req("PROPFIND", "big/", body=PROP_QUERY, status=207, headers={"Depth": "1"})
+    authors = {href: props["{urn:z}author"].text
+               for href, props in parse_multistatus(named.body).items()
+               if "{urn:z}author" in props}
+    assert authors == {ROOT + "big/1200.txt": "Frank Herbert"}
+    small = dav.req("PROPFIND", "big/sub/", status=207, headers={"Depth": "1"})
+    assert sorted(parse_multistatus(small.body)) == [
+        ROOT + "big/sub/", ROOT + "big/sub/inner.txt", ROOT + "big/sub/made/"]
+
+
 def test_propfind_depth_infinity_is_403_finite_depth(dav):
     for depth in ("infinity", None):
         headers = {} if depth is None else {"Depth": depth}
