@@ -182,10 +182,12 @@ def hash_file(path):
     return size, digest.hexdigest()
 
 
-def store_spool(config, upload_id, sha256):
+def store_spool(config, upload_id, sha256, drop_duplicate=True):
     """Move a complete, verified spool file into ``blobs/ab/<sha256>``:
     fsync the file, ``os.replace`` it, fsync the directory. When the blob
-    is already there the spool file is dropped instead."""
+    is already there the spool file is dropped instead (or left for the
+    caller to remove, with ``drop_duplicate=False``: freeing a large file
+    takes a while, too long to do under the write lock)."""
     source = spool_path(config, upload_id)
     target = blob_path(config, sha256)
     folder = os.path.dirname(target)
@@ -194,7 +196,8 @@ def store_spool(config, upload_id, sha256):
         if config.fsync:
             fsync_path(os.path.dirname(folder))
     if os.path.exists(target):
-        os.unlink(source)
+        if drop_duplicate:
+            os.unlink(source)
         return
     if config.fsync:
         fsync_path(source)

@@ -350,7 +350,9 @@ def _put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match, if_no
               spool_id):
     with write():
         if spool_id is not None:
-            blobs.store_spool(rt.config, spool_id, sha256)
+            # A copy of content the store holds already stays a spool file
+            # until received_body removes it, after the commit.
+            blobs.store_spool(rt.config, spool_id, sha256, drop_duplicate=False)
         library = Library(rt, user_id)
         library.load([path], [sha256])
         head = library.head(path)

@@ -456,6 +456,13 @@ def test_the_body_is_stored_once_as_a_blob_and_no_spool_is_left(dav, rt):
     digest = hashlib.sha256(data).hexdigest()
     assert open(rt.config.path("blobs", digest[:2], digest), "rb").read() == data
     assert os.listdir(rt.config.path("spool")) == []
+    # The same content again (the store holds it: its copy is dropped after
+    # the commit), and once more refused by a precondition.
+    dav.put("again.bin", data, status=201)
+    assert dav.req("GET", "again.bin").body == data
+    dav.put("again.bin", data, status=412, headers={"If-Match": '"0000"'})
+    assert os.listdir(rt.config.path("spool")) == []
+    assert os.listdir(rt.config.path("blobs", digest[:2])) == [digest]
 
 
 # -- MKCOL --------------------------------------------------------------------------------
