@@ -1,11 +1,13 @@
 """Where the time of a WebDAV PUT goes, in the server and in the WsgiDAV
 filesystem peer, measured in the same run. Run by hand:
 
-    .venv/bin/python bench/webdav_put.py [--size-mib 256] [--puts 7] [--fresh]
+    .venv/bin/python bench/webdav_put.py [--size-mib 256] [--puts 8] [--fresh]
 
 Both servers run under timers put into waitress and into ``sync.blobs``
 (in the benchmark's own launcher; nothing of it is in the server), and get
-the same PUTs of one file, alternately. The phases, medians over the PUTs:
+the same PUTs of one file in turn (which goes first alternates: the later
+of two large writes in a row can be slower), each after an ``os.sync()``
+(outside the time). The phases, medians over the PUTs:
 
 - ``receive``: from the end of the request's headers to the app being
   called: waitress reads the socket and writes the body into a temporary
@@ -14,7 +16,9 @@ the same PUTs of one file, alternately. The phases, medians over the PUTs:
   ``temp file reads`` (reading the body back from waitress's file),
   ``copy + hash`` (``write_at`` without the fsync), ``fdatasync``, and
   ``store + commit`` (the rename into the blob store and the transaction);
-- ``temp file dropped``: waitress closing (freeing) its temporary file.
+- ``temp file dropped``: waitress closing (freeing) its temporary file;
+- ``os.sync() after it``: what the PUT left for the disk to write (the
+  peer does not fsync: its whole file, written back after its answer).
 
 Without ``--fresh`` every PUT carries the content of the first one, as
 bench/webdav.py's PUT does (the server then drops its spool file instead
@@ -152,7 +156,7 @@ def phases(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--puts", type=int, default=7)
+    parser.add_argument("--puts", type=int, default=8)
     parser.add_argument("--fresh", action="store_true", help="new content for every PUT")
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
     args = parser.parse_args()
@@ -195,31 +199,39 @@ def main():
                 time.sleep(0.1)
         targets = {"server": (dav, server.url + "/dav/files/alice/"),
                    "peer": (requests.Session(), peer_url)}
-        totals = defaultdict(list)
+        totals, written_back = defaultdict(list), defaultdict(list)
         for i in range(args.puts):
             if args.fresh:
                 with open(data_path, "r+b") as f:
                     f.write(os.urandom(32))
-            for name, (session, url) in targets.items():
+            order = list(targets.items())
+            for name, (session, url) in order if i % 2 == 0 else order[::-1]:
+                os.sync()
                 with open(data_path, "rb") as f:
                     start = time.perf_counter()
                     resp = session.put(f"{url}put-{i}.bin", data=f, timeout=600,
                                        headers={"Content-Length": str(size)})
                     totals[name].append(time.perf_counter() - start)
                 resp.raise_for_status()
+                start = time.perf_counter()
+                os.sync()  # what the PUT left to write back (all of the peer's file)
+                written_back[name].append(time.perf_counter() - start)
 
         found = {name: phases(path) for name, path in logs.items()}
         mib = args.size_mib
         print(f"PUT of {mib} MiB, median of {args.puts} "
               f"({'new content each time' if args.fresh else 'the same content'})")
         print(f"{'':<22} {'server':>9} {'peer':>9}")
-        for name in ["PUT, at the client"] + ROWS:
+        for name in ["PUT, at the client"] + ROWS + ["os.sync() after it"]:
             cells = []
             for who in ("server", "peer"):
                 value = (statistics.median(totals[who]) if name == "PUT, at the client"
-                         else found[who].get(name))
+                         else statistics.median(written_back[who])
+                         if name == "os.sync() after it" else found[who].get(name))
                 cells.append(f"{value:8.3f}s" if value is not None else f"{'':>9}")
             print(f"{name:<22} {cells[0]:>9} {cells[1]:>9}")
+        for who in ("server", "peer"):
+            print(f"  {who:<6} each PUT: " + " ".join(f"{x:.3f}" for x in totals[who]))
         s = found["server"]
         saved = s["temp file writes"] + s["temp file reads"] + s["temp file dropped"]
         print(f"waitress's temporary file costs the server {saved:.3f} s of the "
