@@ -7,6 +7,7 @@ the server secret: user tokens (``sub``) and device tokens (``sub``,
 """
 
 import base64
+import binascii
 import dataclasses
 import hashlib
 import hmac
@@ -249,6 +250,17 @@ def app_password_device(user_name, password):
     return device
 
 
+def basic_credentials(value):
+    """(name, password) of the value of an ``Authorization: Basic`` header,
+    or None when it is not base64 of UTF-8 ``name:password``."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return (name, password) if sep else None
+
+
 def add_user(rt, name, password):
     """Create a local user with a password, or set the password of an existing one."""
     if normalize_user_name(name) is None:
@@ -295,8 +307,12 @@ class Principal:
         return self.device is not None
 
 
-def authenticate(rt, header):
-    """The ``Principal`` of an ``Authorization: Bearer`` header, else 401."""
+def authenticate(rt, header, create=True):
+    """The ``Principal`` of an ``Authorization: Bearer`` header, else 401.
+
+    A user token names a user the database may not hold yet (``app.py
+    token``): the user is created, or with ``create=False`` nothing is
+    written and the principal's user is None."""
     if not header:
         raise errors.unauthorized("This endpoint needs an Authorization: Bearer token.")
     scheme, _, token = header.partition(" ")
@@ -315,7 +331,9 @@ def authenticate(rt, header):
         raise errors.unauthorized("The token names no valid user.")
     typ = claims.get("typ")
     if typ is None:
-        user = ensure_user(rt, name)
+        user = ensure_user(rt, name) if create else _find_user(name)
+        if user is None:
+            return Principal(None)
         revoked = user.tokens_revoked_at
         iat = claims.get("iat")
         # Valid only when issued at or after the revocation. A whole-second
