@@ -99,9 +99,13 @@ def load_secret(config):
 
 
 def issue_user_token(rt, name, ttl=None):
-    now = int(rt.clock())
+    # ``iat`` keeps the fraction of its second (JWT allows a non-integer
+    # NumericDate), so that revocation can tell a token of the revoking
+    # second from one issued just after it.
+    now = rt.clock()
     ttl = rt.config.token_ttl if ttl is None else ttl
-    return jwt.encode({"sub": name, "iat": now, "exp": now + ttl}, rt.secret, algorithm="HS256")
+    return jwt.encode({"sub": name, "iat": now, "exp": int(now) + ttl}, rt.secret,
+                      algorithm="HS256")
 
 
 def issue_device_token(rt, device):
@@ -332,9 +336,10 @@ def authenticate(rt, header, create=True):
             return Principal(None)
         revoked = user.tokens_revoked_at
         iat = claims.get("iat")
-        # iat counts whole seconds: a token of the revoking second itself
-        # stays valid, so that a login right after a revoke works.
-        if revoked is not None and (not isinstance(iat, (int, float)) or iat < int(revoked)):
+        # Valid only when issued at or after the revocation. A whole-second
+        # iat (another issuer's) is read as the start of its second, so a
+        # token of the revoking second is refused unless it says more.
+        if revoked is not None and (not isinstance(iat, (int, float)) or iat < revoked):
             raise errors.unauthorized("The token was revoked (a password change or "
                                       "`user revoke`); log in again.")
         return Principal(user)
