@@ -271,7 +271,7 @@ class Library:
         the maintained counts and the queue of content that may have lost its
         last reference (inside the caller's transaction). Every change of a
         library passes here: once the transaction commits, the requests
-        waiting for this user's changes wake (``sync.waiting``)."""
+        waiting for this user's changes wake (``sync.wait``)."""
         originals = self._originals()
         sizes = {}  # content whose holders may change -> its size
         dropped = set()  # content a row stopped referring to
