@@ -131,6 +131,14 @@ def run_after_commit():
         callback()
 
 
+def named_list(name, values):
+    """The slot of ``IN ({name})`` in a named query and its parameters: the
+    placeholders ``:name_0, :name_1, ...`` (generated names only; the values
+    are bound, never written into the SQL text) and ``{name_0: value, ...}``."""
+    keys = [f"{name}_{i}" for i in range(len(values))]
+    return ", ".join(f":{key}" for key in keys), dict(zip(keys, values))
+
+
 def meta_get(key):
     row = database.execute_sql("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return row[0] if row else None
