@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from . import cursors, errors, paths
 from .db import current_rev, database, meta_get, write
-from .feed import _parse_limit
+from .feed import CHANGED_AFTER_SQL, _parse_limit
 from .library import Library
 from .runtime import iso, parse_iso
 
@@ -98,7 +98,6 @@ STATES_AT_SQL = """
     JOIN revisions r ON r.rev = (SELECT MAX(rev) FROM revisions
                                  WHERE user_id = :user_id AND path = j.value AND rev <= :rev)
 """
-CHANGED_SINCE_SQL = "SELECT 1 FROM entries WHERE user_id = :user_id AND rev > :rev LIMIT 1"
 
 
 def revision_json(row):
@@ -419,7 +418,7 @@ def rewind(rt, user_id, device_id, body):
 
 def _changed_since(user_id, rev):
     return database.execute_sql(
-        CHANGED_SINCE_SQL, {"user_id": user_id, "rev": rev}).fetchone() is not None
+        CHANGED_AFTER_SQL, {"user_id": user_id, "rev": rev}).fetchone() is not None
 
 
 def _unclashed(library, deletes, puts, apply, device_id=None):
