@@ -20,6 +20,7 @@ from .helpers import (
     Api,
     Clock,
     Ids,
+    Server,
     content,
     upload,
 )
@@ -101,7 +102,7 @@ def stored(dev, data):
 @pytest.fixture
 def server(tmp_path):
     """The real server on waitress in a thread, over a fresh data directory."""
-    server = client_harness.Server(tmp_path / "data")
+    server = Server(tmp_path / "data")
     yield server
     server.stop()
 

@@ -1,6 +1,8 @@
 """Test helpers: a small API client over WebTest, the upload flow over it,
-content and digests, the injected clock and ids, and assertions (the error
-shape, "refused and nothing changed").
+content and digests, the injected clock and ids, assertions (the error
+shape, "refused and nothing changed"), and the real server over HTTP: in a
+thread of this process (``Server``, with raw sockets for clients that
+misbehave) or as ``python app.py`` (``AppProcess``).
 
 Fixtures live in ``conftest.py``, data-directory seeding without HTTP in
 ``seed.py``, the sync client's harness in ``client_harness.py`` and the
@@ -10,16 +12,19 @@ checks against the API document in ``openapi_check.py``.
 import base64
 import hashlib
 import json
+import logging
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import webtest
 
-from sync import auth, errors
+from sync import auth, errors, httpserver
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
@@ -269,3 +274,107 @@ class AppProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
         self.proc.stdout.close()
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on (at this moment)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the server in this process --------------------------------------------------
+
+class Server:
+    """The app over real HTTP in a thread of this process, served as
+    ``app.py`` serves it (``sync.httpserver``) on 127.0.0.1 until ``stop()``;
+    ``start()`` serves it again on the same port over the same data.
+    Keywords are settings (``--threads`` ...); ``waitress`` overrides
+    waitress's own. A subclass may wrap the app (``app()``)."""
+
+    def __init__(self, data_dir, port=0, waitress=None, **settings):
+        settings.setdefault("access_log", False)
+        settings.setdefault("fsync", False)
+        self.config = Config.build(data_dir=str(data_dir), host="127.0.0.1", port=port,
+                                   **settings)
+        self.rt = open_runtime(self.config)
+        self.overrides = dict(asyncore_loop_timeout=0.1, **(waitress or {}))
+        self.port = port
+        self.start()
+
+    def app(self):
+        return create_app(self.rt)
+
+    def start(self):
+        self.server = httpserver.create_server(self.app(), self.config, port=self.port,
+                                               **self.overrides)
+        self.port = int(self.server.effective_port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.server.run()
+        except (OSError, ValueError):
+            if not self.stopping:  # closing the sockets wakes the loop with EBADF
+                raise
+
+    def user_token(self, name="alice"):
+        return auth.issue_user_token(self.rt, name)
+
+    def connect(self, timeout=10):
+        """A raw connection to the server; the caller closes it."""
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def stop(self):
+        self.stopping = True
+        self.server.logger.setLevel(logging.FATAL)  # closing channels logs noise
+        # Closing every channel ends waitress's loop; then its workers stop.
+        while self.server._map:
+            for channel in list(self.server._map.values()):
+                channel.handle_close()
+        self.server.task_dispatcher.shutdown(timeout=1)
+        self.thread.join(5)
+
+
+def send_request(sock, method, path, headers=None, body=b""):
+    """Send one HTTP/1.1 request on ``sock``."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: test"]
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if body or method in ("POST", "PUT"):
+        lines.append(f"Content-Length: {len(body)}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def read_response(sock):
+    """(status, headers, body) of one response read from ``sock``."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        more = sock.recv(65536)
+        if not more:
+            raise ConnectionError(f"closed after {buf!r}")
+        buf += more
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", 0))
+    while len(rest) < length:
+        more = sock.recv(65536)
+        if not more:
+            break
+        rest += more
+    return status, headers, rest[:length]
+
+
+def get_once(server, path, headers=None, timeout=10):
+    """One GET on a new connection to ``server``: (status, headers, body)."""
+    with server.connect(timeout) as sock:
+        send_request(sock, "GET", path, dict(headers or {}, Connection="close"))
+        return read_response(sock)

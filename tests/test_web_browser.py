@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from . import seed
-from .client_harness import Server
+from .helpers import Server
 from .webpage import PASSWORD, add_user
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
