@@ -1,8 +1,8 @@
 """Test helpers: a small API client over WebTest, the upload flow over it,
 content and digests, the injected clock and ids, assertions (the error
-shape, "refused and nothing changed"), and the real server over HTTP: in a
-thread of this process (``Server``, with raw sockets for clients that
-misbehave) or as ``python app.py`` (``AppProcess``).
+shape, "refused and nothing changed"), a browser for the web page, and the
+real server over HTTP: in a thread of this process (``Server``, with raw
+sockets for clients that misbehave) or as ``python app.py`` (``AppProcess``).
 
 Fixtures live in ``conftest.py``, data-directory seeding without HTTP in
 ``seed.py``, the sync client's harness in ``client_harness.py`` and the
@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -378,3 +379,56 @@ def get_once(server, path, headers=None, timeout=10):
     with server.connect(timeout) as sock:
         send_request(sock, "GET", path, dict(headers or {}, Connection="close"))
         return read_response(sock)
+
+
+# -- the web page ----------------------------------------------------------------
+
+PASSWORD = "correct horse battery staple"  # of the users ``seed.add_user`` makes
+_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
+
+
+class Browser:
+    """One browser on the web page: its own cookie jar over the app, logged
+    in with a password, sending the CSRF token of the page it last loaded."""
+
+    def __init__(self, app, https=False):
+        env = {"wsgi.url_scheme": "https"} if https else {}
+        self.app = webtest.TestApp(app, extra_environ=env)
+        self.csrf = None
+
+    def login(self, name, password=PASSWORD, status=303, **fields):
+        resp = self.app.post("/login", {"username": name, "password": password, **fields},
+                             status=status)
+        if status == 303:
+            self.get("/")
+        return resp
+
+    def get(self, url, status=200, **kw):
+        resp = self.app.get(url, status=status, **kw)
+        found = _CSRF.search(resp.text) if resp.content_type == "text/html" else None
+        if found and found.group(1):
+            self.csrf = found.group(1)
+        return resp
+
+    def post(self, url, fields=None, status=303, csrf=True, **kw):
+        fields = dict(fields or {})
+        if csrf is True:
+            fields["csrf"] = self.csrf
+        elif csrf:
+            fields["csrf"] = csrf
+        return self.app.post(url, fields, status=status, **kw)
+
+    def json(self, method, url, body=None, status=200, csrf=True, raw=None, headers=None):
+        headers = dict(headers or {})
+        if csrf:
+            headers["X-CSRF-Token"] = self.csrf if csrf is True else csrf
+        if raw is not None:
+            return self.app.request(url, method=method, body=raw, status=status,
+                                    headers={**headers,
+                                             "Content-Type": "application/octet-stream"})
+        if body is None:
+            return self.app.request(url, method=method, status=status, headers=headers)
+        return self.app.request(url, method=method, status=status, json=body, headers=headers)
+
+    def cookie(self):
+        return self.app.cookies.get("sync_session")
