@@ -1,7 +1,8 @@
 """Fixtures: a fresh data directory, runtime and app per test, with a clock
 the test controls and predictable ids; callers of the API (a user, a
-device, another user); a stored file to download; and for the sync client's
-tests the real server in a thread and two laptop folders registered on it.
+device, another user); a stored file to download; the real server in a
+thread (and, for the sync client's tests, two laptop folders registered on
+it); and ``python app.py`` as a process that a test starts and kills.
 """
 
 import pytest
@@ -18,6 +19,7 @@ from .helpers import (
     STORED_PATH,
     STORED_SIZE,
     Api,
+    AppProcess,
     Clock,
     Ids,
     Server,
@@ -114,3 +116,12 @@ def laptops(server, tmp_path):
     client_harness.init(server, a, "Laptop A")
     client_harness.init(server, b, "Laptop B")
     return a, b
+
+
+@pytest.fixture
+def process(tmp_path):
+    """``python app.py`` over a fresh data directory (``start()`` it); killed
+    at the end if it still runs."""
+    process = AppProcess(tmp_path / "data")
+    yield process
+    process.close()

@@ -22,15 +22,18 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import webtest
 
 from sync import auth, errors, httpserver
 from sync.config import Config
+from sync.db import database
 from sync.wsgi import create_app, open_runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START = 1795737600  # 2026-11-27T00:00:00Z
+DAY = 24 * 3600
 KIB = 1024
 CHUNK = 256 * KIB  # the smallest chunk size a session may use
 
@@ -225,6 +228,17 @@ def snapshot(config):
     return {"rows": rows, "files": sorted(files)}
 
 
+def count(table):
+    """The number of rows of ``table`` (in the database open in this process)."""
+    with database.connection_context():
+        return database.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def spool_files(rt):
+    """The names of the files in the data directory's spool."""
+    return sorted(os.listdir(rt.config.path("spool")))
+
+
 def assert_4xx(resp):
     """A client error with a code, never a 5xx (the shape is checked by ``Api``)."""
     assert 400 <= resp.status_int < 500, (resp.status, resp.body[:300])
@@ -242,6 +256,14 @@ def rejected_unchanged(rt, call):
 
 
 # -- the server as a process -----------------------------------------------------
+
+def run_app(*args, env=None, input=None, timeout=120):
+    """``python app.py ARGS`` run to its end (extra ``env`` variables, text
+    on stdin): the ``subprocess.CompletedProcess``, output captured as text."""
+    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT,
+                          env=dict(os.environ, **(env or {})), input=input,
+                          capture_output=True, text=True, timeout=timeout)
+
 
 SECRET = "crash-test-secret-crash-test-secret"  # SYNC_JWT_SECRET of an AppProcess
 START_TIMEOUT_S = 60
@@ -275,6 +297,11 @@ class AppProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
         self.proc.stdout.close()
+
+    def close(self):
+        """Kill the server if it still runs (a test's clean-up)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
 
 
 def free_port():
@@ -432,3 +459,61 @@ class Browser:
 
     def cookie(self):
         return self.app.cookies.get("sync_session")
+
+
+# -- WebDAV ----------------------------------------------------------------------
+
+DAV = "{DAV:}"
+DAV_ROOT = "/dav/files/alice/"
+
+
+class Dav:
+    """A WebDAV client over WebTest: ``dav.req("PUT", "a.txt", body=..., status=201)``."""
+
+    def __init__(self, testapp, authorization, root=DAV_ROOT):
+        self.testapp = testapp
+        self.authorization = authorization
+        self.root = root
+
+    def url(self, path):
+        return path if path.startswith("/") else self.root + path
+
+    def req(self, method, path="", body=b"", status=None, headers=None, **kw):
+        headers = dict(headers or {})
+        if self.authorization:
+            headers.setdefault("Authorization", self.authorization)
+        resp = self.testapp.request(self.url(path), method=method, body=body, headers=headers,
+                                    expect_errors=True, **kw)
+        if status is not None:
+            assert resp.status_int == status, (resp.status, resp.body[:500])
+        return resp
+
+    def put(self, path, data, status=None, **kw):
+        return self.req("PUT", path, body=data, status=status, **kw)
+
+    def propfind(self, path="", depth="1", body=b"", status=207):
+        resp = self.req("PROPFIND", path, body=body, status=status, headers={"Depth": depth})
+        return parse_multistatus(resp.body) if status == 207 else resp
+
+    def names(self, path=""):
+        """The members' hrefs below ``path`` (Depth 1), relative to the root."""
+        found = self.propfind(path)
+        return sorted(href[len(self.root):] for href in found if href != self.url(path))
+
+
+def basic(name, password):
+    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
+
+
+def parse_multistatus(body):
+    """``{href: {property name: element}}`` of the 200 propstats of a 207."""
+    result = {}
+    for response in ET.fromstring(body).iter(DAV + "response"):
+        href = response.find(DAV + "href").text
+        props = {}
+        for propstat in response.iter(DAV + "propstat"):
+            if "200" in propstat.find(DAV + "status").text:
+                for prop in propstat.find(DAV + "prop"):
+                    props[prop.tag] = prop
+        result[href] = props
+    return result
