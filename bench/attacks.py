@@ -7,7 +7,10 @@
   never read; the time a normal request takes meanwhile, and whether SQLite
   can checkpoint its WAL;
 - slow connections: 200 sockets send their headers a byte at a time; the
-  time a normal request takes meanwhile.
+  time a normal request takes meanwhile;
+- parked bodies: 10 connections without credentials each send 64 MiB of a
+  chunk upload, and 10 more 64 MiB of a 1 GiB WebDAV PUT, and stop; the
+  bytes the server then holds in ``TMPDIR`` (waitress's body files).
 
 ``--baseline DIR`` runs the same against the server in DIR (an older
 checkout) first, in the same run, and prints both with their ratio.
@@ -134,14 +137,58 @@ def slow_connections(server, count=200):
     return {"other_s": answer[0], "other_status": answer[1]}
 
 
+def held_in(pid, folder):
+    """Bytes in the files under ``folder`` that process ``pid`` holds open."""
+    held = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(folder):
+                held += os.stat(f"/proc/{pid}/fd/{fd}").st_size
+        except OSError:
+            pass
+    return held
+
+
+def parked_bodies(server, count=10, sent=64 * 1024 * 1024):
+    host, port = server.url.split("//")[1].split(":")
+    piece = b"x" * (1024 * 1024)
+    socks = []
+    try:
+        for i in range(2 * count):
+            sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+            if i < count:  # a chunk upload: the largest body the API takes
+                head = f"PUT /api/v1/sync/upload/x/chunks/0 HTTP/1.1\r\nContent-Length: {sent + 1}"
+            else:  # a WebDAV PUT of a whole file
+                head = f"PUT /dav/files/alice/f{i}.bin HTTP/1.1\r\nContent-Length: {1 << 30}"
+            sock.sendall(f"{head}\r\nHost: x\r\n\r\n".encode())
+            try:
+                for _ in range(sent // len(piece)):
+                    sock.sendall(piece)
+            except OSError:
+                pass  # refused at once (413) and closed
+            socks.append(sock)
+        time.sleep(1)
+        held = held_in(server.pid, server.env["TMPDIR"])
+    finally:
+        for sock in socks:
+            sock.close()
+    return {"held_mib": held / (1024 * 1024)}
+
+
 def run(source, args):
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, scenario in (("keep_both", lambda s: keep_both(s, args.taken)),
                                ("stalled", lambda s: stalled_readers(s, args.conflicts)),
-                               ("slow", slow_connections)):
+                               ("slow", slow_connections),
+                               ("parked", parked_bodies)):
+            if args.only and name not in args.only:
+                continue
             data_dir = os.path.join(tmp, name)
-            server = SourceServer(source, data_dir, os.path.join(tmp, name + ".log")).start()
+            server = SourceServer(source, data_dir, os.path.join(tmp, name + ".log"))
+            server.env["TMPDIR"] = os.path.join(tmp, name + "-tmp")
+            os.mkdir(server.env["TMPDIR"])
+            server.start()
             try:
                 figures[name] = scenario(server)
             finally:
@@ -150,13 +197,23 @@ def run(source, args):
 
 
 def show(label, figures):
-    k, s, w = figures["keep_both"], figures["stalled"], figures["slow"]
     print(f"{label}:")
-    print(f"  keep_both among taken names: resolve {k['resolve_s']:.2f} s ({k['resolve_status']}), "
-          f"another user's registration meanwhile {k['other_s']:.2f} s ({k['other_status']})")
-    print(f"  8 stalled readers: another request {s['other_s']:.2f} s ({s['other_status']}), "
-          f"WAL checkpoint {'blocked' if s['checkpoint_busy'] else 'complete'}")
-    print(f"  200 slow connections: a normal request {w['other_s']:.2f} s ({w['other_status']})")
+    if "keep_both" in figures:
+        k = figures["keep_both"]
+        print(f"  keep_both among taken names: resolve {k['resolve_s']:.2f} s "
+              f"({k['resolve_status']}), another user's registration meanwhile "
+              f"{k['other_s']:.2f} s ({k['other_status']})")
+    if "stalled" in figures:
+        s = figures["stalled"]
+        print(f"  8 stalled readers: another request {s['other_s']:.2f} s ({s['other_status']}), "
+              f"WAL checkpoint {'blocked' if s['checkpoint_busy'] else 'complete'}")
+    if "slow" in figures:
+        w = figures["slow"]
+        print(f"  200 slow connections: a normal request {w['other_s']:.2f} s "
+              f"({w['other_status']})")
+    if "parked" in figures:
+        print(f"  20 bodies without credentials: {figures['parked']['held_mib']:.0f} MiB "
+              f"held in TMPDIR")
 
 
 def main(argv=None):
@@ -168,6 +225,9 @@ def main(argv=None):
                              "10,000 a resolution tries is free)")
     parser.add_argument("--conflicts", type=int, default=25000,
                         help="conflicts the stalled readers ask for (default 25000)")
+    parser.add_argument("--only", nargs="+", metavar="SCENARIO",
+                        choices=("keep_both", "stalled", "slow", "parked"),
+                        help="run only these scenarios")
     args = parser.parse_args(argv)
     results = {}
     if args.baseline:
@@ -180,11 +240,18 @@ def main(argv=None):
 
         def ratio(scenario, key):
             return f"x{b[scenario][key] / max(t[scenario][key], 1e-6):.0f}"
-        print("ratios (baseline / this):")
-        print(f"  keep_both resolve {ratio('keep_both', 'resolve_s')}, "
-              f"registration meanwhile {ratio('keep_both', 'other_s')}, "
-              f"stalled readers {ratio('stalled', 'other_s')}, "
-              f"slow connections {ratio('slow', 'other_s')}")
+        shown = []
+        if "keep_both" in t:
+            shown += [f"keep_both resolve {ratio('keep_both', 'resolve_s')}",
+                      f"registration meanwhile {ratio('keep_both', 'other_s')}"]
+        if "stalled" in t:
+            shown.append(f"stalled readers {ratio('stalled', 'other_s')}")
+        if "slow" in t:
+            shown.append(f"slow connections {ratio('slow', 'other_s')}")
+        if "parked" in t:
+            shown.append(f"parked bodies {b['parked']['held_mib']:.0f} MiB -> "
+                         f"{t['parked']['held_mib']:.0f} MiB")
+        print("ratios (baseline / this): " + ", ".join(shown))
     return 0
 
 

@@ -7,6 +7,7 @@ the server secret: user tokens (``sub``) and device tokens (``sub``,
 """
 
 import base64
+import binascii
 import dataclasses
 import hashlib
 import hmac
@@ -98,9 +99,13 @@ def load_secret(config):
 
 
 def issue_user_token(rt, name, ttl=None):
-    now = int(rt.clock())
+    # ``iat`` keeps the fraction of its second (JWT allows a non-integer
+    # NumericDate), so that revocation can tell a token of the revoking
+    # second from one issued just after it.
+    now = rt.clock()
     ttl = rt.config.token_ttl if ttl is None else ttl
-    return jwt.encode({"sub": name, "iat": now, "exp": now + ttl}, rt.secret, algorithm="HS256")
+    return jwt.encode({"sub": name, "iat": now, "exp": int(now) + ttl}, rt.secret,
+                      algorithm="HS256")
 
 
 def issue_device_token(rt, device):
@@ -245,6 +250,17 @@ def app_password_device(user_name, password):
     return device
 
 
+def basic_credentials(value):
+    """(name, password) of the value of an ``Authorization: Basic`` header,
+    or None when it is not base64 of UTF-8 ``name:password``."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return (name, password) if sep else None
+
+
 def add_user(rt, name, password):
     """Create a local user with a password, or set the password of an existing one."""
     if normalize_user_name(name) is None:
@@ -291,8 +307,12 @@ class Principal:
         return self.device is not None
 
 
-def authenticate(rt, header):
-    """The ``Principal`` of an ``Authorization: Bearer`` header, else 401."""
+def authenticate(rt, header, create=True):
+    """The ``Principal`` of an ``Authorization: Bearer`` header, else 401.
+
+    A user token names a user the database may not hold yet (``app.py
+    token``): the user is created, or with ``create=False`` nothing is
+    written and the principal's user is None."""
     if not header:
         raise errors.unauthorized("This endpoint needs an Authorization: Bearer token.")
     scheme, _, token = header.partition(" ")
@@ -311,12 +331,15 @@ def authenticate(rt, header):
         raise errors.unauthorized("The token names no valid user.")
     typ = claims.get("typ")
     if typ is None:
-        user = ensure_user(rt, name)
+        user = ensure_user(rt, name) if create else _find_user(name)
+        if user is None:
+            return Principal(None)
         revoked = user.tokens_revoked_at
         iat = claims.get("iat")
-        # iat counts whole seconds: a token of the revoking second itself
-        # stays valid, so that a login right after a revoke works.
-        if revoked is not None and (not isinstance(iat, (int, float)) or iat < int(revoked)):
+        # Valid only when issued at or after the revocation. A whole-second
+        # iat (another issuer's) is read as the start of its second, so a
+        # token of the revoking second is refused unless it says more.
+        if revoked is not None and (not isinstance(iat, (int, float)) or iat < revoked):
             raise errors.unauthorized("The token was revoked (a password change or "
                                       "`user revoke`); log in again.")
         return Principal(user)

@@ -2,15 +2,18 @@
 maintained counts against a recount, every blob a row names, by size and
 sha256) and, with ``repair``, rewrite wrong counts and remove what nothing
 names: orphan files under ``blobs/`` and ``spool/``, and upload sessions whose
-spool file is gone. ``repair`` takes the data directory's lock and refuses
-while a server runs.
+spool file is gone, and queue for the clean-up the blob rows nothing refers
+to that it would otherwise never look at. ``repair`` takes the data
+directory's lock and refuses while a server runs.
 """
 
+import json
 import os
 import shutil
 import sqlite3
+import time
 
-from . import blobs, counts
+from . import blobs, counts, references
 from .backup import (
     COMPLETING,
     HAS_REVISIONS_SQL,
@@ -20,6 +23,7 @@ from .backup import (
     wrong_rows,
 )
 from .datadir import BLOBS_DIR, DB_NAME, SPOOL_DIR, lock_data_dir, open_existing, server_running
+from .runtime import iso
 
 
 def check(config, repair=False, out=None):
@@ -96,6 +100,7 @@ def _check(config, repair, out):
             checked += 1
             total += size
         out(f"blobs: {checked} of {len(refs)} checked, {total} bytes")
+        _check_unreferenced(conn, repair, out, problem)
 
         completing = {row[0] for row in conn.execute(COMPLETING)}
         orphans = _orphan_files(config, refs.keys() | completing, spooled)
@@ -167,6 +172,44 @@ def _check_history(conn, out, problem):
     for user, path, rev in conn.execute(HEADS_MISSING_FROM_HISTORY_SQL):
         problem(f"history: the current version of {user}'s {path!r} (rev {rev}) is missing "
                 f"from its history (a restore or rewind cannot bring it back)")
+
+
+# Blob rows the clean-up will not look at (it only takes queued content), read
+# in batches of this many.
+UNQUEUED_BLOBS_SQL = """
+    SELECT sha256, size FROM blobs b
+     WHERE NOT EXISTS (SELECT 1 FROM blob_queue q WHERE q.sha256 = b.sha256)
+     ORDER BY sha256
+"""
+UNREFERENCED_BATCH = 500
+
+
+def _check_unreferenced(conn, repair, out, problem):
+    """Blob rows that nothing refers to (``references.CONTENT_REFERENCED_SQL``)
+    and that are not queued for the clean-up: they and their files would
+    stay for ever. ``repair`` queues them; the server's next clean-up pass
+    removes them (checking again that nothing refers to them)."""
+    stray = []
+    conn.execute("BEGIN")  # one snapshot, as a running server changes the tables
+    try:
+        rows = conn.execute(UNQUEUED_BLOBS_SQL)
+        while batch := rows.fetchmany(UNREFERENCED_BATCH):
+            used = {row[0] for row in conn.execute(
+                references.CONTENT_REFERENCED_SQL, {"shas": json.dumps([r[0] for r in batch])})}
+            stray.extend(row for row in batch if row[0] not in used)
+    finally:
+        conn.execute("COMMIT")
+    if repair and stray:
+        now = iso(time.time())
+        with_transaction(conn, [
+            ("INSERT OR IGNORE INTO blob_queue (sha256, queued_at) VALUES (?, ?)", (sha256, now))
+            for sha256, _ in stray])
+    for sha256, size in stray:
+        if repair:
+            out(f"queued blob {sha256} for clean-up (nothing refers to it)")
+        else:
+            problem(f"blob {sha256} ({size} bytes): no entry, revision, conflict or upload "
+                    f"refers to it and it is not queued for clean-up (--repair queues it)")
 
 
 def with_transaction(conn, statements):

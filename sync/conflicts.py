@@ -12,7 +12,7 @@ import os
 import re
 from datetime import datetime, timezone
 
-from . import counts, cursors, errors, paths
+from . import cursors, errors, paths
 from .db import database, write
 from .feed import change_json
 from .library import Library
@@ -216,21 +216,6 @@ def _resolve_changes(rt, library, row, resolution):
                         row["client_mtime"])]
 
 
-def _check_resolution_quota(rt, user_id, library, resolution):
-    """507 ``quota_exceeded`` (the caller's transaction rolls back and the
-    conflict stays open) for a resolution that keeps the client's version
-    while the user's content is over the quota, unless it frees space.
-    ``keep_server`` only ever frees space and is always allowed."""
-    quota = rt.config.quota
-    if not quota or resolution == "keep_server" or library.bytes_delta < 0:
-        return
-    if counts.usage(user_id) > quota:
-        raise errors.SyncError(
-            507, errors.QUOTA_EXCEEDED,
-            f"Your content is over its quota of {quota} bytes: resolve with keep_server, "
-            f"or delete files first.")
-
-
 def resolve(rt, user_id, conflict_id, body):
     """Settle one of the user's conflicts with ``keep_server``, ``keep_client``
     or ``keep_both``; the resolution's changes append to the feed."""
@@ -254,6 +239,7 @@ def resolve(rt, user_id, conflict_id, body):
         changed = _resolve_changes(rt, library, row, resolution)
         library.resolve_conflict(row, resolution)
         library.flush()
-        _check_resolution_quota(rt, user_id, library, resolution)
+        if resolution != "keep_server":  # which only ever frees space
+            library.check_quota("resolve with keep_server, or delete files first.")
     return {"conflict": conflict_json(row), "results": [change_json(e) for e in changed]}
 

@@ -241,6 +241,7 @@ def restore(rt, user_id, device_id, body):
                 f"ignore case cannot hold both: rename or delete it first.")
         entry = library.put(path, device_id, sha256, size, mtime)
         library.flush()
+        library.check_quota("delete files first, then restore this one.")
     return {"path": path, "status": "applied", "rev": entry["rev"]}
 
 
@@ -413,6 +414,8 @@ def rewind(rt, user_id, device_id, body):
         else:
             work.library.renumber(current_rev() + 1)
         work.library.flush()
+        work.library.check_quota("rewind a smaller part (a folder, one device), or delete "
+                                 "files first.")
     return _answer(False, changes)
 
 

@@ -16,6 +16,8 @@ import time
 
 import waitress
 
+from . import bodygate
+
 log = logging.getLogger("sync")
 
 # Idle keep-alive connections are closed after this long (waitress: 120 s).
@@ -74,9 +76,9 @@ def options(config):
 def _base_options(config):
     return dict(
         host=config.host, port=config.port, threads=config.threads, ident="sync",
-        # A WebDAV PUT carries a whole file: bodies up to the largest file.
-        max_request_body_size=max(config.max_chunk_size, 2 * 1024 * 1024,
-                                  config.max_file_size) + 65536,
+        # A WebDAV PUT carries a whole file: bodies up to the largest file,
+        # taken only from a request whose credentials hold (sync.bodygate).
+        max_request_body_size=max(bodygate.body_limits(config)),
         # The app works out the client address (``--trusted-proxies``, a
         # list, where waitress trusts one address) and drops the proxy
         # headers of everyone else itself (``sync.middleware.ClientAddress``).
@@ -93,10 +95,16 @@ def _base_options(config):
 
 
 def create_server(app, config, **overrides):
-    """A waitress server for ``app`` (not started: call ``run()``)."""
+    """A waitress server for ``app`` (not started: call ``run()``), with the
+    app's body gate (``create_app``'s has one) checking the credentials of a
+    request before its body is taken in."""
     kwargs = options(config)
     kwargs.update(overrides)
-    return waitress.create_server(app, **kwargs)
+    server = waitress.create_server(app, **kwargs)
+    gate = getattr(app, "body_gate", None)
+    if gate is not None:
+        bodygate.install(server, gate)
+    return server
 
 
 

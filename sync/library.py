@@ -359,6 +359,17 @@ class Library:
         self.replaced = []
         self._made = {}
 
+    def check_quota(self, advice):
+        """After ``flush``, inside the caller's transaction: 507
+        ``quota_exceeded`` when the user's content is now over ``--quota``
+        and these changes freed none of it. The caller's transaction then
+        rolls back, so nothing changes. ``advice`` says what to do instead."""
+        quota = self.rt.config.quota
+        if quota and self.bytes_delta >= 0 and counts.usage(self.user_id) > quota:
+            raise errors.SyncError(
+                507, errors.QUOTA_EXCEEDED,
+                f"Your content would be over its quota of {quota} bytes: {advice}")
+
     # -- the rules of a report ----------------------------------------------
 
     def report_put(self, device_id, path, sha256, size, mtime, base_rev, held):

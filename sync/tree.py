@@ -17,16 +17,36 @@ is the root of the library.
 
 import concurrent.futures
 import contextlib
-import errno
+import functools
 import hashlib
 
 from . import blobs, errors, paths
 from .db import database, named_list, write
-from .library import Library, holds_content, queue_content
+from .library import Library, content_referenced, holds_content
 from .models import Blob
 from .uploads import _held_bytes
 
 _SQL_CHUNK = 500
+
+
+def _disk_full_is_507(function):
+    """A full disk met by a write (SQLITE_FULL, or ENOSPC, EDQUOT, EFBIG from
+    any open, write or fsync) refuses it as the sync API does: 507
+    ``insufficient_storage``. Its transaction has rolled back; the server
+    recovers by itself once space returns."""
+    @functools.wraps(function)
+    def refused_when_full(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except errors.SyncError:
+            raise
+        except Exception as exc:
+            if not blobs.is_disk_full(exc):
+                raise
+            raise errors.SyncError(
+                507, errors.INSUFFICIENT_STORAGE,
+                "The server's disk is full; try again later (reading still works).") from exc
+    return refused_when_full
 
 
 class Precondition(errors.SyncError):
@@ -228,6 +248,7 @@ def properties(user_id, path_list):
     return found
 
 
+@_disk_full_is_507
 def set_property(user_id, path, name, value):
     """Set (``value`` text) or remove (``value`` None) one dead property."""
     with write():
@@ -332,13 +353,8 @@ def received_body(rt, read, length):
             raise errors.SyncError(507, errors.INSUFFICIENT_STORAGE,
                                    f"The server's disk has no room for {length} bytes.") from None
         expected = limit + 1 if length is None else length
-        try:
-            count, more = blobs.write_at(rt.config, spool_id, 0, read, expected, digest)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise errors.SyncError(507, errors.INSUFFICIENT_STORAGE,
-                                       "The server's disk is full.") from None
-            raise
+        count, more = _disk_full_is_507(blobs.write_at)(rt.config, spool_id, 0, read, expected,
+                                                         digest)
         if count > limit:
             raise errors.SyncError(413, errors.FILE_TOO_LARGE,
                                    f"Files are limited to {limit} bytes.")
@@ -378,14 +394,23 @@ def put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match=None,
     ``*``) checked against the head inside the transaction (412).
     Returns ``{"created": bool, "rev", "status": "applied"|"unchanged"}``."""
     try:
-        return _put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match,
-                         if_none_match, spool_id)
+        return _disk_full_is_507(_put_file)(rt, user_id, device_id, path, sha256, size, mtime,
+                                            if_match, if_none_match, spool_id)
     except errors.SyncError:
         if spool_id is not None:
-            # The body may be in the blob store now with nothing referring to it.
-            with write():
-                queue_content([sha256], rt.now())
+            _drop_unreferenced(rt, sha256)
         raise
+
+
+def _drop_unreferenced(rt, sha256):
+    """After a refused put whose body was already moved into the blob store:
+    remove that file again unless a row names the content or something
+    refers to it, checked under the write lock as the clean-up does. It
+    writes nothing to the database, so it works on a full disk too."""
+    with write():
+        named = Blob.select().where(Blob.sha256 == sha256).exists()
+        if not named and not content_referenced([sha256]):
+            blobs.remove_blob(rt.config, sha256)
 
 
 def _put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match, if_none_match,
@@ -423,6 +448,7 @@ def _check_preconditions(head, if_match, if_none_match):
             raise Precondition("If-None-Match matches the file's current ETag.")
 
 
+@_disk_full_is_507
 def make_folder(rt, user_id, path):
     """MKCOL: an empty folder ``path`` (its parent exists). 405 when a file
     or folder is already there, 409 inside a file or on a case clash."""
@@ -437,6 +463,7 @@ def make_folder(rt, user_id, path):
         database.execute_sql(DROP_PATH_PROPERTIES_SQL, {"user_id": user_id, "path": path})
 
 
+@_disk_full_is_507
 def delete(rt, user_id, device_id, path):
     """DELETE: the file at ``path``, or every file under the folder ``path``
     with its empty folders and dead properties, in one transaction. Returns
@@ -498,6 +525,7 @@ def _check_pairs(library, user_id, pairs, replacing):
                 raise _conflict(f"{to!r} would differ only by case from {other['path']!r}.")
 
 
+@_disk_full_is_507
 def move(rt, user_id, device_id, source, target, overwrite=True):
     """MOVE a file (a move in the feed) or a folder (a move of every file
     under it) to ``target``, replacing what is there when ``overwrite``; one
@@ -531,6 +559,7 @@ def _move_rows(table, user_id, source, target):
         "target": target, "keep_from": len(source) + 1, "user_id": user_id, **params})
 
 
+@_disk_full_is_507
 def copy(rt, user_id, device_id, source, target, overwrite=True, depth_infinity=True):
     """COPY a file (a put of the same content at ``target``: no bytes are
     copied) or a folder (of every file under it; with ``Depth: 0`` only the

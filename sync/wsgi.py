@@ -9,7 +9,7 @@ import time
 
 import falcon
 
-from . import blobs, datadir, errors, fsutil, paths, web
+from . import blobs, bodygate, datadir, errors, fsutil, paths, web
 from .auth import load_secret
 from .db import database, init_db, meta_get, write
 from .middleware import AccessLog, Auth, ClientAddress, Database, resolve_client
@@ -108,13 +108,15 @@ def sync_routes(rt):
 class Mount:
     """The Falcon app, with the WebDAV app beside it at ``/dav/`` (SPEC §10)."""
 
-    def __init__(self, app, dav, prefix="/dav", trusted_proxies=()):
+    def __init__(self, app, dav, prefix="/dav", trusted_proxies=(), body_gate=None):
         self.app = app
         self.dav = dav
         self.prefix = prefix
         self.trusted_proxies = trusted_proxies
+        self.body_gate = body_gate  # installed by sync.httpserver.create_server
 
     def __call__(self, environ, start_response):
+        bodygate.drop_credentials(environ)
         resolve_client(environ, self.trusted_proxies)  # environ["sync.client"]
         path = environ.get("PATH_INFO", "")
         if path == self.prefix or path.startswith(self.prefix + "/"):
@@ -131,7 +133,8 @@ def create_app(rt):
     """The WSGI app for an opened ``Runtime``: the API, and WebDAV at ``/dav/``."""
     from .dav import DavApp
 
-    return Mount(create_api(rt), DavApp(rt), trusted_proxies=rt.config.trusted_proxies)
+    return Mount(create_api(rt), DavApp(rt), trusted_proxies=rt.config.trusted_proxies,
+                 body_gate=bodygate.BodyGate(rt))
 
 
 def create_api(rt):

@@ -109,8 +109,11 @@ class Api:
             data = json.dumps(body).encode("utf-8")
             headers.setdefault("Content-Type", content_type or "application/json")
         resp = self.testapp.request(self.url(path), method=method, body=data,
-                                    headers=headers, status=status, expect_errors=True)
+                                    headers=headers, expect_errors=True)
         check_response(method, self.url(path), resp)
+        if status != "*":
+            assert resp.status_int == status, \
+                f"{method} {path}: {resp.status}, expected {status}: {resp.text[:300]}"
         return resp
 
     def get(self, path, **kw):

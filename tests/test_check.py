@@ -107,6 +107,35 @@ def test_orphans_are_listed_then_removed_by_repair(rt, seeded):
     assert seed.run_check(rt.config) == (0, seed.run_check(rt.config)[1])
 
 
+def test_a_blob_row_nothing_refers_to_and_not_queued_is_a_problem_repair_queues(rt, seeded):
+    """Such a row and its file would stay for ever: the clean-up only looks
+    at queued content."""
+    stray = seed.store_blob(rt.config, b"x" * 12)
+    queued = seed.store_blob(rt.config, b"queued already")
+    with database.connection_context():
+        for sha256, size in ((stray, 12), (queued, 14)):
+            sql("INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, 'x')",
+                (sha256, size))
+        sql("INSERT INTO blob_queue (sha256, queued_at) VALUES (?, 'x')", (queued,))
+    message = (f"PROBLEM blob {stray} (12 bytes): no entry, revision, conflict or upload "
+               f"refers to it and it is not queued for clean-up (--repair queues it)")
+    count, lines = seed.run_check(rt.config)
+    assert (count, problems_of(lines)) == (1, [message]), lines
+    result = run_app("check", "--data-dir", rt.config.data_dir)
+    assert result.returncode == 1 and message in result.stdout
+
+    count, lines = seed.run_check(rt.config, repair=True)
+    assert count == 0 and f"queued blob {stray} for clean-up (nothing refers to it)" in lines
+    assert problems_of(seed.run_check(rt.config)[1]) == []
+    assert set(seed.collect_garbage(rt)) == {stray, queued}
+    with database.connection_context():
+        assert not database.execute_sql("SELECT 1 FROM blobs WHERE sha256 IN (?, ?)",
+                                        (stray, queued)).fetchall()
+    for sha256 in seeded.values():  # what is referenced stays
+        assert os.path.isfile(blobs.blob_path(rt.config, sha256))
+    assert seed.run_check(rt.config)[0] == 0
+
+
 def test_conflicts_and_instant_uploads_keep_their_blobs(rt, seeded):
     client = seed.store_blob(rt.config, b"the client's version")
     resolved = seed.store_blob(rt.config, b"dropped when resolved")

@@ -47,7 +47,7 @@ def test_token_honours_sync_data_dir(tmp_path):
     with open(os.path.join(data, "secret.key"), "rb") as f:
         secret = f.read().strip()
     claims = jwt.decode(token, secret, algorithms=["HS256"])
-    assert claims["sub"] == "alice" and claims["exp"] - claims["iat"] == 120
+    assert claims["sub"] == "alice" and claims["exp"] - int(claims["iat"]) == 120
 
 
 def test_bad_setting_is_a_clear_error(tmp_path):

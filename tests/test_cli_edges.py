@@ -55,7 +55,7 @@ def test_token_ttl_takes_durations(tmp_path):
         result = run_app("token", "alice", "--ttl", ttl, "--create", "--data-dir", data)
         assert result.returncode == 0, result.stderr
         claims = jwt.decode(result.stdout.strip(), options={"verify_signature": False})
-        assert claims["exp"] - claims["iat"] == seconds
+        assert claims["exp"] - int(claims["iat"]) == seconds
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -8,7 +8,7 @@ import re
 import pytest
 import webtest
 
-from sync import auth
+from sync import auth, blobs
 from sync.config import Config
 from sync.db import database
 from sync.wsgi import create_app, open_runtime
@@ -624,11 +624,14 @@ def test_a_folder_delete_keeps_every_file_in_the_history(dav, kobo):
                                    (0, sha256(data), None, None, kobo["id"])]
 
 
-def test_a_refused_put_leaves_its_body_to_the_clean_up(dav):
+def test_a_refused_put_takes_its_body_out_of_the_blob_store(dav, rt):
     dav.put("Dune.epub", b"v1", status=201)
+    dav.put("Other.epub", b"held", status=201)
     dav.put("dune.EPUB", b"refused body", status=409)  # refused once the body is stored
-    queued = [r[0] for r in database.execute_sql("SELECT sha256 FROM blob_queue")]
-    assert sha256(b"refused body") in queued
+    dav.put("dune.epub", b"held", status=409)  # content a file still uses stays
+    assert sorted(blobs.blob_files(rt.config)) == sorted([sha256(b"v1"), sha256(b"held")])
+    assert database.execute_sql("SELECT sha256 FROM blobs WHERE sha256 = ?",
+                                (sha256(b"refused body"),)).fetchall() == []
 
 
 def test_webdav_writes_are_kept_in_the_history_with_their_device(dav, api, kobo):

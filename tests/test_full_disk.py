@@ -4,7 +4,9 @@ when the disk fills anyway every write is 507 insufficient_storage, never
 itself. The real thing runs on a small tmpfs (mounting needs root; skipped
 elsewhere); --min-free near the free space and RLIMIT_FSIZE need no root."""
 
+import base64
 import errno
+import io
 import os
 import sqlite3
 import subprocess
@@ -14,6 +16,7 @@ import webtest
 
 from sync import auth, blobs
 from sync.config import Config
+from sync.db import database
 from sync.wsgi import create_app, open_runtime
 
 from .helpers import (
@@ -162,3 +165,88 @@ def test_a_reservation_that_fills_the_disk_exactly_is_507_not_500(small_disk):
         assert other.status_int in (200, 507), other
         dev.delete(f"/upload/{resp.json['id']}", status=204)
     api.post("/devices", {"name": "Phone"})
+
+
+# -- WebDAV on a full disk -------------------------------------------------------------
+
+def dav_caller(api, device):
+    """``call(method, path, body=b"", length=True, **headers)`` through /dav/ as
+    ``device``; ``length=False`` sends the body without a Content-Length, as
+    a chunked request reaches the app."""
+    password = api.post(f"/devices/{device['id']}/app-password").json["app_password"]
+    authorization = "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()
+    testapp = api.testapp
+
+    def call(method, path, body=b"", length=True, **headers):
+        request = webtest.TestRequest.blank(f"/dav/files/alice/{path}", method=method,
+                                            headers={"Authorization": authorization, **headers})
+        request.body = body
+        if not length:
+            request.body_file_raw = io.BytesIO(body)
+            request.environ.pop("CONTENT_LENGTH", None)
+        return testapp.do_request(request, status=None, expect_errors=True)
+    return call
+
+
+def library_state(rt, dev):
+    """What a refused write must leave as it was: the feed, the folders
+    WebDAV made, the blob files and the spool directory."""
+    with database.connection_context():
+        folders = database.execute_sql("SELECT path FROM dav_folders ORDER BY path").fetchall()
+    return (dev.get("/changes").json["changes"], folders, sorted(blobs.blob_files(rt.config)),
+            spool_files(rt))
+
+
+def assert_507(what, resp):
+    assert resp.status_int == 507, (what, resp.status, resp.body[:300])
+    assert b"disk" in resp.body, (what, resp.body[:300])
+
+
+def refill(folder, leave):
+    """Fill the disk, then free ``leave`` bytes of the filler again."""
+    path = fill(folder)
+    os.truncate(path, os.path.getsize(path) - leave)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::webtest.lint.WSGIWarning")
+def test_webdav_writes_on_a_full_disk_are_507_and_leave_nothing(small_disk):
+    rt, api, dev, device = app_over(small_disk / "data", min_free=0)
+    dav = dav_caller(api, device)
+    data = content(CHUNK + 10)
+    assert dav("PUT", "a.txt", data).status_int == 201
+    assert dav("MKCOL", "books").status_int == 201
+    con = sqlite3.connect(rt.config.path("sync.sqlite3"))
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next write needs new blocks
+    con.close()
+    filler = fill(str(small_disk))
+    before = library_state(rt, dev)
+
+    copy_target = "http://localhost/dav/files/alice/books/a copy.txt"
+    for what, resp in {
+        "PUT": dav("PUT", "b.txt", content(3 * CHUNK, seed=2)),
+        "PUT without a length": dav("PUT", "c.txt", content(CHUNK, seed=3), length=False),
+        "PUT over a file": dav("PUT", "a.txt", content(CHUNK, seed=4)),
+        "MKCOL": dav("MKCOL", "music"),
+        "COPY": dav("COPY", "a.txt", Destination=copy_target),
+    }.items():
+        assert_507(what, resp)
+    assert library_state(rt, dev) == before
+    # Reads keep working.
+    assert dav("GET", "a.txt").body == data
+    assert dav("PROPFIND", "", Depth="1").status_int == 207
+
+    # Room for the body but not for the database: the body went into the
+    # blob store, and is taken out again.
+    os.unlink(filler)
+    filler = refill(str(small_disk), leave=CHUNK)
+    assert_507("PUT with room for the body only", dav("PUT", "d.txt", content(CHUNK, seed=5)))
+    assert library_state(rt, dev) == before
+
+    os.unlink(filler)  # space is back: no restart needed
+    assert dav("PUT", "b.txt", content(3 * CHUNK, seed=2)).status_int == 201
+    assert dav("PUT", "c.txt", content(CHUNK, seed=3), length=False).status_int == 201
+    assert dav("MKCOL", "music").status_int == 201
+    assert dav("COPY", "a.txt", Destination=copy_target).status_int == 201
+    assert dav("GET", "books/a copy.txt").body == data
+    assert dav("GET", "c.txt").body == content(CHUNK, seed=3)

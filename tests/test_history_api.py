@@ -7,10 +7,11 @@ import hashlib
 
 import pytest
 
+from sync import counts
 from sync.db import database
 
 from . import seed
-from .helpers import assert_error, sha256
+from .helpers import assert_error, other_app, sha256
 
 DAY = 86400
 
@@ -262,6 +263,65 @@ def test_restore_leaves_an_open_conflict_open(rt, api, dev, device):
     api.post("/restore", {"path": "a.txt", "rev": 1})
     assert [c["id"] for c in api.get("/conflicts").json["conflicts"]] == [
         conflict["conflict_id"]]
+
+
+# -- the quota -------------------------------------------------------------------
+
+@pytest.fixture
+def over_quota(tmp_path, clock):
+    """alice with --quota 10000: a.bin was 6,000 bytes until her laptop made
+    it 3,000, b.bin holds 5,000 (8,000 in use: versions do not count), and
+    gone.bin (4,000) went to the trash from the laptop. Bringing back either
+    old content would take her over the quota."""
+    rt, dev = other_app(tmp_path, clock, quota=10_000)
+    [laptop] = dev.get("/devices").json["devices"]
+    put(rt, "a.bin", b"A" * 6000)  # rev 1
+    put(rt, "gone.bin", b"G" * 4000)  # rev 2
+    clock.advance(60)
+    put(rt, "a.bin", b"a" * 3000, laptop)  # rev 3
+    put(rt, "b.bin", b"B" * 5000)  # rev 4
+    delete(dev, "gone.bin")  # rev 5
+    return rt, dev
+
+
+def quota_state(rt, dev):
+    """Everything a refused change must leave as it was: the feed, the
+    tree with its contents, each path's history, the trash and the usage."""
+    with database.connection_context():
+        used = counts.usage(1)
+    tree = {p: dev.get(f"/download/{p}").body for p in library(dev)}
+    histories = [dev.get(f"/history/{p}").json for p in ("a.bin", "b.bin", "gone.bin")]
+    return feed(dev), tree, histories, dev.get("/trash").json, used
+
+
+@pytest.mark.parametrize("body", [{"path": "a.bin", "rev": 1}, {"path": "gone.bin", "rev": 2}])
+def test_a_restore_over_the_quota_is_507_and_changes_nothing(over_quota, body):
+    rt, dev = over_quota
+    before = quota_state(rt, dev)
+    assert before[-1] == 8000
+    resp = dev.post("/restore", body, status=507)
+    assert_error(resp, 507, "quota_exceeded")
+    assert "quota of 10000 bytes" in resp.json["description"]
+    assert quota_state(rt, dev) == before
+
+
+def test_a_restore_that_fits_the_quota_or_frees_space_is_applied(over_quota):
+    rt, dev = over_quota
+    report(dev, {"op": "delete", "path": "b.bin", "base_rev": head_rev("b.bin")})
+    assert dev.post("/restore", {"path": "a.bin", "rev": 1}).json["status"] == "applied"
+    with database.connection_context():
+        assert counts.usage(1) == 6000
+
+
+def test_a_rewind_over_the_quota_is_507_and_changes_nothing(over_quota):
+    rt, dev = over_quota
+    [laptop] = dev.get("/devices").json["devices"]
+    undo = {"rev": 2, "device_id": laptop["id"]}  # a.bin and gone.bin come back
+    before = quota_state(rt, dev)
+    assert dev.post("/rewind", dict(undo, dry_run=True)).json["count"] == 2  # only reads
+    resp = dev.post("/rewind", undo, status=507)
+    assert_error(resp, 507, "quota_exceeded")
+    assert quota_state(rt, dev) == before
 
 
 # -- GET /trash ----------------------------------------------------------------

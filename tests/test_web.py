@@ -5,18 +5,21 @@ form: files, devices, conflicts, the overview."""
 import hashlib
 import html
 import re
+import subprocess
+import sys
 
 import markupsafe
 import pytest
 import webtest
 
 from sync import feed, library
+from sync.config import Config
 from sync.db import database
 from sync.web import pages, sessions, views
 from sync.wsgi import create_app, open_runtime
 
 from . import seed
-from .helpers import Api, Browser, sha256
+from .helpers import PASSWORD, ROOT, Api, Browser, sha256
 
 PAGES = ["/", "/files", "/devices", "/conflicts", "/trash", "/rewind"]
 HOSTILE = '<script>alert("x")<script>&amp;"\'.txt'
@@ -201,6 +204,47 @@ def test_expired_sessions_are_removed_at_the_next_login(alice, rt, clock, app):
     clock.advance(rt.config.token_ttl + 1)
     Browser(app).login("alice")
     assert session_count() == 1
+
+
+def _app_py(data, *args, password=None):
+    result = subprocess.run(
+        [sys.executable, "app.py", *args, "--data-dir", data], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, input=None if password is None else password + "\n")
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_user_revoke_and_a_password_change_end_every_web_session(tmp_path):
+    data = str(tmp_path / "data")
+    _app_py(data, "user", "add", "alice", "--password-stdin", "--create", password=PASSWORD)
+    app = create_app(open_runtime(Config.build(data_dir=data, access_log=False)))
+    phone, laptop = Browser(app), Browser(app)
+    phone.login("alice")
+    laptop.login("alice")
+    assert session_count() == 2
+
+    _app_py(data, "user", "revoke", "alice")
+    for browser in (phone, laptop):
+        assert browser.get("/files", status=303).headers["Location"].startswith("/login")
+    assert session_count() == 0
+    fresh = Browser(app)  # a login right after the revoke works
+    fresh.login("alice")
+    assert "alice" in fresh.get("/").text
+
+    _app_py(data, "user", "add", "alice", "--password-stdin", password="a new password")
+    assert fresh.get("/", status=303).headers["Location"] == "/login"
+    assert session_count() == 0
+    fresh.login("alice", status=401)  # the old password no longer opens one
+    fresh.login("alice", "a new password")
+    assert "alice" in fresh.get("/devices").text
+
+
+def test_a_session_opened_before_an_earlier_revocation_is_refused_and_deleted(alice, rt, clock):
+    with database.connection_context():
+        database.execute_sql("UPDATE users SET tokens_revoked_at = ? WHERE name = 'alice'",
+                             (clock() + 1,))  # as a revocation of an older version left it
+    assert alice.get("/", status=303).headers["Location"] == "/login"
+    assert session_count() == 0
 
 
 def test_a_made_up_cookie_opens_nothing(app):

@@ -933,6 +933,7 @@ def history_operations():
                 "409": error("The path differs only by case from another live path; nothing "
                              "changed.", ["case_clash"]),
                 "413": TOO_LARGE,
+                "507": HISTORY_QUOTA,
             }, params=[CHANGING_DEVICE], body=json_body("RestoreRequest"), tags=["history"],
                 description=RESTORE_DESCRIPTION),
         },
@@ -944,10 +945,19 @@ def history_operations():
                              ["body_invalid", "path_invalid", "rewind_too_old"]),
                 "403": DEVICE_FORBIDDEN,
                 "413": TOO_LARGE,
+                "507": HISTORY_QUOTA,
             }, params=[CHANGING_DEVICE], body=json_body("RewindRequest"), tags=["history"],
                 description=REWIND_DESCRIPTION),
         },
     }
+
+
+# Versions and trash do not count against --quota; what a restore or rewind
+# brings back to the library does.
+HISTORY_QUOTA = error(
+    "With `--quota`: the content brought back would take the user over the quota (a "
+    "restore or rewind that frees space is always allowed), or the server's disk is full. "
+    "Nothing changed.", ["quota_exceeded", "insufficient_storage"])
 
 
 HISTORY_DESCRIPTION = """\

@@ -11,7 +11,6 @@ three generators). Everything else goes to WsgiDAV with our provider.
 """
 
 import base64
-import binascii
 import json
 import logging
 import mimetypes
@@ -50,15 +49,38 @@ _REASONS = {200: "OK", 206: "Partial Content", 304: "Not Modified", 400: "Bad Re
             416: "Range Not Satisfiable", 429: "Too Many Requests"}
 
 
-class _Refused(Exception):
+class Refused(Exception):
     def __init__(self, status, code, description, headers=()):
         super().__init__(description)
         self.status, self.code, self.description, self.headers = status, code, description, headers
 
 
 def _unauthorized(description):
-    return _Refused(401, errors.UNAUTHORIZED, description,
+    return Refused(401, errors.UNAUTHORIZED, description,
                     [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')])
+
+
+def basic_login(throttle, value, address):
+    """The device whose app password logs in with the Basic credentials
+    ``value`` from ``address``. Raises ``Refused``: 429 while ``throttle``
+    holds the name or the address back (the password is not checked), 401
+    for anything else, counted as a failed login."""
+    credentials = auth.basic_credentials(value)
+    if credentials is None:
+        raise _unauthorized("The Basic credentials must be base64 of UTF-8 'name:password'.")
+    name, password = credentials
+    key = auth.normalize_user_name(name) or name
+    wait = throttle.retry_after(key, address)
+    if wait:
+        raise Refused(429, errors.TOO_MANY_ATTEMPTS,
+                       f"Too many failed logins; try again in {wait} seconds.",
+                       [("Retry-After", str(wait))])
+    device = auth.app_password_device(name, password)
+    if device is None:
+        throttle.failed(key, address, "WebDAV login")
+        raise _unauthorized("Wrong user name or app password (the account password is not "
+                            "accepted here: make an app password for the device).")
+    return device
 
 
 def dav_config(provider):
@@ -98,7 +120,7 @@ class DavApp:
         try:
             ctx = self._authenticate(environ)
             self._check_path(environ)
-        except _Refused as exc:
+        except Refused as exc:
             self._end()
             return _answer(start_response, exc.status, exc.code, exc.description, exc.headers)
         environ["sync.dav"] = ctx
@@ -113,7 +135,7 @@ class DavApp:
             if isinstance(res, File):
                 try:
                     return self._send(environ, start_response, res)
-                except _Refused as exc:
+                except Refused as exc:
                     return _answer(start_response, exc.status, exc.code, exc.description,
                                    exc.headers)
                 finally:
@@ -153,9 +175,9 @@ class DavApp:
         try:
             path = util.re_encode_wsgi(environ.get("PATH_INFO", "") or "/")
         except UnicodeError:
-            raise _Refused(400, errors.PATH_INVALID, "The path is not UTF-8.") from None
+            raise Refused(400, errors.PATH_INVALID, "The path is not UTF-8.") from None
         if any(part in (".", "..") for part in path.split("/")):
-            raise _Refused(400, errors.PATH_INVALID, "The path has a '.' or '..' segment.")
+            raise Refused(400, errors.PATH_INVALID, "The path has a '.' or '..' segment.")
         environ["PATH_INFO"] = path
         destination = environ.get("HTTP_DESTINATION")
         if destination:
@@ -174,36 +196,13 @@ class DavApp:
                                     "or a device token, not a user token.")
             user, device = principal.user, principal.device
         elif scheme.lower() == "basic":
-            name, password = self._basic(value)
             address = environ.get("sync.client") or environ.get("REMOTE_ADDR", "-")
-            wait = self.throttle.retry_after(auth.normalize_user_name(name) or name, address)
-            if wait:
-                raise _Refused(429, errors.TOO_MANY_ATTEMPTS,
-                               f"Too many failed logins; try again in {wait} seconds.",
-                               [("Retry-After", str(wait))])
-            device = auth.app_password_device(name, password)
-            if device is None:
-                self.throttle.failed(auth.normalize_user_name(name) or name, address,
-                                     "WebDAV login")
-                raise _unauthorized("Wrong user name or app password (the account "
-                                    "password is not accepted here: make an app password "
-                                    "for the device).")
+            device = basic_login(self.throttle, value, address)
             user = device.user
         else:
             raise _unauthorized("Log in with your user name and an app password.")
         devices.touch(self.rt, device)
         return Context(self.rt, user, device)
-
-    @staticmethod
-    def _basic(value):
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError, UnicodeError):
-            raise _unauthorized("The Basic credentials are not valid base64 UTF-8.") from None
-        name, sep, password = decoded.partition(":")
-        if not sep:
-            raise _unauthorized("The Basic credentials need 'name:password'.")
-        return name, password
 
     def _send(self, environ, start_response, res):
         """A file's content as ``/download`` sends it."""
@@ -215,7 +214,7 @@ class DavApp:
         if_match = environ.get("HTTP_IF_MATCH")
         if if_match is not None and not (if_match.strip() == "*" or etag in [
                 t.strip() for t in if_match.split(",")]):
-            raise _Refused(412, errors.PRECONDITION_FAILED,
+            raise Refused(412, errors.PRECONDITION_FAILED,
                            "If-Match does not match the current ETag.")
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match is not None:
@@ -233,7 +232,7 @@ class DavApp:
         try:
             ranged = byte_range(environ.get("HTTP_RANGE"), res.size)
         except errors.SyncError as exc:
-            raise _Refused(exc.status, exc.code, exc.description,
+            raise Refused(exc.status, exc.code, exc.description,
                            list(exc.headers.items())) from None
         if ranged and environ.get("HTTP_IF_RANGE") is not None and not _if_range_holds(
                 environ["HTTP_IF_RANGE"], etag, last_modified):
@@ -251,7 +250,7 @@ class DavApp:
         except FileNotFoundError:
             log.error("the blob %s of %r is missing from the data directory", res.sha256,
                       res.lib_path)
-            raise _Refused(404, errors.NOT_FOUND, "The content of this file is missing.") \
+            raise Refused(404, errors.NOT_FOUND, "The content of this file is missing.") \
                 from None
         if environ["REQUEST_METHOD"] == "HEAD":
             body.close()

@@ -4,14 +4,19 @@ SQLite (they survive a restart), ended by logout or after ``--token-ttl``.
 The browser holds a random value in a cookie; the database holds only its
 SHA-256, so a copy of the database opens no session. Each session has its
 own CSRF token, which every change the page asks for must send back.
+
+A session opened before the user's tokens were revoked (``app.py user
+revoke``, a password change) is refused and deleted like an old login
+token: its creation time is kept to the microsecond for that comparison.
 """
 
 import hashlib
 import hmac
+import math
 import secrets
 
 from ..db import database, write
-from ..runtime import iso
+from ..runtime import iso, parse_iso
 
 COOKIE = "sync_session"
 
@@ -34,6 +39,19 @@ class Session:
         return isinstance(sent, str) and hmac.compare_digest(sent, self.csrf)
 
 
+def _created_stamp(ts):
+    """ISO 8601 UTC with microseconds, rounded down (never later than ``ts``)."""
+    whole = math.floor(ts)
+    return f"{iso(whole)[:-1]}.{int((ts - whole) * 1_000_000):06d}Z"
+
+
+def _created_time(stamp):
+    """Epoch seconds of a ``_created_stamp`` (or of an ``iso`` stamp, as older
+    sessions have: the start of their second)."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return parse_iso(whole + "Z") + (int(fraction) / 1_000_000 if fraction else 0)
+
+
 def open_session(rt, user_id):
     """A new session for ``user_id``; returns the cookie value (shown once).
     Expired sessions of every user are removed on the way."""
@@ -44,20 +62,29 @@ def open_session(rt, user_id):
         database.execute_sql(
             "INSERT INTO web_sessions (id, user_id, csrf, created_at, expires_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (_key(value), user_id, secrets.token_urlsafe(32), iso(now),
+            (_key(value), user_id, secrets.token_urlsafe(32), _created_stamp(now),
              iso(now + rt.config.token_ttl)))
     return value
 
 
 def find(rt, value):
-    """The open session of a cookie value, or None (unknown, ended or expired)."""
+    """The open session of a cookie value, or None (unknown, ended, expired,
+    or opened before the user's tokens were revoked: then it is deleted)."""
     if not value or len(value) > 100:
         return None
     row = database.execute_sql(
-        "SELECT s.id, s.user_id, u.name, s.csrf, s.expires_at, s.flash "
+        "SELECT s.id, s.user_id, u.name, s.csrf, s.expires_at, s.flash, "
+        "s.created_at, u.tokens_revoked_at "
         "FROM web_sessions s JOIN users u ON u.id = s.user_id "
         "WHERE s.id = ? AND s.expires_at > ?", (_key(value), rt.now())).fetchone()
-    return None if row is None else Session(*row)
+    if row is None:
+        return None
+    *fields, created_at, revoked_at = row
+    if revoked_at is not None and _created_time(created_at) < revoked_at:
+        with write():
+            database.execute_sql("DELETE FROM web_sessions WHERE id = ?", (fields[0],))
+        return None
+    return Session(*fields)
 
 
 def close(session):
