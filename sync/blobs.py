@@ -5,6 +5,7 @@ holds one upload in progress. File names are generated here from checked
 hex digests and server-made ids only; no client string reaches a path.
 """
 
+import concurrent.futures
 import errno
 import hashlib
 import os
@@ -166,6 +167,148 @@ def write_at(config, upload_id, offset, read, length, digest=None):
     finally:
         os.close(fd)
     return count, more
+
+
+class BackgroundHash:
+    """SHA-256 computed in a second thread while the writer goes on with the
+    next block (hashlib lets go of the GIL on large updates), so a PUT costs
+    about the longer of writing and hashing, not their sum."""
+
+    def __init__(self):
+        self._digest = hashlib.sha256()
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hash")
+        self._pending = None
+
+    def update(self, data):
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._digest.update, data)
+
+    def hexdigest(self):
+        if self._pending is not None:
+            self._pending.result()
+        self._pool.shutdown()
+        return self._digest.hexdigest()
+
+    def close(self):
+        self._pool.shutdown(wait=True)
+
+
+class SpoolWriter:
+    """A whole request body written into a new spool file while it arrives,
+    and hashed on the way (a WebDAV PUT whose credentials held, see
+    ``sync.bodygate``): the body is written to disk once, never buffered
+    elsewhere first and copied. It has the interface of waitress's body
+    buffers (``append``, ``__len__``, ``getfile``, ``close``).
+
+    At most ``room`` bytes are written (the free space beside the reserve
+    when it was made); a write beyond it, or one that fails (a full disk),
+    is kept in ``error`` and the rest of the body is counted and dropped.
+    ``finish()`` makes the bytes durable and raises that error; ``close()``
+    (waitress calls it once the request is over, whatever happened) removes
+    a spool file nobody took into the blob store."""
+
+    def __init__(self, config, spool_id, room):
+        self.config = config
+        self.spool_id = spool_id
+        self.room = room
+        self.count = 0
+        self.error = None
+        self.digest = BackgroundHash()
+        self._unhashed = []  # pieces handed to the hash a block at a time
+        self._unhashed_bytes = 0
+        self._written_back = 0
+        receiving(spool_id)
+        try:
+            self._fd = os.open(spool_path(config, spool_id),
+                               os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            receiving(spool_id, active=False)
+            self.digest.close()
+            raise
+
+    def append(self, data):
+        if self.error is None:
+            try:
+                if self.count + len(data) > self.room:
+                    raise OSError(errno.ENOSPC, "the body does not fit beside the disk's reserve")
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                self._hash(data)
+                if self.config.fsync and self.count + len(data) - self._written_back >= BLOCK:
+                    _start_writeback(self._fd, self._written_back,
+                                     self.count + len(data) - self._written_back)
+                    self._written_back = self.count + len(data)
+            except OSError as exc:
+                self.error = exc
+                self._close_fd()
+        self.count += len(data)
+
+    def _hash(self, data, last=False):
+        # waitress hands over what one recv() got (256 KiB at most): the
+        # hash thread gets a block's worth at once, not each piece.
+        if data:
+            self._unhashed.append(data)
+            self._unhashed_bytes += len(data)
+        if self._unhashed and (last or self._unhashed_bytes >= BLOCK):
+            self.digest.update(b"".join(self._unhashed))
+            self._unhashed, self._unhashed_bytes = [], 0
+
+    def __len__(self):
+        return self.count
+
+    def getfile(self):
+        return SpooledBody(self)
+
+    def finish(self):
+        """The body's size, once its bytes are durable (when configured)."""
+        if self.error is None:
+            self._hash(b"", last=True)
+            try:
+                if self.config.fsync:
+                    _sync_data(self._fd)
+            except OSError as exc:
+                self.error = exc
+        self._close_fd()
+        if self.error is not None:
+            raise self.error
+        return self.count
+
+    def _close_fd(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def close(self):
+        self._close_fd()
+        self.digest.close()
+        remove_spool(self.config, self.spool_id)
+        receiving(self.spool_id, active=False)
+
+
+class SpooledBody:
+    """``wsgi.input`` of a body a ``SpoolWriter`` received: ``spooled`` is
+    the writer, for the code that takes the spool file over; ``read`` reads
+    the file for anyone else."""
+
+    def __init__(self, spooled):
+        self.spooled = spooled
+        self._offset = 0
+
+    def read(self, size=-1):
+        try:
+            fd = os.open(spool_path(self.spooled.config, self.spooled.spool_id), os.O_RDONLY)
+        except FileNotFoundError:
+            return b""
+        try:
+            left = max(self.spooled.count - self._offset, 0)
+            data = os.pread(fd, left if size is None or size < 0 else min(size, left),
+                            self._offset)
+        finally:
+            os.close(fd)
+        self._offset += len(data)
+        return data
 
 
 def hash_file(path):

@@ -15,6 +15,11 @@ with its credentials taken away, so the app answers 401 in its own way
 (JSON, WebDAV, or the login page). A failed app-password login here counts
 towards the login throttling like any other.
 
+The body of a WebDAV PUT whose credentials hold is not left to waitress's
+temporary file either: it is written into a spool file of the data
+directory as it arrives, and hashed on the way (``blobs.SpoolWriter``),
+which the PUT then takes over, so its bytes are written to disk once.
+
 ``install(server, gate)`` puts the check into a waitress server. The check
 runs on waitress's network thread: it only reads the database (one indexed
 row), never writes.
@@ -27,7 +32,8 @@ import logging
 
 from waitress.parser import HTTPRequestParser
 
-from . import auth, errors
+from . import auth, blobs, errors
+from .datadir import SPOOL_DIR
 from .db import database
 from .middleware import client_address
 
@@ -73,6 +79,24 @@ class BodyGate:
         except Exception:  # the network thread must go on whatever happens
             log.exception("checking the credentials of %s %s failed", method, path)
             return limit, False
+
+    def spool_for(self, method, path, length):
+        """A ``blobs.SpoolWriter`` to receive the body of a WebDAV PUT whose
+        credentials held straight into the spool (``length`` None: chunked),
+        or None to leave the body to waitress (then the app answers 413 or
+        507 as its limits say)."""
+        config = self.rt.config
+        if method != "PUT" or not _is_dav(path) or (length or 0) > config.max_file_size:
+            return None
+        try:
+            room = blobs.free_bytes(config.path(SPOOL_DIR)) - config.min_free
+            if length is not None and room < length:
+                return None  # the app refuses it (507) before reading it
+            return blobs.SpoolWriter(config, self.rt.idgen(), room)
+        except OSError:
+            log.warning("cannot open a spool file for %s %s; waitress buffers the body",
+                        method, path, exc_info=True)
+            return None
 
     def _vouched(self, path, headers, peer):
         scheme, _, value = headers.get("AUTHORIZATION", "").partition(" ")
@@ -158,6 +182,10 @@ class GatedParser(HTTPRequestParser):
         limit, vouched = self.gate.limit(self.command, self.path, self.headers, self.peer)
         self.adj = _Limits(self.adj, limit)
         if vouched:
+            spool = self.gate.spool_for(self.command, self.path,
+                                        None if self.chunked else self.content_length)
+            if spool is not None:
+                self.body_rcv.buf = spool
             return
         self.headers[DROPPED_HEADER] = "1"
         if self.expect_continue:
@@ -180,6 +208,14 @@ def install(server, gate):
             super().__init__(server, sock, addr, adj, map)
             peer = addr[0] if isinstance(addr, tuple) and addr else "-"
             self.parser_class = functools.partial(GatedParser, gate=gate, peer=peer)
+
+        def handle_close(self):
+            # A request cut off halfway (the client went away, or timed out)
+            # lets go of its body here: a spool file is removed at once.
+            if self.request is not None:
+                self.request.close()
+                self.request = None
+            super().handle_close()
 
     server.channel_class = Channel
     return server

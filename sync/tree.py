@@ -15,10 +15,8 @@ Paths are library paths (``sync.paths``), already normalized; the empty path
 is the root of the library.
 """
 
-import concurrent.futures
 import contextlib
 import functools
-import hashlib
 
 from . import blobs, errors, paths
 from .db import database, named_list, write
@@ -321,54 +319,37 @@ def _is_folder(user_id, path):
 
 # -- writes ------------------------------------------------------------------------
 
-class _BackgroundHash:
-    """SHA-256 computed in a second thread while the writer goes on with the
-    next block (hashlib lets go of the GIL on large updates), so a PUT costs
-    about the longer of writing and hashing, not their sum."""
-
-    def __init__(self):
-        self._digest = hashlib.sha256()
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hash")
-        self._pending = None
-
-    def update(self, data):
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._pool.submit(self._digest.update, data)
-
-    def hexdigest(self):
-        if self._pending is not None:
-            self._pending.result()
-        self._pool.shutdown()
-        return self._digest.hexdigest()
-
-    def close(self):
-        self._pool.shutdown(wait=True)
-
-
 @contextlib.contextmanager
-def received_body(rt, read, length):
+def received_body(rt, read, length, spooled=None):
     """Stream a request body into a new spool file, hashing it on the way
     (every byte is written once, and made durable), and yield ``(spool_id,
     sha256, size)`` for ``put_file``; the spool file is gone afterwards.
     ``length`` is the announced size (None when the body is chunked).
+    ``spooled``: the ``blobs.SpoolWriter`` the body was already written
+    into while it arrived (``sync.bodygate``), taken over instead.
     413 over the largest file, 400 on a short body, 507 when the disk has
     no room."""
     limit = rt.config.max_file_size
     if length is not None and length > limit:
         raise errors.SyncError(413, errors.FILE_TOO_LARGE, f"Files are limited to {limit} bytes.")
-    spool_id = rt.idgen()
-    blobs.receiving(spool_id)
-    digest = _BackgroundHash()
+    if spooled is not None:
+        spool_id, digest = spooled.spool_id, spooled.digest
+    else:
+        spool_id, digest = rt.idgen(), blobs.BackgroundHash()
+        blobs.receiving(spool_id)
     try:
-        try:
-            blobs.reserve_spool(rt.config, spool_id, length or 0)
-        except blobs.NoSpace:
-            raise errors.SyncError(507, errors.INSUFFICIENT_STORAGE,
-                                   f"The server's disk has no room for {length} bytes.") from None
-        expected = limit + 1 if length is None else length
-        count, more = _disk_full_is_507(blobs.write_at)(rt.config, spool_id, 0, read, expected,
-                                                         digest)
+        if spooled is not None:
+            count, more = _disk_full_is_507(spooled.finish)(), False
+        else:
+            try:
+                blobs.reserve_spool(rt.config, spool_id, length or 0)
+            except blobs.NoSpace:
+                raise errors.SyncError(507, errors.INSUFFICIENT_STORAGE,
+                                       f"The server's disk has no room for {length} bytes."
+                                       ) from None
+            expected = limit + 1 if length is None else length
+            count, more = _disk_full_is_507(blobs.write_at)(rt.config, spool_id, 0, read,
+                                                             expected, digest)
         if count > limit:
             raise errors.SyncError(413, errors.FILE_TOO_LARGE,
                                    f"Files are limited to {limit} bytes.")

@@ -7,6 +7,7 @@ The real server (waitress with ``app.py``'s settings) in this process, with
 keeps request bodies in can be seen among the process's open files."""
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import time
 
 import pytest
 
-from sync import auth, bodygate
+from sync import auth, blobs, bodygate
 
 from .helpers import Server, read_response, send_request
 
@@ -43,16 +44,22 @@ def live(tmp_path, tmpdir_seen):
 @pytest.fixture
 def alice(live):
     """(the token of alice's device, Basic credentials of its app password)."""
+    return kobo_of_alice(live)
+
+
+def kobo_of_alice(live):
+    """Register alice's Kobo on ``live`` and make it an app password: (its
+    device token, Basic credentials of the app password)."""
     token = auth.issue_user_token(live.rt, "alice")
     sock = live.connect()
     body = b'{"name": "Kobo", "platform": "kobo"}'
     send_request(sock, "POST", "/api/v1/sync/devices",
-            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, body)
+                 {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, body)
     status, _, answer = read_response(sock)
     assert status in (200, 201), answer
     device = json.loads(answer)
     send_request(sock, "POST", f"/api/v1/sync/devices/{device['id']}/app-password",
-            {"Authorization": f"Bearer {token}"}, b"")
+                 {"Authorization": f"Bearer {token}"}, b"")
     status, _, answer = read_response(sock)
     assert status in (200, 201), answer
     password = json.loads(answer)["app_password"]
@@ -144,7 +151,10 @@ def test_a_wrong_app_password_is_dropped_too_and_counts_as_one_failed_login(
 def test_an_app_password_put_is_taken_in_whole_and_stored(live, alice, tmpdir_seen):
     _, basic = alice
     sock = half_sent(live, "PUT", "/dav/files/alice/big.bin", {"Authorization": basic})
-    assert parked_files(tmpdir_seen) == 1  # waitress holds the body it is receiving
+    # Written straight into a spool file of the data directory, not into TMPDIR.
+    assert parked_files(tmpdir_seen) == 0
+    spool = live.config.path("spool")
+    assert parked_files(spool) == 1 and len(os.listdir(spool)) == 1
     status, _, body = finish(sock)
     assert status == 201, body.decode(errors='replace')[-1500:]
     sock = live.connect()
@@ -257,3 +267,81 @@ def test_parked_anonymous_bodies_use_no_disk_while_the_server_answers_others(
             thread.start()
         for thread in threads:
             thread.join(20)
+
+
+# -- a WebDAV PUT written straight into the spool --------------------------------
+
+def put_whole(live, basic, path, data, headers=None):
+    sock = live.connect(timeout=30)
+    send_head(sock, "PUT", path, {"Authorization": basic, **(headers or {})}, len(data))
+    sock.sendall(data)
+    try:
+        return read_response(sock)
+    finally:
+        sock.close()
+
+
+def dav_get(live, basic, path):
+    sock = live.connect(timeout=30)
+    send_request(sock, "GET", path, {"Authorization": basic})
+    try:
+        return read_response(sock)
+    finally:
+        sock.close()
+
+
+def spool_files(live):
+    return os.listdir(live.config.path("spool"))
+
+
+def test_a_spooled_put_stores_exactly_the_bytes_sent(live, alice):
+    _, basic = alice
+    data = os.urandom(3 * MIB + 12345)
+    status, headers, _ = put_whole(live, basic, "/dav/files/alice/random.bin", data)
+    assert status == 201
+    assert headers["etag"] == '"%s"' % hashlib.sha256(data).hexdigest()
+    status, _, body = dav_get(live, basic, "/dav/files/alice/random.bin")
+    assert status == 200 and body == data
+    assert spool_files(live) == []
+
+
+def test_a_put_cut_off_halfway_leaves_no_spool_file_and_no_file(live, alice):
+    _, basic = alice
+    sock = half_sent(live, "PUT", "/dav/files/alice/cut.bin", {"Authorization": basic})
+    assert len(spool_files(live)) == 1
+    sock.close()
+    assert wait_for(lambda: spool_files(live) == [] and parked_files(
+        live.config.path("spool")) == 0)
+    assert dav_get(live, basic, "/dav/files/alice/cut.bin")[0] == 404
+
+
+def test_a_spooled_put_the_app_refuses_changes_nothing(live, alice):
+    _, basic = alice
+    put_whole(live, basic, "/dav/files/alice/kept.bin", b"first version")
+    data = os.urandom(2 * MIB)
+    status, _, _ = put_whole(live, basic, "/dav/files/alice/kept.bin", data,
+                             {"If-Match": '"%s"' % ("0" * 64)})
+    assert status == 412
+    assert dav_get(live, basic, "/dav/files/alice/kept.bin")[2] == b"first version"
+    assert wait_for(lambda: spool_files(live) == [])
+
+
+def test_a_chunked_put_beyond_the_disk_reserve_is_507_and_leaves_nothing(tmp_path, tmpdir_seen):
+    free = blobs.free_bytes(str(tmp_path))
+    live = Server(tmp_path / "data", min_free=max(free - 2 * MIB, 0))
+    try:
+        _, basic = kobo_of_alice(live)
+        sock = live.connect(timeout=30)
+        send_head(sock, "PUT", "/dav/files/alice/huge.bin",
+                  {"Authorization": basic, "Transfer-Encoding": "chunked"})
+        piece = os.urandom(MIB)
+        for _ in range(64):
+            sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+        status, _, body = read_response(sock)
+        sock.close()
+        assert status == 507, body
+        assert dav_get(live, basic, "/dav/files/alice/huge.bin")[0] == 404
+        assert wait_for(lambda: spool_files(live) == [])
+    finally:
+        live.stop()

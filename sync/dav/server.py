@@ -185,7 +185,8 @@ class DavServer(RequestServer):
             try:
                 if length is not None:
                     tree.check_quota(ctx.rt, ctx.user.id, length)
-                with tree.received_body(ctx.rt, environ["wsgi.input"].read, length) as body:
+                with tree.received_body(ctx.rt, environ["wsgi.input"].read, length,
+                                        getattr(environ["wsgi.input"], "spooled", None)) as body:
                     spool_id, sha256, size = body
                     environ["wsgidav.all_input_read"] = 1
                     result = tree.put_file(
