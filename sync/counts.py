@@ -1,7 +1,8 @@
 """Figures maintained as changes commit, so that no request counts the
 library: each user's number of entries and bytes of content (the quota's
-usage), and each device's number of acknowledged entries (its
-``pending_changes`` is the user's entries minus those).
+usage), live files and open conflicts (the web page's overview), and each
+device's number of acknowledged entries (its ``pending_changes`` is the
+user's entries minus those).
 
 Every function here that writes must be called inside the write
 transaction of the change that moves the figure (the library's unit of
@@ -31,12 +32,21 @@ def held(user_id, shas):
         references.HELD_SQL, {"user_id": user_id, "shas": json.dumps(shas)})}
 
 
-def add_user(user_id, entries=0, bytes_=0):
-    if entries or bytes_:
-        database.execute_sql(
-            "INSERT INTO user_counts (user_id, entries, bytes) VALUES (?, ?, ?) "
-            "ON CONFLICT (user_id) DO UPDATE SET entries = entries + excluded.entries, "
-            "bytes = bytes + excluded.bytes", (user_id, entries, bytes_))
+ADD_USER_SQL = """
+    INSERT INTO user_counts (user_id, entries, bytes, files, open_conflicts)
+    VALUES (:user_id, :entries, :bytes, :files, :open_conflicts)
+    ON CONFLICT (user_id) DO UPDATE SET
+        entries = entries + excluded.entries, bytes = bytes + excluded.bytes,
+        files = files + excluded.files,
+        open_conflicts = open_conflicts + excluded.open_conflicts
+"""
+
+
+def add_user(user_id, entries=0, bytes_=0, files=0, open_conflicts=0):
+    if entries or bytes_ or files or open_conflicts:
+        database.execute_sql(ADD_USER_SQL, {
+            "user_id": user_id, "entries": entries, "bytes": bytes_, "files": files,
+            "open_conflicts": open_conflicts})
 
 
 def entries_changed(user_id, old_revs, new_rows):
@@ -129,6 +139,15 @@ def usage(user_id):
     return row[0] if row else 0
 
 
+def figures(user_id):
+    """``{"files", "bytes", "open_conflicts"}``: the user's live files, the
+    quota's usage and unresolved conflicts, as maintained (one row read)."""
+    row = database.execute_sql(
+        "SELECT files, bytes, open_conflicts FROM user_counts WHERE user_id = ?",
+        (user_id,)).fetchone() or (0, 0, 0)
+    return dict(zip(("files", "bytes", "open_conflicts"), row))
+
+
 # -- recount (for check) -------------------------------------------------------
 
 # What a user's library holds, summed (``references.HELD_SQL``, for every user).
@@ -139,23 +158,30 @@ RECOUNT_USERS = (
     " SELECT sha256, size FROM entries WHERE user_id = u.id AND deleted = 0 "
     " AND sha256 IS NOT NULL "
     " UNION SELECT client_sha256, client_size FROM conflicts WHERE user_id = u.id "
-    " AND resolved_at IS NULL AND client_sha256 IS NOT NULL)) "
+    " AND resolved_at IS NULL AND client_sha256 IS NOT NULL)), "
+    "(SELECT COUNT(*) FROM entries e WHERE e.user_id = u.id AND e.deleted = 0), "
+    "(SELECT COUNT(*) FROM conflicts c WHERE c.user_id = u.id AND c.resolved_at IS NULL) "
     "FROM users u ORDER BY u.id")
 RECOUNT_DEVICES = (
     "SELECT d.id, d.user_id, (SELECT COUNT(*) FROM entries e WHERE e.user_id = d.user_id "
     "AND e.rev <= d.acked_rev) FROM devices d ORDER BY d.id")
-STORED_USERS = ("SELECT u.id, COALESCE(c.entries, 0), COALESCE(c.bytes, 0) FROM users u "
+STORED_USERS = ("SELECT u.id, COALESCE(c.entries, 0), COALESCE(c.bytes, 0), "
+                "COALESCE(c.files, 0), COALESCE(c.open_conflicts, 0) FROM users u "
                 "LEFT JOIN user_counts c ON c.user_id = u.id ORDER BY u.id")
 STORED_DEVICES = ("SELECT d.id, d.user_id, COALESCE(c.acked_entries, 0) FROM devices d "
                   "LEFT JOIN device_counts c ON c.device_id = d.id ORDER BY d.id")
 REWRITE = (
     "DELETE FROM user_counts",
-    "INSERT INTO user_counts (user_id, entries, bytes) " + RECOUNT_USERS,
+    "INSERT INTO user_counts (user_id, entries, bytes, files, open_conflicts) "
+    + RECOUNT_USERS,
     "DELETE FROM device_counts",
     "INSERT INTO device_counts (device_id, acked_entries) "
     "SELECT id, n FROM (SELECT d.id AS id, (SELECT COUNT(*) FROM entries e "
     "WHERE e.user_id = d.user_id AND e.rev <= d.acked_rev) AS n FROM devices d)",
 )
+
+
+USER_FIGURES = ("entries", "bytes held (quota usage)", "live files", "open conflicts")
 
 
 def differences(conn):
@@ -164,12 +190,10 @@ def differences(conn):
     connection; the caller holds one read transaction around the call."""
     found = []
     users = {row[0]: row[1:] for row in conn.execute(RECOUNT_USERS)}
-    for user_id, entries, bytes_ in conn.execute(STORED_USERS):
-        real_entries, real_bytes = users[user_id]
-        if entries != real_entries:
-            found.append((f"user {user_id}: entries", entries, real_entries))
-        if bytes_ != real_bytes:
-            found.append((f"user {user_id}: bytes held (quota usage)", bytes_, real_bytes))
+    for user_id, *stored in conn.execute(STORED_USERS):
+        for what, value, real in zip(USER_FIGURES, stored, users[user_id]):
+            if value != real:
+                found.append((f"user {user_id}: {what}", value, real))
     devices = {row[0]: row[2] for row in conn.execute(RECOUNT_DEVICES)}
     for device_id, user_id, acked_entries in conn.execute(STORED_DEVICES):
         real = devices[device_id]

@@ -115,16 +115,13 @@ def head(user_id, path):
 
 def overview(user_id, latest=10):
     """The overview's figures: files, bytes, devices, open conflicts, and the
-    latest changes (newest first) with the device that made each."""
-    files = database.execute_sql(
-        "SELECT COUNT(*) FROM entries WHERE user_id = ? AND deleted = 0", (user_id,)).fetchone()[0]
-    used = counts.usage(user_id)  # what the quota counts: each content once
+    latest changes (newest first) with the device that made each. The
+    figures are those maintained as changes commit (``sync.counts``), so the
+    page costs the same for any size of library."""
+    figures = counts.figures(user_id)  # bytes: what the quota counts, each content once
     device_count = database.execute_sql(
         "SELECT COUNT(*) FROM devices WHERE user_id = ? AND id NOT IN "
         "(SELECT device_id FROM web_devices WHERE user_id = ?)", (user_id, user_id)).fetchone()[0]
-    conflicts = database.execute_sql(
-        "SELECT COUNT(*) FROM conflicts WHERE user_id = ? AND resolved_at IS NULL",
-        (user_id,)).fetchone()[0]
     changes = [
         {"path": path, "op": "delete" if deleted else "put", "rev": rev,
          "changed_at": changed_at, "moved_from": moved_from, "device_name": name}
@@ -132,8 +129,8 @@ def overview(user_id, latest=10):
             "SELECT e.path, e.deleted, e.rev, e.changed_at, e.moved_from, d.name "
             "FROM entries e LEFT JOIN devices d ON d.id = e.device_id "
             "WHERE e.user_id = ? ORDER BY e.rev DESC LIMIT ?", (user_id, latest))]
-    return {"files": files, "bytes": used, "devices": device_count,
-            "conflicts": conflicts, "changes": changes}
+    return {"files": figures["files"], "bytes": figures["bytes"], "devices": device_count,
+            "conflicts": figures["open_conflicts"], "changes": changes}
 
 
 def device_names(user_id):
