@@ -40,14 +40,25 @@ SPOOLED_SESSIONS = "SELECT id FROM uploads WHERE state = 'open' AND instant = 0"
 # completion's transaction commits (or before a crash cut it short): not an
 # orphan, but not required either.
 COMPLETING = "SELECT sha256 FROM uploads WHERE state = 'open' AND instant = 0"
+# A backup's copy of the database keeps no session that needs a spool file,
+# and gets a database id of its own.
+DROP_SESSION_CHUNKS_SQL = "DELETE FROM upload_chunks WHERE upload_id = :id"
+DROP_SESSION_SQL = "DELETE FROM uploads WHERE id = :id"
+SET_DB_ID_SQL = "UPDATE meta SET value = :db_id WHERE key = 'db_id'"
+DB_ID_SQL = "SELECT value FROM meta WHERE key = 'db_id'"
+# Whether the database has a history (schema 5 on).
+HAS_REVISIONS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'revisions'"
+# ``{mentions}``: the rows that name content (``_mentions``).
+REFERENCED_SIZES_SQL = """
+    SELECT m.sha256, MIN(m.size), MAX(m.size) FROM ({mentions}) AS m GROUP BY m.sha256
+"""
 
 
 # -- shared helpers -----------------------------------------------------------
 
 def _mentions(conn):
     """``references.MENTIONS_SQL`` for the tables the database ``conn`` has."""
-    has_history = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'revisions'").fetchone()
+    has_history = conn.execute(HAS_REVISIONS_SQL).fetchone()
     return MENTIONS_SQL + (REVISION_MENTIONS_SQL if has_history else "")
 
 
@@ -56,8 +67,7 @@ def referenced(conn):
     None when the rows disagree on it. SQLite does the grouping, so memory
     holds one small entry per blob, not one per row."""
     return {sha256: (low if low == high else None) for sha256, low, high in conn.execute(
-        f"SELECT m.sha256, MIN(m.size), MAX(m.size) FROM ({_mentions(conn)}) AS m "
-        f"GROUP BY m.sha256")}
+        REFERENCED_SIZES_SQL.format(mentions=_mentions(conn)))}
 
 
 def _blob_rel(sha256):
@@ -128,9 +138,9 @@ def _snapshot(src_conn, dst_path):
         dst.execute("PRAGMA journal_mode = DELETE")
         dst.execute("BEGIN IMMEDIATE")
         spooled = [row[0] for row in dst.execute(SPOOLED_SESSIONS)]
-        dst.executemany("DELETE FROM upload_chunks WHERE upload_id = ?", [(i,) for i in spooled])
-        dst.executemany("DELETE FROM uploads WHERE id = ?", [(i,) for i in spooled])
-        dst.execute("UPDATE meta SET value = ? WHERE key = 'db_id'", (secrets.token_hex(8),))
+        dst.executemany(DROP_SESSION_CHUNKS_SQL, [{"id": i} for i in spooled])
+        dst.executemany(DROP_SESSION_SQL, [{"id": i} for i in spooled])
+        dst.execute(SET_DB_ID_SQL, {"db_id": secrets.token_hex(8)})
         dst.execute("COMMIT")
     finally:
         dst.close()
@@ -154,21 +164,29 @@ def _snapshot_between_writes(db_path, src_conn, dst_path):
         gate.close()
 
 
-# The rows that may name a blob at a size, with whose and where, for messages.
+# The rows that may name a blob ``:sha256`` at a size, with whose and
+# where, for messages.
 _NAMING_ROWS = (
-    ("SELECT u.name, e.path, e.size FROM entries e JOIN users u ON u.id = e.user_id "
-     "WHERE e.sha256 = ? AND e.deleted = 0", "{}'s file {!r} says {} bytes"),
-    ("SELECT u.name, c.path, c.client_size FROM conflicts c JOIN users u ON u.id = c.user_id "
-     "WHERE c.client_sha256 = ? AND c.resolved_at IS NULL",
-     "{}'s conflict on {!r} (the device's side) says {} bytes"),
-    ("SELECT u.name, c.path, c.server_size FROM conflicts c JOIN users u ON u.id = c.user_id "
-     "WHERE c.server_sha256 = ? AND c.resolved_at IS NULL",
-     "{}'s conflict on {!r} (the server's side) says {} bytes"),
-    ("SELECT u.name, s.path, s.size FROM uploads s JOIN users u ON u.id = s.user_id "
-     "WHERE s.sha256 = ? AND s.instant = 1 AND s.state = 'open'",
-     "{}'s upload session for {!r} says {} bytes"),
-    ("SELECT u.name, r.path, r.size FROM revisions r JOIN users u ON u.id = r.user_id "
-     "WHERE r.sha256 = ?", "{}'s revision of {!r} says {} bytes"),
+    ("""
+     SELECT u.name, e.path, e.size FROM entries e JOIN users u ON u.id = e.user_id
+     WHERE e.sha256 = :sha256 AND e.deleted = 0
+     """, "{}'s file {!r} says {} bytes"),
+    ("""
+     SELECT u.name, c.path, c.client_size FROM conflicts c JOIN users u ON u.id = c.user_id
+     WHERE c.client_sha256 = :sha256 AND c.resolved_at IS NULL
+     """, "{}'s conflict on {!r} (the device's side) says {} bytes"),
+    ("""
+     SELECT u.name, c.path, c.server_size FROM conflicts c JOIN users u ON u.id = c.user_id
+     WHERE c.server_sha256 = :sha256 AND c.resolved_at IS NULL
+     """, "{}'s conflict on {!r} (the server's side) says {} bytes"),
+    ("""
+     SELECT u.name, s.path, s.size FROM uploads s JOIN users u ON u.id = s.user_id
+     WHERE s.sha256 = :sha256 AND s.instant = 1 AND s.state = 'open'
+     """, "{}'s upload session for {!r} says {} bytes"),
+    ("""
+     SELECT u.name, r.path, r.size FROM revisions r JOIN users u ON u.id = r.user_id
+     WHERE r.sha256 = :sha256
+     """, "{}'s revision of {!r} says {} bytes"),
 )
 
 
@@ -183,7 +201,7 @@ def wrong_rows(conn, sha256, actual):
     found = []
     for query, sentence in _NAMING_ROWS:
         try:
-            rows = conn.execute(query, (sha256,)).fetchall()
+            rows = conn.execute(query, {"sha256": sha256}).fetchall()
         except sqlite3.Error:
             continue
         found += [sentence.format(name, path, size) for name, path, size in rows
@@ -423,7 +441,7 @@ def restore(config, src, force=False, fsync=True):
             fsync_path(dest)
         check_conn = open_existing(config.path(DB_NAME), readonly=True)
         try:
-            db_id = check_conn.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()[0]
+            db_id = check_conn.execute(DB_ID_SQL).fetchone()[0]
         finally:
             check_conn.close()
     finally:

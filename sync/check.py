@@ -14,7 +14,14 @@ import sqlite3
 import time
 
 from . import blobs, counts, references
-from .backup import COMPLETING, SPOOLED_SESSIONS, _mentions, referenced, wrong_rows
+from .backup import (
+    COMPLETING,
+    HAS_REVISIONS_SQL,
+    SPOOLED_SESSIONS,
+    _mentions,
+    referenced,
+    wrong_rows,
+)
 from .datadir import BLOBS_DIR, DB_NAME, SPOOL_DIR, lock_data_dir, open_existing, server_running
 from .runtime import iso
 
@@ -143,19 +150,26 @@ def _check_counts(conn, repair, out, problem):
         with_transaction(conn, [(statement, ()) for statement in counts.REWRITE])
 
 
+KEPT_REVISIONS_SQL = "SELECT COUNT(*) FROM revisions"
+# Live files whose current version is not their newest revision (the first 100).
+HEADS_MISSING_FROM_HISTORY_SQL = """
+    SELECT u.name, e.path, e.rev
+    FROM entries e JOIN users u ON u.id = e.user_id
+    LEFT JOIN revisions r ON r.rev = e.rev
+    WHERE e.deleted = 0 AND (r.rev IS NULL OR r.user_id != e.user_id OR r.path != e.path
+                             OR r.sha256 IS NOT e.sha256 OR r.replaced_at IS NOT NULL)
+    ORDER BY e.user_id, e.path LIMIT 100
+"""
+
+
 def _check_history(conn, out, problem):
     """Every live file's current version is its newest revision in the
     history (the revisions' content is checked with the other blobs)."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                    "AND name = 'revisions'").fetchone() is None:
+    if conn.execute(HAS_REVISIONS_SQL).fetchone() is None:
         return
-    kept = conn.execute("SELECT COUNT(*) FROM revisions").fetchone()[0]
+    kept = conn.execute(KEPT_REVISIONS_SQL).fetchone()[0]
     out(f"history: {kept} revision(s) kept")
-    for user, path, rev in conn.execute(
-            "SELECT u.name, e.path, e.rev FROM entries e JOIN users u ON u.id = e.user_id "
-            "LEFT JOIN revisions r ON r.rev = e.rev WHERE e.deleted = 0 AND (r.rev IS NULL "
-            "OR r.user_id != e.user_id OR r.path != e.path OR r.sha256 IS NOT e.sha256 "
-            "OR r.replaced_at IS NOT NULL) ORDER BY e.user_id, e.path LIMIT 100"):
+    for user, path, rev in conn.execute(HEADS_MISSING_FROM_HISTORY_SQL):
         problem(f"history: the current version of {user}'s {path!r} (rev {rev}) is missing "
                 f"from its history (a restore or rewind cannot bring it back)")
 
@@ -230,18 +244,24 @@ def _orphan_files(config, named, spooled):
 
 
 USED_BY_SHOWN = 5
+# The library paths, live (``now``) or kept in the history, whose content is ``:sha256``.
+USED_BY_SQL = """
+    SELECT u.name, e.path, 'now' FROM entries e JOIN users u ON u.id = e.user_id
+    WHERE e.sha256 = :sha256 AND e.deleted = 0
+    UNION
+    SELECT u.name, r.path, 'history' FROM revisions r JOIN users u ON u.id = r.user_id
+    WHERE r.sha256 = :sha256
+    ORDER BY 3 DESC, 1, 2
+"""
+# ``{mentions}``: the rows that name content (``sync.backup._mentions``).
+MENTIONS_OF_SQL = "SELECT t, size FROM ({mentions}) AS m WHERE m.sha256 = :sha256"
 
 
 def _used_by(conn, sha256):
     """'; used by alice: books/Dune.epub, ...': the library paths (live, or
     kept in the history) whose content is this blob, so a person knows which
     files to bring back from a device or a backup."""
-    rows = conn.execute(
-        "SELECT u.name, e.path, 'now' FROM entries e JOIN users u ON u.id = e.user_id "
-        "WHERE e.sha256 = ? AND e.deleted = 0 "
-        "UNION SELECT u.name, r.path, 'history' FROM revisions r "
-        "JOIN users u ON u.id = r.user_id WHERE r.sha256 = ? "
-        "ORDER BY 3 DESC, 1, 2", (sha256, sha256)).fetchall()
+    rows = conn.execute(USED_BY_SQL, {"sha256": sha256}).fetchall()
     seen, shown = set(), []
     for name, path, when in rows:
         if (name, path) in seen:
@@ -261,5 +281,4 @@ def _tables(conn, sha256):
 def mentions(conn, sha256):
     """``[(table, size), ...]``: the rows that name one blob (for messages)."""
     return sorted(set(conn.execute(
-        f"SELECT t, size FROM ({_mentions(conn)}) AS m WHERE m.sha256 = ?",
-        (sha256,))))
+        MENTIONS_OF_SQL.format(mentions=_mentions(conn)), {"sha256": sha256})))

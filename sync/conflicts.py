@@ -27,6 +27,21 @@ _CONFLICT_COLUMNS = ("id", "path", "kind", "created_at", "server_rev", "server_o
                      "client_op", "client_sha256", "client_size", "client_mtime",
                      "client_device_id", "client_to", "resolution", "resolved_at")
 
+# A page of a user's unresolved conflicts, oldest first (the rowid orders them).
+CONFLICTS_PAGE_SQL = f"""
+    SELECT rowid, {", ".join(_CONFLICT_COLUMNS)} FROM conflicts
+    WHERE user_id = :user_id AND resolved_at IS NULL AND rowid > :after
+    ORDER BY rowid LIMIT :limit
+"""
+CONFLICT_SQL = f"""
+    SELECT {", ".join(_CONFLICT_COLUMNS)} FROM conflicts WHERE id = :id AND user_id = :user_id
+"""
+# Which of the ``:paths`` (a JSON array) are live files of the user.
+LIVE_AMONG_SQL = """
+    SELECT path FROM entries
+    WHERE user_id = :user_id AND deleted = 0 AND path IN (SELECT value FROM json_each(:paths))
+"""
+
 
 def conflict_json(row):
     conflict = {
@@ -84,9 +99,7 @@ def list_conflicts(rt, user_id, cursor=None, limit=None):
     limit = _page_limit(limit)
     after = _page_after(rt, cursor)
     rows = database.execute_sql(
-        f"SELECT rowid, {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE user_id = ? "
-        f"AND resolved_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?",
-        (user_id, after, limit + 1)).fetchall()
+        CONFLICTS_PAGE_SQL, {"user_id": user_id, "after": after, "limit": limit + 1}).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1][0] if rows else after
@@ -163,10 +176,10 @@ def _conflict_name(library, path, device_name, date):
 
 def _first_free(library, names):
     unknown = [name for name in names if name not in library.entries]
-    live = {row[0] for row in database.execute_sql(
-        "SELECT path FROM entries WHERE user_id = ? AND deleted = 0 "
-        "AND path IN (SELECT value FROM json_each(?))",
-        (library.user_id, json.dumps(unknown)))} if unknown else set()
+    live = set()
+    if unknown:
+        live = {row[0] for row in database.execute_sql(
+            LIVE_AMONG_SQL, {"user_id": library.user_id, "paths": json.dumps(unknown)})}
     for name in names:
         taken = library.head(name) is not None if name in library.entries else name in live
         if not taken:
@@ -211,8 +224,7 @@ def resolve(rt, user_id, conflict_id, body):
         raise errors.bad_request(errors.BODY_INVALID, "'resolution' must be a string.")
     with write():
         found = database.execute_sql(
-            f"SELECT {', '.join(_CONFLICT_COLUMNS)} FROM conflicts WHERE id = ? AND user_id = ?",
-            (conflict_id, user_id)).fetchone()
+            CONFLICT_SQL, {"id": conflict_id, "user_id": user_id}).fetchone()
         if found is None:
             raise errors.not_found(f"No conflict {conflict_id!r}.")
         row = dict(zip(_CONFLICT_COLUMNS, found))

@@ -21,6 +21,17 @@ SCHEMA_VERSION = 7
 SCHEMA_PATH = assets.path("schema.sql")
 BUSY_TIMEOUT_S = 30
 
+META_SQL = "SELECT value FROM meta WHERE key = :key"
+# A new database's id (random) and revision counter, kept once set.
+INIT_META_SQL = """
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('db_id', :db_id), ('rev', '0')
+"""
+# Reserve ``:count`` revisions: the counter after them.
+NEXT_REVS_SQL = """
+    UPDATE meta SET value = CAST(value AS INTEGER) + :count WHERE key = 'rev'
+    RETURNING CAST(value AS INTEGER)
+"""
+
 PRAGMAS = (
     ("journal_mode", "wal"),
     ("synchronous", "full"),  # a committed write survives power loss
@@ -71,11 +82,7 @@ def init_db(path, steps=None, fsync=True):
         except migrations.MigrationError as exc:
             raise SchemaError(str(exc)) from None
         with write():
-            database.execute_sql(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('db_id', ?)",
-                (secrets.token_hex(8),))
-            database.execute_sql(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('rev', '0')")
+            database.execute_sql(INIT_META_SQL, {"db_id": secrets.token_hex(8)})
         return meta_get("db_id")
 
 
@@ -131,16 +138,22 @@ def run_after_commit():
         callback()
 
 
+def named_list(name, values):
+    """The slot of ``IN ({name})`` in a named query and its parameters: the
+    placeholders ``:name_0, :name_1, ...`` (generated names only; the values
+    are bound, never written into the SQL text) and ``{name_0: value, ...}``."""
+    keys = [f"{name}_{i}" for i in range(len(values))]
+    return ", ".join(f":{key}" for key in keys), dict(zip(keys, values))
+
+
 def meta_get(key):
-    row = database.execute_sql("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    row = database.execute_sql(META_SQL, {"key": key}).fetchone()
     return row[0] if row else None
 
 
 def next_revs(count=1):
     """Reserve ``count`` new revisions; returns the first. Call inside ``write()``."""
-    row = database.execute_sql(
-        "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'rev' "
-        "RETURNING CAST(value AS INTEGER)", (count,)).fetchone()
+    row = database.execute_sql(NEXT_REVS_SQL, {"count": count}).fetchone()
     return row[0] - count + 1
 
 

@@ -92,9 +92,8 @@ def list_devices(rt, principal):
     with database.atomic():  # one snapshot: the devices and their counts agree
         devices = list(Device.select().where(Device.user == principal.user)
                        .order_by(Device.created_at, Device.id))
-        pending = dict(database.execute_sql(
-            f"SELECT d.id, {counts.PENDING_SQL} FROM devices d WHERE d.user_id = ?",
-            (principal.user.id,)))
+        pending = dict(database.execute_sql(counts.USER_DEVICES_PENDING_SQL,
+                                            {"user_id": principal.user.id}))
     return {"devices": [to_json(rt, d, pending.get(d.id, 0)) for d in devices]}
 
 

@@ -51,6 +51,11 @@ FEED_SQL = f"""
 """
 
 # A purge batch: the user's horizon and whether every device has acknowledged.
+HORIZON_SQL = "SELECT horizon_rev FROM users WHERE id = :user_id"
+SET_HORIZON_SQL = "UPDATE users SET horizon_rev = :horizon WHERE id = :user_id"
+USER_IDS_SQL = "SELECT id FROM users"
+# Whether the user's library changed after revision ``:rev``.
+CHANGED_AFTER_SQL = "SELECT 1 FROM entries WHERE user_id = :user_id AND rev > :rev LIMIT 1"
 PURGE_STATE_SQL = """
     SELECT horizon_rev,
            (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.acked_rev IS NULL),
@@ -97,8 +102,7 @@ def changes(rt, user_id, cursor=None, limit=None):
     from the beginning), the next cursor and ``has_more``."""
     limit = _parse_limit(limit)
     with database.atomic():  # one snapshot: the horizon and the page agree
-        horizon = database.execute_sql(
-            "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
+        horizon = database.execute_sql(HORIZON_SQL, {"user_id": user_id}).fetchone()[0]
         if not cursor:  # absent or empty (`?cursor=`): from the beginning
             after, listing = 0, True
         else:
@@ -161,7 +165,7 @@ def purge_tombstones(rt, pause=None):
     cutoff = datetime.fromtimestamp(int(rt.clock() - rt.config.tombstone_grace),
                                     timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     purged, longest = 0, 0.0
-    for (user_id,) in database.execute_sql("SELECT id FROM users").fetchall():
+    for (user_id,) in database.execute_sql(USER_IDS_SQL).fetchall():
         while True:
             started = time.monotonic()
             with write():
@@ -194,7 +198,7 @@ def _purge_batch(user_id, cutoff):
         return 0
     database.execute_sql(
         PURGE_SQL, {"user_id": user_id, "last": revs[-1], "revs": json.dumps(revs)})
-    database.execute_sql("UPDATE users SET horizon_rev = ? WHERE id = ?",
-                         (max(horizon, revs[-1]), user_id))
+    database.execute_sql(SET_HORIZON_SQL,
+                         {"horizon": max(horizon, revs[-1]), "user_id": user_id})
     counts.entries_removed(user_id, revs)
     return len(revs)

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from . import cursors, errors, paths
 from .db import current_rev, database, meta_get, write
-from .feed import _parse_limit
+from .feed import CHANGED_AFTER_SQL, _parse_limit
 from .library import Library
 from .runtime import iso, parse_iso
 
@@ -39,9 +39,65 @@ _SWEPT_KEY = "history_swept"
 _END = 2 ** 63 - 1  # above every revision
 _INT = re.compile(r"-?[0-9]{1,19}")
 
-_REVISION_COLUMNS = ("r.rev, r.deleted, r.sha256, r.size, r.mtime, r.device_id, d.name, "
-                     "r.changed_at, r.moved_from, r.moved_to")
-_DEVICE_JOIN = "LEFT JOIN devices d ON d.id = r.device_id AND d.user_id = r.user_id"
+# The queries below that take a folder have an ``{under}`` slot: empty, or
+# ``_UNDER_SQL`` for one column (``_under``); the folder itself is a parameter.
+# '0' follows '/' in code point order: [folder/, folder0) is the folder.
+_UNDER_SQL = "AND {column} >= :folder_low AND {column} < :folder_high"
+
+# A page of a path's kept revisions, newest first, with the name of the
+# device that made each.
+HISTORY_PAGE_SQL = """
+    SELECT r.rev, r.deleted, r.sha256, r.size, r.mtime, r.device_id, d.name,
+           r.changed_at, r.moved_from, r.moved_to
+    FROM revisions r LEFT JOIN devices d ON d.id = r.device_id AND d.user_id = r.user_id
+    WHERE r.user_id = :user_id AND r.path = :path AND r.rev < :before
+    ORDER BY r.rev DESC LIMIT :limit
+"""
+HAS_HISTORY_SQL = "SELECT 1 FROM revisions WHERE user_id = :user_id AND path = :path LIMIT 1"
+KEPT_PUT_SQL = """
+    SELECT sha256, size, mtime, changed_at FROM revisions
+    WHERE user_id = :user_id AND path = :path AND rev = :rev AND deleted = 0
+"""
+# The trash: the paths whose head is a deletion (``t``) and no live entry,
+# with the newest put before it (``p``) and who deleted it.
+TRASH_PAGE_SQL = """
+    SELECT t.rev, t.path, t.changed_at, t.device_id, d.name,
+           p.rev, p.sha256, p.size, p.mtime
+    FROM revisions t
+    JOIN revisions p ON p.rev = (SELECT MAX(rev) FROM revisions
+                                 WHERE user_id = t.user_id AND path = t.path AND deleted = 0
+                                   AND rev < t.rev)
+    LEFT JOIN devices d ON d.id = t.device_id AND d.user_id = t.user_id
+    WHERE t.user_id = :user_id AND t.deleted = 1 AND t.replaced_at IS NULL AND t.rev < :before
+          {under}
+      AND NOT EXISTS (SELECT 1 FROM entries e
+                      WHERE e.user_id = t.user_id AND e.path = t.path AND e.deleted = 0)
+    ORDER BY t.rev DESC LIMIT :limit
+"""
+REVISION_SQL = """
+    SELECT deleted, sha256, size, mtime FROM revisions
+    WHERE user_id = :user_id AND path = :path AND rev = :rev
+"""
+# The first revision (of anyone) from ``:rev`` on: rewind's search by time.
+FIRST_REVISION_FROM_SQL = """
+    SELECT rev, changed_at FROM revisions WHERE rev >= :rev ORDER BY rev LIMIT 1
+"""
+NEXT_CHANGE_AT_SQL = """
+    SELECT changed_at FROM revisions WHERE rev > :rev AND user_id = :user_id ORDER BY rev LIMIT 1
+"""
+# ``{by_device}``: empty, or ``AND device_id = :device_id``.
+CHANGED_PATHS_SQL = """
+    SELECT DISTINCT path FROM revisions
+    WHERE rev > :after AND rev <= :upto AND user_id = :user_id {under} {by_device}
+"""
+_BY_DEVICE_SQL = "AND device_id = :device_id"
+# The newest kept revision at or before ``:rev`` of each of ``:paths`` (a JSON array).
+STATES_AT_SQL = """
+    SELECT r.path, r.rev, r.deleted, r.sha256, r.size, r.mtime
+    FROM json_each(:paths) j
+    JOIN revisions r ON r.rev = (SELECT MAX(rev) FROM revisions
+                                 WHERE user_id = :user_id AND path = j.value AND rev <= :rev)
+"""
 
 
 def revision_json(row):
@@ -82,13 +138,10 @@ def history(rt, user_id, path, cursor=None, limit=None):
     first. 404 when the path has no kept revision."""
     limit = _parse_limit(limit)
     before = _decode_cursor(rt, cursor) if cursor else _END
-    rows = database.execute_sql(
-        f"SELECT {_REVISION_COLUMNS} FROM revisions r {_DEVICE_JOIN} "
-        f"WHERE r.user_id = ? AND r.path = ? AND r.rev < ? ORDER BY r.rev DESC LIMIT ?",
-        (user_id, path, before, limit + 1)).fetchall()
+    rows = database.execute_sql(HISTORY_PAGE_SQL, {
+        "user_id": user_id, "path": path, "before": before, "limit": limit + 1}).fetchall()
     if not rows and database.execute_sql(
-            "SELECT 1 FROM revisions WHERE user_id = ? AND path = ? LIMIT 1",
-            (user_id, path)).fetchone() is None:
+            HAS_HISTORY_SQL, {"user_id": user_id, "path": path}).fetchone() is None:
         raise errors.not_found(f"No history is kept for {path!r}.")
     rows, next_cursor, has_more = _page(rt, rows, limit)
     return {"path": path, "revisions": [revision_json(r) for r in rows],
@@ -102,8 +155,7 @@ def revision_content(user_id, path, rev_text):
     if not isinstance(rev_text, str) or not _INT.fullmatch(rev_text.strip()):
         raise errors.bad_request(errors.REV_INVALID, "'rev' must be an integer.")
     return database.execute_sql(
-        "SELECT sha256, size, mtime, changed_at FROM revisions WHERE user_id = ? "
-        "AND path = ? AND rev = ? AND deleted = 0", (user_id, path, int(rev_text))).fetchone()
+        KEPT_PUT_SQL, {"user_id": user_id, "path": path, "rev": int(rev_text)}).fetchone()
 
 
 def _parse_prefix(prefix, field="prefix"):
@@ -116,11 +168,12 @@ def _parse_prefix(prefix, field="prefix"):
 
 
 def _under(prefix, column="path"):
-    """SQL and parameters selecting the paths under folder ``prefix``."""
+    """The ``{under}`` slot and its parameters selecting the paths under
+    folder ``prefix`` (everything when it is None)."""
     if prefix is None:
-        return "", ()
-    # '0' follows '/' in code point order: [prefix/, prefix0) is the folder.
-    return f" AND {column} >= ? AND {column} < ?", (prefix + "/", prefix + "0")
+        return "", {}
+    return (_UNDER_SQL.format(column=column),
+            {"folder_low": prefix + "/", "folder_high": prefix + "0"})
 
 
 def trash(rt, user_id, prefix=None, cursor=None, limit=None):
@@ -130,18 +183,9 @@ def trash(rt, user_id, prefix=None, cursor=None, limit=None):
     limit = _parse_limit(limit)
     prefix = _parse_prefix(prefix)
     before = _decode_cursor(rt, cursor) if cursor else _END
-    where, params = _under(prefix, "t.path")
-    rows = database.execute_sql(
-        "SELECT t.rev, t.path, t.changed_at, t.device_id, d.name, "
-        "p.rev, p.sha256, p.size, p.mtime FROM revisions t "
-        "JOIN revisions p ON p.rev = (SELECT MAX(rev) FROM revisions WHERE user_id = t.user_id "
-        "AND path = t.path AND deleted = 0 AND rev < t.rev) "
-        "LEFT JOIN devices d ON d.id = t.device_id AND d.user_id = t.user_id "
-        "WHERE t.user_id = ? AND t.deleted = 1 AND t.replaced_at IS NULL AND t.rev < ?"
-        + where +
-        " AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.user_id = t.user_id "
-        "AND e.path = t.path AND e.deleted = 0) ORDER BY t.rev DESC LIMIT ?",
-        (user_id, before, *params, limit + 1)).fetchall()
+    under, params = _under(prefix, "t.path")
+    rows = database.execute_sql(TRASH_PAGE_SQL.format(under=under), {
+        "user_id": user_id, "before": before, "limit": limit + 1, **params}).fetchall()
     rows, next_cursor, has_more = _page(rt, rows, limit)
     entries = [{"path": path, "deleted_rev": deleted_rev, "deleted_at": deleted_at,
                 "device_id": device_id, "device_name": device_name, "rev": rev,
@@ -174,8 +218,7 @@ def restore(rt, user_id, device_id, body):
     rev = _check_int(body, "rev")
     with write():
         row = database.execute_sql(
-            "SELECT deleted, sha256, size, mtime FROM revisions "
-            "WHERE user_id = ? AND path = ? AND rev = ?", (user_id, path, rev)).fetchone()
+            REVISION_SQL, {"user_id": user_id, "path": path, "rev": rev}).fetchone()
         if row is None:
             raise errors.not_found(f"{path!r} has no kept revision {rev}.")
         deleted, sha256, size, mtime = row
@@ -241,9 +284,7 @@ def _rev_at(moment_text):
     lo, hi = 0, current_rev()
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        row = database.execute_sql(
-            "SELECT rev, changed_at FROM revisions WHERE rev >= ? ORDER BY rev LIMIT 1",
-            (mid,)).fetchone()
+        row = database.execute_sql(FIRST_REVISION_FROM_SQL, {"rev": mid}).fetchone()
         if row is None or row[1] > moment_text:
             hi = mid - 1
         else:
@@ -269,8 +310,7 @@ def _point_rev(rt, user_id, point):
         _too_old(rt, value)
         return _rev_at(iso(math.floor(value)))
     row = database.execute_sql(
-        "SELECT changed_at FROM revisions WHERE rev > ? AND user_id = ? ORDER BY rev LIMIT 1",
-        (value, user_id)).fetchone()
+        NEXT_CHANGE_AT_SQL, {"rev": value, "user_id": user_id}).fetchone()
     if row is not None:
         _too_old(rt, parse_iso(row[0]))
     return value
@@ -278,13 +318,10 @@ def _point_rev(rt, user_id, point):
 
 def _changed_paths(user_id, after, upto, prefix, device):
     """The paths with a revision in (after, upto] (by ``device`` if given)."""
-    where, params = _under(prefix)
-    sql = ("SELECT DISTINCT path FROM revisions WHERE rev > ? AND rev <= ? AND user_id = ?"
-           + where)
-    params = (after, upto, user_id, *params)
-    if device is not None:
-        sql += " AND device_id = ?"
-        params += (device,)
+    under, params = _under(prefix)
+    by_device = "" if device is None else _BY_DEVICE_SQL
+    sql = CHANGED_PATHS_SQL.format(under=under, by_device=by_device)
+    params = {"after": after, "upto": upto, "user_id": user_id, "device_id": device, **params}
     return [row[0] for row in database.execute_sql(sql, params)]
 
 
@@ -295,10 +332,7 @@ def _states_at(user_id, path_list, rev):
     for i in range(0, len(path_list), _SQL_CHUNK):
         chunk = path_list[i:i + _SQL_CHUNK]
         for path, *state in database.execute_sql(
-                "SELECT r.path, r.rev, r.deleted, r.sha256, r.size, r.mtime FROM json_each(?) j "
-                "JOIN revisions r ON r.rev = (SELECT MAX(rev) FROM revisions "
-                "WHERE user_id = ? AND path = j.value AND rev <= ?)",
-                (json.dumps(chunk), user_id, rev)):
+                STATES_AT_SQL, {"paths": json.dumps(chunk), "user_id": user_id, "rev": rev}):
             states[path] = tuple(state)
     return states
 
@@ -387,8 +421,7 @@ def rewind(rt, user_id, device_id, body):
 
 def _changed_since(user_id, rev):
     return database.execute_sql(
-        "SELECT 1 FROM entries WHERE user_id = ? AND rev > ? LIMIT 1", (user_id, rev)
-    ).fetchone() is not None
+        CHANGED_AFTER_SQL, {"user_id": user_id, "rev": rev}).fetchone() is not None
 
 
 def _unclashed(library, deletes, puts, apply, device_id=None):
@@ -449,8 +482,19 @@ def _limits(days):
     return tuple(sorted({KEEP_ALL_S, min(HOURLY_S, days * DAY), days * DAY}))
 
 
-_AGE = "COALESCE(replaced_at, changed_at)"
-_AGING = "(replaced_at IS NOT NULL OR deleted = 1)"
+# The revisions that age (replaced, or deletions), by the time their age
+# counts from, from the position ``(:after_age, :after_rev)`` on.
+AGING_SQL = """
+    SELECT COALESCE(replaced_at, changed_at), rev, changed_at, replaced_at, sha256
+    FROM revisions
+    WHERE (replaced_at IS NOT NULL OR deleted = 1)
+      AND COALESCE(replaced_at, changed_at) <= :high
+      AND COALESCE(replaced_at, changed_at) >= :after_age
+      AND (COALESCE(replaced_at, changed_at), rev) > (:after_age, :after_rev)
+    ORDER BY COALESCE(replaced_at, changed_at), rev LIMIT :limit
+"""
+DROP_REVISION_SQL = "DELETE FROM revisions WHERE rev = :rev"
+SET_SWEPT_SQL = "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)"
 
 
 def expire(rt, batch=EXPIRE_BATCH, on_dropped=None):
@@ -476,11 +520,9 @@ def expire(rt, batch=EXPIRE_BATCH, on_dropped=None):
         position = (low, _END)
         while True:
             with write():
-                rows = database.execute_sql(
-                    f"SELECT {_AGE}, rev, changed_at, replaced_at, sha256 FROM revisions "
-                    f"WHERE {_AGING} AND {_AGE} <= ? AND {_AGE} >= ? AND ({_AGE}, rev) > (?, ?) "
-                    f"ORDER BY {_AGE}, rev LIMIT ?",
-                    (high, position[0], *position, batch)).fetchall()
+                rows = database.execute_sql(AGING_SQL, {
+                    "high": high, "after_age": position[0], "after_rev": position[1],
+                    "limit": batch}).fetchall()
                 if not rows:
                     break
                 position = (rows[-1][0], rows[-1][1])
@@ -488,7 +530,7 @@ def expire(rt, batch=EXPIRE_BATCH, on_dropped=None):
                         if not kept((changed_at, replaced_at), now, days)]
                 if gone:
                     database.connection().executemany(
-                        "DELETE FROM revisions WHERE rev = ?", [(rev,) for rev, _ in gone])
+                        DROP_REVISION_SQL, [{"rev": rev} for rev, _ in gone])
                     if on_dropped is not None:
                         on_dropped({sha for _, sha in gone if sha is not None})
                 dropped += len(gone)
@@ -496,6 +538,5 @@ def expire(rt, batch=EXPIRE_BATCH, on_dropped=None):
                 break
     with write():
         database.execute_sql(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            (_SWEPT_KEY, json.dumps({"at": now, "days": days})))
+            SET_SWEPT_SQL, {"key": _SWEPT_KEY, "value": json.dumps({"at": now, "days": days})})
     return dropped

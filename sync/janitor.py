@@ -28,6 +28,10 @@ BLOB_BATCH = 200  # candidates looked at per batch, at most
 # such a writer finds the lock free before the next batch takes it.
 PAUSE_S = 0.05
 
+QUEUED_SQL = "SELECT sha256 FROM blob_queue LIMIT :limit"
+DROP_BLOB_ROW_SQL = "DELETE FROM blobs WHERE sha256 = :sha256"
+DROP_QUEUED_SQL = "DELETE FROM blob_queue WHERE sha256 = :sha256"
+
 
 def _pause():
     time.sleep(PAUSE_S)
@@ -42,21 +46,20 @@ def sweep_blobs(rt, pause=_pause):
     while True:
         started = time.monotonic()
         with write():
-            queued = [r[0] for r in database.execute_sql(
-                "SELECT sha256 FROM blob_queue LIMIT ?", (BLOB_BATCH,))]
+            queued = [r[0] for r in database.execute_sql(QUEUED_SQL, {"limit": BLOB_BATCH})]
             needed = library.content_referenced(queued)
             done, gone = [], []
             for sha256 in queued:
                 if sha256 not in needed:
                     if blobs.is_sha256(sha256):
                         blobs.remove_blob(rt.config, sha256)
-                    gone.append((sha256,))
-                done.append((sha256,))
+                    gone.append({"sha256": sha256})
+                done.append({"sha256": sha256})
                 if time.monotonic() - started > BATCH_S:
                     break
             cursor = database.cursor()
-            cursor.executemany("DELETE FROM blobs WHERE sha256 = ?", gone)
-            cursor.executemany("DELETE FROM blob_queue WHERE sha256 = ?", done)
+            cursor.executemany(DROP_BLOB_ROW_SQL, gone)
+            cursor.executemany(DROP_QUEUED_SQL, done)
         longest = max(longest, time.monotonic() - started)
         removed += len(gone)
         if not queued or len(done) == len(queued) < BLOB_BATCH:

@@ -17,7 +17,7 @@ import json
 import re
 
 from . import counts, errors, paths, references
-from .db import after_commit, current_rev, database, next_revs, write
+from .db import after_commit, current_rev, database, named_list, next_revs, write
 
 MAX_REPORT_ITEMS = 1000
 MAX_INT = 2 ** 63 - 1
@@ -43,16 +43,46 @@ UPSERT_ENTRY_SQL = """
         device_id = excluded.device_id, moved_from = excluded.moved_from,
         changed_at = excluded.changed_at
 """
+# ``{paths}``, ``{folds}``: the placeholders of an IN list (``db.named_list``).
+ENTRIES_AT_SQL = f"SELECT {_SELECT} FROM entries WHERE user_id = :user_id AND path IN ({{paths}})"
+LIVE_ENTRIES_FOLDED_SQL = f"""
+    SELECT {_SELECT} FROM entries WHERE user_id = :user_id AND deleted = 0 AND fold IN ({{folds}})
+"""
+OPEN_CONFLICTS_AT_SQL = f"""
+    SELECT id, {", ".join(_CONFLICT_KEY)} FROM conflicts
+    WHERE user_id = :user_id AND resolved_at IS NULL AND path IN ({{paths}})
+"""
+_NEW_CONFLICT_COLUMNS = (
+    "id", "user_id", "created_at", "kind", "path", "server_rev", "server_op", "server_sha256",
+    "server_size", "server_mtime", "server_device_id", "client_op", "client_sha256",
+    "client_size", "client_mtime", "client_device_id", "client_to")
+INSERT_CONFLICT_SQL = f"""
+    INSERT INTO conflicts ({", ".join(_NEW_CONFLICT_COLUMNS)})
+    VALUES ({", ".join(":" + c for c in _NEW_CONFLICT_COLUMNS)})
+"""
+RESOLVE_CONFLICT_SQL = """
+    UPDATE conflicts SET resolution = :resolution, resolved_at = :resolved_at WHERE id = :id
+"""
+INSERT_REVISION_SQL = """
+    INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, device_id,
+                           moved_from, moved_to, changed_at, replaced_at)
+    VALUES (:rev, :user_id, :path, :deleted, :size, :sha256, :mtime, :device_id,
+            :moved_from, :moved_to, :changed_at, :replaced_at)
+"""
+REPLACED_SQL = "UPDATE revisions SET replaced_at = :replaced_at WHERE rev = :rev"
+QUEUE_CONTENT_SQL = """
+    INSERT OR IGNORE INTO blob_queue (sha256, queued_at) VALUES (:sha256, :queued_at)
+"""
+HEAD_CONTENT_SQL = """
+    SELECT sha256, size, mtime, changed_at FROM entries
+    WHERE user_id = :user_id AND path = :path AND deleted = 0 AND sha256 IS NOT NULL
+"""
 
 
 def _chunks(items):
     items = list(items)
     for i in range(0, len(items), _SQL_CHUNK):
         yield items[i:i + _SQL_CHUNK]
-
-
-def _marks(n):
-    return ",".join("?" * n)
 
 
 def _live(entry):
@@ -102,10 +132,9 @@ class Library:
         uid = self.user_id
         new_paths = [p for p in set(path_list) if p not in self.entries]
         for chunk in _chunks(new_paths):
-            for row in database.execute_sql(
-                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? "
-                    f"AND path IN ({_marks(len(chunk))})",
-                    [uid] + chunk):
+            marks, params = named_list("path", chunk)
+            for row in database.execute_sql(ENTRIES_AT_SQL.format(paths=marks),
+                                            {"user_id": uid, **params}):
                 self.entries[row[0]] = entry = dict(zip(_COLUMNS, row))
                 self.original[row[0]] = _original(entry)
         for p in new_paths:
@@ -119,9 +148,9 @@ class Library:
     def _load_folds(self, folds):
         new_folds = {f for f in folds if f not in self.live_by_fold}
         for chunk in _chunks(new_folds):
-            for row in database.execute_sql(
-                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? AND deleted = 0 "
-                    f"AND fold IN ({_marks(len(chunk))})", [self.user_id] + chunk):
+            marks, params = named_list("fold", chunk)
+            for row in database.execute_sql(LIVE_ENTRIES_FOLDED_SQL.format(folds=marks),
+                                            {"user_id": self.user_id, **params}):
                 entry = dict(zip(_COLUMNS, row))
                 self.entries.setdefault(entry["path"], entry)
                 self.original.setdefault(entry["path"], _original(entry))
@@ -136,10 +165,9 @@ class Library:
         new_paths = [p for p in set(path_list) if p not in self.loaded_conflict_paths]
         self.loaded_conflict_paths.update(new_paths)
         for chunk in _chunks(new_paths):
-            for row in database.execute_sql(
-                    f"SELECT id, {', '.join(_CONFLICT_KEY)} FROM conflicts WHERE user_id = ? "
-                    f"AND resolved_at IS NULL AND path IN ({_marks(len(chunk))})",
-                    [self.user_id] + chunk):
+            marks, params = named_list("path", chunk)
+            for row in database.execute_sql(OPEN_CONFLICTS_AT_SQL.format(paths=marks),
+                                            {"user_id": self.user_id, **params}):
                 self.open_conflicts[tuple(row[1:])] = row[0]
 
     def _load_held(self, shas):
@@ -207,7 +235,7 @@ class Library:
         if earlier is not None:
             earlier["replaced_at"] = self.now
         elif self.entries.get(path) is not None:
-            self.replaced.append((self.now, self.entries[path]["rev"]))
+            self.replaced.append({"replaced_at": self.now, "rev": self.entries[path]["rev"]})
         # The entry itself is the revision (a new dict for every change).
         entry["moved_to"], entry["replaced_at"] = moved_to, None
         self._made[path] = entry
@@ -260,9 +288,9 @@ class Library:
         """The database's rows of the changed paths, for the counts."""
         missing = [p for p in self.dirty if p not in self.original]
         for chunk in _chunks(missing):
-            for row in database.execute_sql(
-                    f"SELECT {_SELECT} FROM entries WHERE user_id = ? "
-                    f"AND path IN ({_marks(len(chunk))})", [self.user_id] + chunk):
+            marks, params = named_list("path", chunk)
+            for row in database.execute_sql(ENTRIES_AT_SQL.format(paths=marks),
+                                            {"user_id": self.user_id, **params}):
                 self.original[row[0]] = _original(dict(zip(_COLUMNS, row)))
         return {p: self.original.get(p) for p in self.dirty}
 
@@ -271,7 +299,7 @@ class Library:
         the maintained counts and the queue of content that may have lost its
         last reference (inside the caller's transaction). Every change of a
         library passes here: once the transaction commits, the requests
-        waiting for this user's changes wake (``sync.waiting``)."""
+        waiting for this user's changes wake (``sync.wait``)."""
         originals = self._originals()
         sizes = {}  # content whose holders may change -> its size
         dropped = set()  # content a row stopped referring to
@@ -303,18 +331,10 @@ class Library:
             cursor.executemany(UPSERT_ENTRY_SQL,
                                [dict(e, user_id=self.user_id) for e in self.dirty.values()])
         if self.new_conflicts:
-            columns = ["id", "user_id", "created_at", "kind", "path", "server_rev", "server_op",
-                       "server_sha256", "server_size", "server_mtime", "server_device_id",
-                       "client_op", "client_sha256", "client_size", "client_mtime",
-                       "client_device_id", "client_to"]
-            cursor.executemany(
-                f"INSERT INTO conflicts ({', '.join(columns)}) VALUES ({_marks(len(columns))})",
-                [tuple(self.user_id if c == "user_id" else row[c] for c in columns)
-                 for row in self.new_conflicts])
+            cursor.executemany(INSERT_CONFLICT_SQL, [dict(row, user_id=self.user_id)
+                                                     for row in self.new_conflicts])
         if self.resolved:
-            cursor.executemany(
-                "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE id = ?",
-                [(row["resolution"], row["resolved_at"], row["id"]) for row in self.resolved])
+            cursor.executemany(RESOLVE_CONFLICT_SQL, self.resolved)
         after = counts.held(self.user_id, sizes)
         self.bytes_delta = (sum(sizes[s] or 0 for s in after - before)
                             - sum(sizes[s] or 0 for s in before - after))
@@ -329,16 +349,10 @@ class Library:
         for path, entry in self.dirty.items():
             self.original[path] = _original(entry)
         if self.revisions:
-            cursor.executemany(
-                "INSERT INTO revisions (rev, user_id, path, deleted, size, sha256, mtime, "
-                "device_id, moved_from, moved_to, changed_at, replaced_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                ((r["rev"], self.user_id, r["path"], r["deleted"], r["size"], r["sha256"],
-                  r["mtime"], r["device_id"], r["moved_from"], r["moved_to"],
-                  r["changed_at"], r["replaced_at"]) for r in self.revisions))
+            cursor.executemany(INSERT_REVISION_SQL, (dict(r, user_id=self.user_id)
+                                                     for r in self.revisions))
         if self.replaced:
-            cursor.executemany("UPDATE revisions SET replaced_at = ? WHERE rev = ?",
-                               self.replaced)
+            cursor.executemany(REPLACED_SQL, self.replaced)
         self.dirty = {}
         self.new_conflicts = []
         self.resolved = []
@@ -437,8 +451,7 @@ def queue_content(shas, now):
     shas = [s for s in shas if s is not None]
     if shas:
         database.cursor().executemany(
-            "INSERT OR IGNORE INTO blob_queue (sha256, queued_at) VALUES (?, ?)",
-            [(s, now) for s in shas])
+            QUEUE_CONTENT_SQL, [{"sha256": s, "queued_at": now} for s in shas])
 
 
 def holds_content(user_id, sha256):
@@ -454,9 +467,7 @@ def head_content(user_id, path):
     """``(sha256, size, mtime, changed_at)`` of the live head of a user's
     ``path`` (already normalized), or None for an unknown or deleted path."""
     return database.execute_sql(
-        "SELECT sha256, size, mtime, changed_at FROM entries "
-        "WHERE user_id = ? AND path = ? AND deleted = 0 AND sha256 IS NOT NULL",
-        (user_id, path)).fetchone()
+        HEAD_CONTENT_SQL, {"user_id": user_id, "path": path}).fetchone()
 
 
 def apply_put(rt, user_id, device_id, path, sha256, size, mtime, base_rev):

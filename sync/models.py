@@ -11,9 +11,12 @@ Models vs named SQL:
   clean-up, counts, backups, "which content is still referenced") are SQL:
   a named module-level constant, triple-quoted when it is long, with named
   parameters, run through ``sync.db.database.execute_sql`` (or a sqlite3
-  connection in ``sync.backup``/``sync.check``). Every query that asks
+  connection in ``sync.backup``/``sync.check``). A part that varies (the
+  placeholders of an ``IN`` list, an optional condition) is a ``{slot}`` in
+  the constant, filled only with fixed text (``sync.db.named_list`` for an
+  ``IN`` list); values are always bound parameters. Every query that asks
   which content is still referenced is one of the variants in
-  ``sync.library`` (``CONTENT_REFERENCED_SQL`` and those beside it).
+  ``sync.references`` (``CONTENT_REFERENCED_SQL`` and those beside it).
 - Never both on one table in one function: a function that needs SQL for a
   table uses SQL for every statement on that table.
 """

@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timezone
 
 from .throttle import LoginThrottle
-from .waiting import Waiters
+from .wait import Waiters
 
 
 def new_id():

@@ -21,8 +21,9 @@ import functools
 import hashlib
 
 from . import blobs, errors, paths
-from .db import database, write
+from .db import database, named_list, write
 from .library import Library, content_referenced, holds_content
+from .models import Blob
 from .uploads import _held_bytes
 
 _SQL_CHUNK = 500
@@ -74,33 +75,103 @@ def _prefix_range(path):
     return (path + "/", path + "0") if path else ("", None)
 
 
-def _under(column, path):
-    """SQL and parameters matching ``column`` under folder ``path`` (all for the root)."""
+# The queries below that take a folder have a slot filled with fixed text:
+# ``{under}`` the paths under it (``_under``), ``{at_or_under}`` the folder
+# and the paths under it (``_at_or_under``); "1" for the root. The folder
+# itself is bound (``:folder``, ``:low``, ``:high``).
+_UNDER_SQL = "path >= :low AND path < :high"
+_AT_OR_UNDER_SQL = "(path = :folder OR (path >= :low AND path < :high))"
+
+
+def _under(path):
+    """The ``{under}`` slot and its parameters for folder ``path``."""
     low, high = _prefix_range(path)
     if high is None:
-        return "1", []
-    return f"{column} >= ? AND {column} < ?", [low, high]
+        return "1", {}
+    return _UNDER_SQL, {"low": low, "high": high}
 
 
-def _at_or_under(column, path):
+def _at_or_under(path):
+    """The ``{at_or_under}`` slot and its parameters for folder ``path``."""
     if not path:
-        return "1", []
+        return "1", {}
     low, high = _prefix_range(path)
-    return f"({column} = ? OR ({column} >= ? AND {column} < ?))", [path, low, high]
+    return _AT_OR_UNDER_SQL, {"folder": path, "low": low, "high": high}
 
-
-# -- reading -------------------------------------------------------------------
 
 FILE_COLUMNS = "path, sha256, size, mtime, changed_at, rev"
 
+FILE_SQL = f"""
+    SELECT {FILE_COLUMNS} FROM entries WHERE user_id = :user_id AND path = :path AND deleted = 0
+"""
+MADE_FOLDER_SQL = "SELECT created_at FROM dav_folders WHERE user_id = :user_id AND path = :path"
+HOLDS_A_FILE_SQL = """
+    SELECT 1 FROM entries WHERE user_id = :user_id AND deleted = 0 AND {under} LIMIT 1
+"""
+# A batch of the live files from ``:bound`` on, in path order: ``{after}`` is
+# ``>=`` or ``>``; ``{below}`` empty (the root) or ``_BELOW_SQL``.
+FILES_FROM_SQL = f"""
+    SELECT {FILE_COLUMNS} FROM entries
+    WHERE user_id = :user_id AND deleted = 0 AND path {{after}} :bound {{below}}
+    ORDER BY path LIMIT :limit
+"""
+_BELOW_SQL = "AND path < :high"
+MADE_FOLDERS_UNDER_SQL = """
+    SELECT path, created_at FROM dav_folders WHERE user_id = :user_id AND {under}
+"""
+PROPERTIES_SQL = """
+    SELECT path, name, value FROM dav_properties WHERE user_id = :user_id AND path IN ({paths})
+"""
+DROP_PROPERTY_SQL = """
+    DELETE FROM dav_properties WHERE user_id = :user_id AND path = :path AND name = :name
+"""
+SET_PROPERTY_SQL = """
+    INSERT INTO dav_properties (user_id, path, name, value)
+    VALUES (:user_id, :path, :name, :value)
+    ON CONFLICT (user_id, path, name) DO UPDATE SET value = excluded.value
+"""
+FILE_AMONG_SQL = """
+    SELECT path FROM entries WHERE user_id = :user_id AND deleted = 0 AND path IN ({paths})
+    LIMIT 1
+"""
+FILES_UNDER_SQL = """
+    SELECT path FROM entries WHERE user_id = :user_id AND deleted = 0 AND {under} ORDER BY path
+"""
+FOLDERS_AT_OR_UNDER_SQL = """
+    SELECT path, created_at FROM dav_folders WHERE user_id = :user_id AND {at_or_under}
+    ORDER BY path
+"""
+DROP_FOLDERS_SQL = "DELETE FROM dav_folders WHERE user_id = :user_id AND {at_or_under}"
+DROP_PROPERTIES_SQL = "DELETE FROM dav_properties WHERE user_id = :user_id AND {at_or_under}"
+DROP_PATH_PROPERTIES_SQL = "DELETE FROM dav_properties WHERE user_id = :user_id AND path = :path"
+MAKE_FOLDER_SQL = """
+    INSERT INTO dav_folders (user_id, path, created_at) VALUES (:user_id, :path, :created_at)
+"""
+KEEP_FOLDER_SQL = """
+    INSERT OR IGNORE INTO dav_folders (user_id, path, created_at)
+    VALUES (:user_id, :path, :created_at)
+"""
+COPY_PROPERTY_SQL = """
+    INSERT OR REPLACE INTO dav_properties (user_id, path, name, value)
+    VALUES (:user_id, :path, :name, :value)
+"""
+# A move of a folder: ``:target`` replaces the first ``:keep_from - 1``
+# characters (the source folder) of each path at or under it.
+MOVE_ROWS_SQL = {
+    table: f"""
+    UPDATE {table} SET path = :target || substr(path, :keep_from)
+    WHERE user_id = :user_id AND {{at_or_under}}
+    """
+    for table in ("dav_folders", "dav_properties")}
+
+
+# -- reading -------------------------------------------------------------------
 
 def file_at(user_id, path):
     """``(path, sha256, size, mtime, changed_at, rev)`` of the live file at ``path``, or None."""
     if not path:
         return None
-    return database.execute_sql(
-        f"SELECT {FILE_COLUMNS} FROM entries WHERE user_id = ? AND path = ? AND deleted = 0",
-        (user_id, path)).fetchone()
+    return database.execute_sql(FILE_SQL, {"user_id": user_id, "path": path}).fetchone()
 
 
 def folder_at(user_id, path):
@@ -108,14 +179,12 @@ def folder_at(user_id, path):
     exists; another folder while it holds a live file or was made empty."""
     if not path:
         return True, None
-    row = database.execute_sql("SELECT created_at FROM dav_folders WHERE user_id = ? AND path = ?",
-                               (user_id, path)).fetchone()
+    row = database.execute_sql(MADE_FOLDER_SQL, {"user_id": user_id, "path": path}).fetchone()
     if row is not None:
         return True, row[0]
-    where, args = _under("path", path)
-    held = database.execute_sql(
-        f"SELECT 1 FROM entries WHERE user_id = ? AND deleted = 0 AND {where} LIMIT 1",
-        [user_id] + args).fetchone()
+    under, params = _under(path)
+    held = database.execute_sql(HOLDS_A_FILE_SQL.format(under=under),
+                                {"user_id": user_id, **params}).fetchone()
     return held is not None, None
 
 
@@ -128,11 +197,10 @@ def children(user_id, path, batch=1000):
     files, folders = [], {}
     bound, inclusive = low, True
     while True:
-        where = f"path {'>=' if inclusive else '>'} ?" + ("" if high is None else " AND path < ?")
-        args = [user_id, bound] + ([] if high is None else [high])
-        rows = database.execute_sql(
-            f"SELECT {FILE_COLUMNS} FROM entries WHERE user_id = ? AND deleted = 0 AND {where} "
-            f"ORDER BY path LIMIT {batch}", args).fetchall()
+        sql = FILES_FROM_SQL.format(after=">=" if inclusive else ">",
+                                    below="" if high is None else _BELOW_SQL)
+        rows = database.execute_sql(sql, {"user_id": user_id, "bound": bound, "high": high,
+                                          "limit": batch}).fetchall()
         for row in rows:
             rest = row[0][len(low):]
             if "/" in rest:
@@ -145,10 +213,9 @@ def children(user_id, path, batch=1000):
             if len(rows) < batch:
                 break
             bound, inclusive = rows[-1][0], False
-    where, args = _under("path", path)
+    under, params = _under(path)
     for folder, created_at in database.execute_sql(
-            f"SELECT path, created_at FROM dav_folders WHERE user_id = ? AND {where}",
-            [user_id] + args):
+            MADE_FOLDERS_UNDER_SQL.format(under=under), {"user_id": user_id, **params}):
         name, _, deeper = folder[len(low):].partition("/")
         if deeper:
             folders.setdefault(name, None)
@@ -174,9 +241,9 @@ def properties(user_id, path_list):
     path_list = list(found)
     for i in range(0, len(path_list), _SQL_CHUNK):
         chunk = path_list[i:i + _SQL_CHUNK]
+        marks, params = named_list("path", chunk)
         for path, name, value in database.execute_sql(
-                f"SELECT path, name, value FROM dav_properties WHERE user_id = ? "
-                f"AND path IN ({','.join('?' * len(chunk))})", [user_id] + chunk):
+                PROPERTIES_SQL.format(paths=marks), {"user_id": user_id, **params}):
             found[path][name] = value
     return found
 
@@ -185,15 +252,8 @@ def properties(user_id, path_list):
 def set_property(user_id, path, name, value):
     """Set (``value`` text) or remove (``value`` None) one dead property."""
     with write():
-        if value is None:
-            database.execute_sql(
-                "DELETE FROM dav_properties WHERE user_id = ? AND path = ? AND name = ?",
-                (user_id, path, name))
-        else:
-            database.execute_sql(
-                "INSERT INTO dav_properties (user_id, path, name, value) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (user_id, path, name) DO UPDATE SET value = excluded.value",
-                (user_id, path, name, value))
+        params = {"user_id": user_id, "path": path, "name": name, "value": value}
+        database.execute_sql(DROP_PROPERTY_SQL if value is None else SET_PROPERTY_SQL, params)
 
 
 # -- checks inside a write transaction -----------------------------------------------
@@ -204,10 +264,9 @@ def _ancestor_file(user_id, path):
     ancestors = ["/".join(parts[:i + 1]) for i in range(len(parts))]
     if not ancestors:
         return None
-    row = database.execute_sql(
-        f"SELECT path FROM entries WHERE user_id = ? AND deleted = 0 "
-        f"AND path IN ({','.join('?' * len(ancestors))}) LIMIT 1",
-        [user_id] + ancestors).fetchone()
+    marks, params = named_list("path", ancestors)
+    row = database.execute_sql(FILE_AMONG_SQL.format(paths=marks),
+                               {"user_id": user_id, **params}).fetchone()
     return row[0] if row else None
 
 
@@ -224,25 +283,22 @@ def _check_target(library, user_id, path, replacing=(), what="A file"):
 
 
 def _files_under(user_id, path):
-    where, args = _under("path", path)
+    under, params = _under(path)
     return [r[0] for r in database.execute_sql(
-        f"SELECT path FROM entries WHERE user_id = ? AND deleted = 0 AND {where} ORDER BY path",
-        [user_id] + args)]
+        FILES_UNDER_SQL.format(under=under), {"user_id": user_id, **params})]
 
 
 def _folders_at_or_under(user_id, path):
-    where, args = _at_or_under("path", path)
-    return database.execute_sql(
-        f"SELECT path, created_at FROM dav_folders WHERE user_id = ? AND {where} ORDER BY path",
-        [user_id] + args).fetchall()
+    at_or_under, params = _at_or_under(path)
+    return database.execute_sql(FOLDERS_AT_OR_UNDER_SQL.format(at_or_under=at_or_under),
+                                {"user_id": user_id, **params}).fetchall()
 
 
 def _drop_folders_and_properties(user_id, path):
-    where, args = _at_or_under("path", path)
-    database.execute_sql(f"DELETE FROM dav_folders WHERE user_id = ? AND {where}",
-                         [user_id] + args)
-    database.execute_sql(f"DELETE FROM dav_properties WHERE user_id = ? AND {where}",
-                         [user_id] + args)
+    at_or_under, params = _at_or_under(path)
+    params["user_id"] = user_id
+    database.execute_sql(DROP_FOLDERS_SQL.format(at_or_under=at_or_under), params)
+    database.execute_sql(DROP_PROPERTIES_SQL.format(at_or_under=at_or_under), params)
 
 
 def _is_folder(user_id, path):
@@ -352,9 +408,8 @@ def _drop_unreferenced(rt, sha256):
     refers to it, checked under the write lock as the clean-up does. It
     writes nothing to the database, so it works on a full disk too."""
     with write():
-        named = database.execute_sql("SELECT 1 FROM blobs WHERE sha256 = ?",
-                                     (sha256,)).fetchone()
-        if named is None and not content_referenced([sha256]):
+        named = Blob.select().where(Blob.sha256 == sha256).exists()
+        if not named and not content_referenced([sha256]):
             blobs.remove_blob(rt.config, sha256)
 
 
@@ -374,14 +429,11 @@ def _put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match, if_no
         if head is not None and head["sha256"] == sha256 and head["mtime"] == mtime:
             return {"created": False, "rev": head["rev"], "status": "unchanged"}
         check_quota(rt, user_id, size, sha256)
-        database.execute_sql(
-            "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-            (sha256, size, rt.now()))
+        Blob.insert(sha256=sha256, size=size, created_at=rt.now()).on_conflict_ignore().execute()
         entry = library.put(path, device_id, sha256, size, mtime)
         library.flush()
         if head is None:
-            database.execute_sql("DELETE FROM dav_properties WHERE user_id = ? AND path = ?",
-                                 (user_id, path))
+            database.execute_sql(DROP_PATH_PROPERTIES_SQL, {"user_id": user_id, "path": path})
     return {"created": head is None, "rev": entry["rev"], "status": "applied"}
 
 
@@ -406,11 +458,9 @@ def make_folder(rt, user_id, path):
         if library.head(path) is not None or _is_folder(user_id, path):
             raise errors.SyncError(405, errors.METHOD_NOT_ALLOWED, f"{path!r} already exists.")
         _check_target(library, user_id, path, what="A folder")
-        database.execute_sql(
-            "INSERT INTO dav_folders (user_id, path, created_at) VALUES (?, ?, ?)",
-            (user_id, path, rt.now()))
-        database.execute_sql("DELETE FROM dav_properties WHERE user_id = ? AND path = ?",
-                             (user_id, path))
+        database.execute_sql(MAKE_FOLDER_SQL,
+                             {"user_id": user_id, "path": path, "created_at": rt.now()})
+        database.execute_sql(DROP_PATH_PROPERTIES_SQL, {"user_id": user_id, "path": path})
 
 
 @_disk_full_is_507
@@ -499,16 +549,14 @@ def move(rt, user_id, device_id, source, target, overwrite=True):
 def _keep_folder(rt, user_id, target, has_files):
     """A moved or copied folder that held no file stays a folder at ``target``."""
     if not has_files:
-        database.execute_sql(
-            "INSERT OR IGNORE INTO dav_folders (user_id, path, created_at) VALUES (?, ?, ?)",
-            (user_id, target, rt.now()))
+        database.execute_sql(KEEP_FOLDER_SQL,
+                             {"user_id": user_id, "path": target, "created_at": rt.now()})
 
 
 def _move_rows(table, user_id, source, target):
-    where, args = _at_or_under("path", source)
-    database.execute_sql(
-        f"UPDATE {table} SET path = ? || substr(path, ?) WHERE user_id = ? AND {where}",
-        [target, len(source) + 1, user_id] + args)
+    at_or_under, params = _at_or_under(source)
+    database.execute_sql(MOVE_ROWS_SQL[table].format(at_or_under=at_or_under), {
+        "target": target, "keep_from": len(source) + 1, "user_id": user_id, **params})
 
 
 @_disk_full_is_507
@@ -532,9 +580,8 @@ def copy(rt, user_id, device_id, source, target, overwrite=True, depth_infinity=
         library.flush()
         now = rt.now()
         for folder, _ in folders:
-            database.execute_sql(
-                "INSERT OR IGNORE INTO dav_folders (user_id, path, created_at) VALUES (?, ?, ?)",
-                (user_id, target + folder[len(source):], now))
+            database.execute_sql(KEEP_FOLDER_SQL, {
+                "user_id": user_id, "path": target + folder[len(source):], "created_at": now})
         if not is_file and not pairs:
             _keep_folder(rt, user_id, target, False)
         copied = [source] + [f for f, _ in pairs] + [f for f, _ in folders]
@@ -542,9 +589,9 @@ def copy(rt, user_id, device_id, source, target, overwrite=True, depth_infinity=
             copied = [source]
         for old, props in properties(user_id, copied).items():
             for name, value in props.items():
-                database.execute_sql(
-                    "INSERT OR REPLACE INTO dav_properties (user_id, path, name, value) "
-                    "VALUES (?, ?, ?, ?)", (user_id, target + old[len(source):], name, value))
+                database.execute_sql(COPY_PROPERTY_SQL, {
+                    "user_id": user_id, "path": target + old[len(source):], "name": name,
+                    "value": value})
     return {"created": not replaced, "count": len(pairs)}
 
 

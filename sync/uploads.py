@@ -22,6 +22,8 @@ import re
 import threading
 import time
 
+from peewee import fn
+
 from . import blobs, counts, errors, library
 from .config import KIB, MIB
 from .db import database, write
@@ -36,6 +38,27 @@ MAX_CHUNK_SIZE = 64 * MIB
 MAX_INT = 2 ** 63 - 1  # SQLite's INTEGER
 
 _INDEX = re.compile(r"^[0-9]{1,12}$")
+
+# The bytes of the user's open sessions that will write a spool file.
+SPOOL_BYTES_SQL = """
+    SELECT COALESCE(SUM(size), 0) FROM uploads
+    WHERE user_id = :user_id AND state = 'open' AND instant = 0
+"""
+# The size of content the user's library holds: a live entry, or the client
+# side of an unresolved conflict.
+HELD_SIZE_SQL = """
+    SELECT size FROM entries WHERE user_id = :user_id AND sha256 = :sha256 AND deleted = 0
+    UNION ALL
+    SELECT client_size FROM conflicts
+    WHERE user_id = :user_id AND client_sha256 = :sha256 AND resolved_at IS NULL
+    LIMIT 1
+"""
+OPEN_SESSIONS_SQL = """
+    SELECT COUNT(*) FROM uploads
+    WHERE user_id = :user_id AND state = 'open' AND touched_at > :cutoff
+"""
+RECEIVED_SQL = "SELECT idx, size FROM upload_chunks WHERE upload_id = :upload_id ORDER BY idx"
+HAS_CHUNK_SQL = "SELECT 1 FROM upload_chunks WHERE upload_id = :upload_id AND idx = :idx"
 _DIGEST_MEMBER = re.compile(r"^([a-z][a-z0-9_.*-]*)=:([A-Za-z0-9+/=]*):(;.*)?$")
 
 
@@ -134,19 +157,14 @@ def _held_bytes(user_id):
     ``sync.counts``) plus the size of the user's open sessions that will
     write a spool file (a bounded number)."""
     held = counts.usage(user_id)
-    pending = database.execute_sql(
-        "SELECT COALESCE(SUM(size), 0) FROM uploads "
-        "WHERE user_id = ? AND state = 'open' AND instant = 0", (user_id,)).fetchone()[0]
+    pending = database.execute_sql(SPOOL_BYTES_SQL, {"user_id": user_id}).fetchone()[0]
     return held + pending
 
 
 def _held_size(user_id, sha256):
     """The size of the content ``sha256`` the user's library holds (a live
     entry, or the client side of an unresolved conflict), or None."""
-    row = database.execute_sql(
-        "SELECT size FROM entries WHERE user_id = ? AND sha256 = ? AND deleted = 0 "
-        "UNION ALL SELECT client_size FROM conflicts WHERE user_id = ? AND client_sha256 = ? "
-        "AND resolved_at IS NULL LIMIT 1", (user_id, sha256, user_id, sha256)).fetchone()
+    row = database.execute_sql(HELD_SIZE_SQL, {"user_id": user_id, "sha256": sha256}).fetchone()
     return None if row is None else row[0]
 
 
@@ -241,8 +259,7 @@ def _check_open_sessions(rt, user):
     limit = rt.config.max_open_uploads
     cutoff = iso(rt.clock() - rt.config.upload_expiry)
     count = database.execute_sql(
-        "SELECT COUNT(*) FROM uploads WHERE user_id = ? AND state = 'open' AND touched_at > ?",
-        (user.id, cutoff)).fetchone()[0]
+        OPEN_SESSIONS_SQL, {"user_id": user.id, "cutoff": cutoff}).fetchone()[0]
     if count >= limit:
         raise errors.SyncError(
             429, errors.TOO_MANY_UPLOADS,
@@ -276,7 +293,7 @@ def _get_open(rt, user, upload_id):
 
 def _received(upload_id):
     return [(idx, size) for idx, size in database.execute_sql(
-        "SELECT idx, size FROM upload_chunks WHERE upload_id = ? ORDER BY idx", (upload_id,))]
+        RECEIVED_SQL, {"upload_id": upload_id})]
 
 
 def _to_json(rt, upload):
@@ -390,17 +407,17 @@ def put_chunk(rt, user, upload_id, index_text, read, content_length, digest_head
                 received, bytes_received = upload.chunk_count, upload.size
             else:
                 UploadChunk.replace(upload=upload_id, idx=index, size=expected).execute()
-                received, bytes_received = database.execute_sql(
-                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM upload_chunks "
-                    "WHERE upload_id = ?", (upload_id,)).fetchone()
+                received, bytes_received = (
+                    UploadChunk.select(fn.COUNT(UploadChunk.idx),
+                                       fn.COALESCE(fn.SUM(UploadChunk.size), 0))
+                    .where(UploadChunk.upload == upload_id).tuples().get())
             _touch(rt, upload_id)
     return {"index": index, "received": received, "bytes_received": bytes_received}
 
 
 def _has_chunk(upload_id, index):
     return database.execute_sql(
-        "SELECT 1 FROM upload_chunks WHERE upload_id = ? AND idx = ?",
-        (upload_id, index)).fetchone() is not None
+        HAS_CHUNK_SQL, {"upload_id": upload_id, "idx": index}).fetchone() is not None
 
 
 def _discard(read, length, digest):

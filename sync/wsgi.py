@@ -32,6 +32,7 @@ log = logging.getLogger("sync")
 
 API_PREFIXES = ("/api/v1/sync", "/api/sync")
 PRIVATE_BLOBS = "private_blobs"  # meta key: every blob file has been made 0600
+MARK_SQL = "INSERT OR IGNORE INTO meta (key, value) VALUES (:key, '1')"
 
 
 def open_runtime(config, clock=time.time, idgen=new_id):
@@ -47,8 +48,7 @@ def open_runtime(config, clock=time.time, idgen=new_id):
             # Once per data directory (blob files are made 0600 since).
             changed += fsutil.tighten_files(config.path(datadir.BLOBS_DIR))
             with write():
-                database.execute_sql("INSERT OR IGNORE INTO meta (key, value) VALUES (?, '1')",
-                                     (PRIVATE_BLOBS,))
+                database.execute_sql(MARK_SQL, {"key": PRIVATE_BLOBS})
     if changed:
         log.warning("took group and other permissions away from %d file(s) in %s "
                     "(the data directory is 0700, its files 0600)", len(changed),

@@ -1,59 +1,18 @@
-"""End-to-end harness for the sync client: the real server on waitress in a
-thread (127.0.0.1, a free port, a temp data dir) and client folders in temp
-dirs, driven through the client's own command line. The ``server`` and
-``laptops`` fixtures (``conftest.py``) build on it."""
+"""End-to-end harness for the sync client: client folders in temp dirs,
+driven through the client's own command line, against the real server in a
+thread (``helpers.Server``). The ``server`` and ``laptops`` fixtures
+(``conftest.py``) build on it."""
 
-import logging
 import os
 import threading
 import unicodedata
 
-import waitress
-
-from sync import auth
 from sync.client import cli
 from sync.client.api import Api
-from sync.config import Config
-from sync.wsgi import create_app, open_runtime
 
 from .helpers import sha256
 
 SMALL_CHUNK = 256 * 1024
-
-
-class Server:
-    """The app served over real HTTP until ``stop()``."""
-
-    def __init__(self, data_dir):
-        config = Config.build(data_dir=str(data_dir), access_log=False, fsync=False)
-        self.rt = open_runtime(config)
-        self.server = waitress.create_server(create_app(self.rt), host="127.0.0.1", port=0,
-                                             threads=4, ident="sync-test",
-                                             asyncore_loop_timeout=0.1)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.server.run()
-        except OSError:
-            if not self.stopping:  # closing the sockets wakes select with EBADF
-                raise
-
-    def user_token(self, name="alice"):
-        return auth.issue_user_token(self.rt, name)
-
-    def stop(self):
-        self.stopping = True
-        self.server.logger.setLevel(logging.FATAL)  # closing channels logs noise
-        # Closing every channel ends waitress's loop; then its workers stop.
-        while self.server._map:
-            for channel in list(self.server._map.values()):
-                channel.handle_close()
-        self.server.task_dispatcher.shutdown()
-        self.thread.join(5)
 
 
 class CountingApi(Api):

@@ -1,7 +1,8 @@
 """Fixtures: a fresh data directory, runtime and app per test, with a clock
 the test controls and predictable ids; callers of the API (a user, a
-device, another user); a stored file to download; and for the sync client's
-tests the real server in a thread and two laptop folders registered on it.
+device, another user); a stored file to download; the real server in a
+thread (and, for the sync client's tests, two laptop folders registered on
+it); and ``python app.py`` as a process that a test starts and kills.
 """
 
 import pytest
@@ -18,8 +19,10 @@ from .helpers import (
     STORED_PATH,
     STORED_SIZE,
     Api,
+    AppProcess,
     Clock,
     Ids,
+    Server,
     content,
     upload,
 )
@@ -101,7 +104,7 @@ def stored(dev, data):
 @pytest.fixture
 def server(tmp_path):
     """The real server on waitress in a thread, over a fresh data directory."""
-    server = client_harness.Server(tmp_path / "data")
+    server = Server(tmp_path / "data")
     yield server
     server.stop()
 
@@ -113,3 +116,12 @@ def laptops(server, tmp_path):
     client_harness.init(server, a, "Laptop A")
     client_harness.init(server, b, "Laptop B")
     return a, b
+
+
+@pytest.fixture
+def process(tmp_path):
+    """``python app.py`` over a fresh data directory (``start()`` it); killed
+    at the end if it still runs."""
+    process = AppProcess(tmp_path / "data")
+    yield process
+    process.close()

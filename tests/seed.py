@@ -1,8 +1,9 @@
 """Seeding a data directory without HTTP, the way the server writes it: a
 blob file is fsync-renamed into place before the row that names it commits,
 and the library changes through ``sync.library`` (the path an upload's
-completion takes). Also reading a data directory back for the assertions of
-the backup, restore and check tests."""
+completion takes); users with a password for the web page. Also reading a
+data directory back for the assertions of the backup, restore and check
+tests."""
 
 import os
 import sqlite3
@@ -12,7 +13,7 @@ from sync.config import Config
 from sync.db import database, write
 from sync.models import Device
 
-from .helpers import sha256
+from .helpers import PASSWORD, sha256
 
 HEAD = object()  # base_rev: the rev of the path's live head, whatever it is now
 V1_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "schema-v1.sql")
@@ -50,6 +51,25 @@ def store_blob(config, data):
     return digest
 
 
+def add_user(rt, name, password=PASSWORD):
+    """A user who can log in to the web page."""
+    with database.connection_context():
+        auth.add_user(rt, name, password)
+
+
+def user_id(rt, name):
+    """The id of user ``name`` (created when new)."""
+    with database.connection_context():
+        return auth.ensure_user(rt, name).id
+
+
+def _blob_row(rt, digest, size):
+    """The row of a blob file already in place (inside the write transaction)."""
+    database.execute_sql(
+        "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
+        (digest, size, rt.now()))
+
+
 def head_rev(user_id, path):
     row = database.execute_sql(
         "SELECT rev FROM entries WHERE user_id = ? AND path = ? AND deleted = 0",
@@ -77,11 +97,27 @@ def put(rt, who, path, data=b"content", base_rev=HEAD, mtime=1700000000):
         with write():
             if base_rev is HEAD:
                 base_rev = head_rev(user_id, path)
-            database.execute_sql(
-                "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-                (digest, len(data), rt.now()))
+            _blob_row(rt, digest, len(data))
             return library.apply_put(rt, user_id, device_id, path, digest, len(data), mtime,
                                      base_rev)
+
+
+def put_files(rt, name, files, device_id=None):
+    """Files (path -> bytes) in ``name``'s library, each put as ``put`` does
+    (by the device ``device_id`` if given), with mtime 0."""
+    for path, data in files.items():
+        put(rt, {"id": device_id} if device_id else name, path, data, mtime=0)
+
+
+def put_many(rt, name, paths, data=b"x"):
+    """Many new paths of the same content in one transaction (for listings)."""
+    digest = store_blob(rt.config, data)
+    with database.connection_context():
+        uid = auth.ensure_user(rt, name).id
+        with write():
+            _blob_row(rt, digest, len(data))
+            for path in paths:
+                library.apply_put(rt, uid, None, path, digest, len(data), 1700000000, None)
 
 
 def delete(rt, who, path):

@@ -5,17 +5,14 @@ shown once, stored as a hash, revoked with their device; and the
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
 from sync import auth
 from sync.db import database
 
-from .helpers import assert_error
+from .helpers import assert_error, run_app
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMAT = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
 
 
@@ -110,8 +107,7 @@ def test_no_token_is_401(anon, device):
 
 
 def run(*args, data):
-    return subprocess.run([sys.executable, "app.py", *args, "--data-dir", data], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return run_app(*args, "--data-dir", data)
 
 
 def devices_of(data):

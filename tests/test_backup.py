@@ -20,15 +20,10 @@ from sync.db import database, write
 from sync.wsgi import create_app, open_runtime
 
 from . import seed
-from .helpers import Api, assert_error
+from .helpers import Api, assert_error, run_app
 from .helpers import sha256 as digest_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def app(*args, **kw):
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, **kw)
 
 
 def content(i, size=3000):
@@ -208,13 +203,13 @@ def test_backup_refuses_a_bad_destination(live, tmp_path):
     with pytest.raises(datadir.DataDirError, match="inside the data directory"):
         backup.backup(live.config, live.config.path("backups"))
     assert not os.path.exists(live.config.path("backups"))
-    result = app("backup", str(tmp_path / "b"), "--data-dir", str(tmp_path / "nothing"))
+    result = run_app("backup", str(tmp_path / "b"), "--data-dir", str(tmp_path / "nothing"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no database" in result.stderr
 
 
 def test_backup_command(live, tmp_path):
-    result = app("backup", str(tmp_path / "b"), "--data-dir", live.config.data_dir)
+    result = run_app("backup", str(tmp_path / "b"), "--data-dir", live.config.data_dir)
     assert result.returncode == 0, result.stderr
     assert "upload sessions in progress left out: 1" in result.stdout
     assert "8 hard-linked" in result.stdout
@@ -301,13 +296,13 @@ def test_restore_command_refuses_under_a_running_server(saved, tmp_path):
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert "listening" in server.stdout.readline()
-        result = app("restore", dest.data_dir, "--force", "--data-dir", str(data))
+        result = run_app("restore", dest.data_dir, "--force", "--data-dir", str(data))
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert f"a server (pid {server.pid}) is using" in result.stderr
     finally:
         server.terminate()
         server.wait(10)
-    result = app("restore", dest.data_dir, "--force", "--data-dir", str(data))
+    result = run_app("restore", dest.data_dir, "--force", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
     assert "new database id" in result.stdout
 

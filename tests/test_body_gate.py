@@ -19,7 +19,7 @@ import pytest
 
 from sync import auth, bodygate
 
-from .live_server import LiveServer, read_response, request
+from .helpers import Server, read_response, send_request
 
 MIB = 1024 * 1024
 BIG = 24 * MIB  # over waitress's 512 KiB in memory: a body this size goes to TMPDIR
@@ -35,7 +35,7 @@ def tmpdir_seen(tmp_path, monkeypatch):
 
 @pytest.fixture
 def live(tmp_path, tmpdir_seen):
-    server = LiveServer(tmp_path / "data")
+    server = Server(tmp_path / "data")
     yield server
     server.stop()
 
@@ -46,12 +46,12 @@ def alice(live):
     token = auth.issue_user_token(live.rt, "alice")
     sock = live.connect()
     body = b'{"name": "Kobo", "platform": "kobo"}'
-    request(sock, "POST", "/api/v1/sync/devices",
+    send_request(sock, "POST", "/api/v1/sync/devices",
             {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, body)
     status, _, answer = read_response(sock)
     assert status in (200, 201), answer
     device = json.loads(answer)
-    request(sock, "POST", f"/api/v1/sync/devices/{device['id']}/app-password",
+    send_request(sock, "POST", f"/api/v1/sync/devices/{device['id']}/app-password",
             {"Authorization": f"Bearer {token}"}, b"")
     status, _, answer = read_response(sock)
     assert status in (200, 201), answer
@@ -123,7 +123,7 @@ def test_an_anonymous_webdav_put_is_dropped_as_it_arrives_and_answered_401(
     assert headers["www-authenticate"].startswith("Basic")
     _, basic = alice
     sock = live.connect()
-    request(sock, "GET", "/dav/files/alice/big.bin", {"Authorization": basic})
+    send_request(sock, "GET", "/dav/files/alice/big.bin", {"Authorization": basic})
     assert read_response(sock)[0] == 404  # nothing was stored
     sock.close()
 
@@ -148,7 +148,7 @@ def test_an_app_password_put_is_taken_in_whole_and_stored(live, alice, tmpdir_se
     status, _, body = finish(sock)
     assert status == 201, body.decode(errors='replace')[-1500:]
     sock = live.connect()
-    request(sock, "GET", "/dav/files/alice/big.bin", {"Authorization": basic,
+    send_request(sock, "GET", "/dav/files/alice/big.bin", {"Authorization": basic,
                                                      "Range": "bytes=0-0"})
     status, headers, body = read_response(sock)
     sock.close()
@@ -218,7 +218,7 @@ def test_a_chunked_body_without_credentials_is_dropped(live, tmpdir_seen):
 def test_a_client_cannot_mark_its_own_request_as_dropped(live, alice):
     token, _ = alice
     sock = live.connect()
-    request(sock, "GET", "/api/v1/sync/devices",
+    send_request(sock, "GET", "/api/v1/sync/devices",
             {"Authorization": f"Bearer {token}", "Sync-Body-Dropped": "1"})
     assert read_response(sock)[0] == 200
     sock.close()
@@ -227,7 +227,7 @@ def test_a_client_cannot_mark_its_own_request_as_dropped(live, alice):
 def test_small_bodies_need_no_credentials_before_the_app(live):
     sock = live.connect()
     body = b'{"username": "nobody", "password": "' + b"p" * (bodygate.SMALL_BODY - 100) + b'"}'
-    request(sock, "POST", "/api/v1/auth/login", {"Content-Type": "application/json"}, body)
+    send_request(sock, "POST", "/api/v1/auth/login", {"Content-Type": "application/json"}, body)
     assert read_response(sock)[0] == 401  # the app checked the password
     sock.close()
 
@@ -248,7 +248,7 @@ def test_parked_anonymous_bodies_use_no_disk_while_the_server_answers_others(
     try:
         assert parked_files(tmpdir_seen) == 0
         probe = socket.create_connection(("127.0.0.1", live.port), timeout=5)
-        request(probe, "GET", "/api/v1/sync/devices", {"Authorization": f"Bearer {token}"})
+        send_request(probe, "GET", "/api/v1/sync/devices", {"Authorization": f"Bearer {token}"})
         assert read_response(probe)[0] == 200
         probe.close()
     finally:

@@ -2,8 +2,6 @@
 size and digest, orphans listed and removed by ``--repair``."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -11,14 +9,8 @@ from sync import blobs, datadir
 from sync.db import database, write
 
 from . import seed
+from .helpers import run_app
 from .helpers import sha256 as digest_of
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def app(*args):
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def test_a_sound_data_dir_has_no_problem(rt, seeded):
     assert count == 0 and problems_of(lines) == [], lines
     assert "database: integrity ok" in lines
     assert "blobs: 3 of 3 checked, 15000 bytes" in lines
-    result = app("check", "--data-dir", rt.config.data_dir)
+    result = run_app("check", "--data-dir", rt.config.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no problems" in result.stdout
 
@@ -56,7 +48,7 @@ def test_a_missing_blob_is_a_problem_and_repair_cannot_hide_it(rt, seeded):
     assert problems_of(lines) == [
         f"PROBLEM blob {seeded['b.txt']} named in blobs, entries, revisions is missing; "
         "used by alice: b.txt"]
-    result = app("check", "--repair", "--data-dir", rt.config.data_dir)
+    result = run_app("check", "--repair", "--data-dir", rt.config.data_dir)
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
 
@@ -129,7 +121,7 @@ def test_a_blob_row_nothing_refers_to_and_not_queued_is_a_problem_repair_queues(
                f"refers to it and it is not queued for clean-up (--repair queues it)")
     count, lines = seed.run_check(rt.config)
     assert (count, problems_of(lines)) == (1, [message]), lines
-    result = app("check", "--data-dir", rt.config.data_dir)
+    result = run_app("check", "--data-dir", rt.config.data_dir)
     assert result.returncode == 1 and message in result.stdout
 
     count, lines = seed.run_check(rt.config, repair=True)
@@ -192,7 +184,7 @@ def test_a_damaged_database_is_reported(rt, seeded):
     with open(path, "r+b") as f:  # garble every page after the first
         f.seek(4096)
         f.write(b"\x55" * (size - 4096))
-    result = app("check", "--data-dir", rt.config.data_dir)
+    result = run_app("check", "--data-dir", rt.config.data_dir)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "PROBLEM database" in result.stdout, result.stdout + result.stderr
 
@@ -211,7 +203,7 @@ def test_repair_refuses_while_a_server_holds_the_data_dir(rt, seeded):
 
 
 def test_no_database_is_a_clear_error(tmp_path):
-    result = app("check", "--data-dir", str(tmp_path / "nothing"))
+    result = run_app("check", "--data-dir", str(tmp_path / "nothing"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no database" in result.stderr
 
@@ -229,7 +221,7 @@ def test_rows_that_disagree_on_a_size(rt, seeded, tmp_path):
         f"PROBLEM blob {seeded['a.txt']} is 5000 bytes, but alice's file 'copy.txt' "
         f"says 1 bytes; alice's revision of 'copy.txt' says 1 bytes")
     # A backup is still whole (the blob is intact): it warns and succeeds.
-    result = app("backup", str(tmp_path / "b"), "--data-dir", rt.config.data_dir)
+    result = run_app("backup", str(tmp_path / "b"), "--data-dir", rt.config.data_dir)
     assert result.returncode == 0, result.stdout
     assert (f"WARNING blob {seeded['a.txt']} is whole, but alice's file 'copy.txt' says "
             f"1 bytes") in result.stdout

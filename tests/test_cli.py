@@ -8,24 +8,20 @@ import time
 import pytest
 import requests
 
+from .helpers import free_port, run_app
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(*args, env=None, input=None):
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=full_env,
-                          input=input, capture_output=True, text=True, timeout=60)
-
-
 def test_help_lists_the_settings_and_commands():
-    out = run("--help").stdout
+    out = run_app("--help").stdout
     for word in ("--data-dir", "--port", "--host", "--threads", "SYNC_DATA_DIR", "user", "token"):
         assert word in out
 
 
 def test_user_add_then_login(tmp_path):
     data = str(tmp_path / "data")
-    result = run("user", "add", "alice", "--password-stdin", "--create", "--data-dir", data,
+    result = run_app("user", "add", "alice", "--password-stdin", "--create", "--data-dir", data,
                  input="s3cret-pass\n")
     assert result.returncode == 0, result.stderr
     from sync import auth
@@ -37,7 +33,7 @@ def test_user_add_then_login(tmp_path):
 
 
 def test_empty_password_is_refused(tmp_path):
-    result = run("user", "add", "alice", "--password-stdin", "--create",
+    result = run_app("user", "add", "alice", "--password-stdin", "--create",
                  "--data-dir", str(tmp_path), input="\n")
     assert result.returncode != 0 and "empty" in result.stderr
 
@@ -45,7 +41,7 @@ def test_empty_password_is_refused(tmp_path):
 def test_token_honours_sync_data_dir(tmp_path):
     import jwt
     data = str(tmp_path / "data")
-    result = run("token", "alice", "--ttl", "120", "--create", env={"SYNC_DATA_DIR": data})
+    result = run_app("token", "alice", "--ttl", "120", "--create", env={"SYNC_DATA_DIR": data})
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
     with open(os.path.join(data, "secret.key"), "rb") as f:
@@ -55,21 +51,14 @@ def test_token_honours_sync_data_dir(tmp_path):
 
 
 def test_bad_setting_is_a_clear_error(tmp_path):
-    result = run("--port", "notaport", "--data-dir", str(tmp_path))
+    result = run_app("--port", "notaport", "--data-dir", str(tmp_path))
     assert result.returncode != 0
     assert "error" in result.stderr and "Traceback" not in result.stderr
 
 
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_server_starts_and_answers(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, SYNC_DATA_DIR=str(tmp_path / "data"), SYNC_PORT=str(port))
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -85,7 +74,8 @@ def test_server_starts_and_answers(tmp_path):
                 assert time.time() < deadline
                 time.sleep(0.1)
         assert resp.json() == {"status": "ok"}
-        token = run("token", "alice", env={"SYNC_DATA_DIR": str(tmp_path / "data")}).stdout.strip()
+        token = run_app("token", "alice",
+                        env={"SYNC_DATA_DIR": str(tmp_path / "data")}).stdout.strip()
         resp = requests.get(f"http://127.0.0.1:{port}/api/v1/sync/devices",
                             headers={"Authorization": f"Bearer {token}"}, timeout=5)
         assert resp.json() == {"devices": []}
@@ -108,6 +98,6 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        result = run("--port", str(port), "--data-dir", str(tmp_path))
+        result = run_app("--port", str(port), "--data-dir", str(tmp_path))
     assert result.returncode != 0
     assert "cannot listen" in result.stderr and "Traceback" not in result.stderr

@@ -17,13 +17,9 @@ import requests
 
 from sync import units
 
+from .helpers import free_port, run_app
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(*args, env=None, input=None):
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT,
-                          env=dict(os.environ, **(env or {})), input=input,
-                          capture_output=True, text=True, timeout=60)
 
 
 def one_line_error(result):
@@ -34,27 +30,20 @@ def one_line_error(result):
     return lines[0]
 
 
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # 9. token and user add need an existing database, or --create
 
 @pytest.mark.parametrize("command", [["token", "alice"],
                                      ["user", "add", "alice", "--password-stdin"]])
 def test_a_data_dir_without_a_database_is_refused_unless_create(tmp_path, command):
     data = tmp_path / "typo"
-    line = one_line_error(run(*command, "--data-dir", str(data), input="long enough\n"))
+    line = one_line_error(run_app(*command, "--data-dir", str(data), input="long enough\n"))
     assert line == (f"app.py: error: there is no database in {data}: check --data-dir (or "
                     "SYNC_DATA_DIR), or add --create to make a new data directory there")
     assert not data.exists()
-    result = run(*command, "--create", "--data-dir", str(data), input="long enough\n")
+    result = run_app(*command, "--create", "--data-dir", str(data), input="long enough\n")
     assert result.returncode == 0, result.stderr
     assert (data / "sync.sqlite3").exists() and (data / "secret.key").exists()
-    again = run(*command, "--data-dir", str(data), input="long enough\n")   # it exists now
+    again = run_app(*command, "--data-dir", str(data), input="long enough\n")   # it exists now
     assert again.returncode == 0, again.stderr
 
 
@@ -63,7 +52,7 @@ def test_a_data_dir_without_a_database_is_refused_unless_create(tmp_path, comman
 def test_token_ttl_takes_durations(tmp_path):
     data = str(tmp_path / "data")
     for ttl, seconds in (("1h", 3600), ("90", 90), ("30m", 1800), ("2d", 172800)):
-        result = run("token", "alice", "--ttl", ttl, "--create", "--data-dir", data)
+        result = run_app("token", "alice", "--ttl", ttl, "--create", "--data-dir", data)
         assert result.returncode == 0, result.stderr
         claims = jwt.decode(result.stdout.strip(), options={"verify_signature": False})
         assert claims["exp"] - int(claims["iat"]) == seconds
@@ -80,13 +69,13 @@ def test_token_ttl_takes_durations(tmp_path):
     (["token", "alice", "--tt", "60"], "unknown option --tt (did you mean --ttl?"),
 ])
 def test_bad_flags_are_one_line_naming_the_flag_and_its_forms(tmp_path, args, expected):
-    line = one_line_error(run(*args, "--data-dir", str(tmp_path / "data")))
+    line = one_line_error(run_app(*args, "--data-dir", str(tmp_path / "data")))
     assert expected in line
     assert not (tmp_path / "data").exists()
 
 
 def test_an_environment_variable_is_named_when_its_value_is_bad(tmp_path):
-    line = one_line_error(run("--data-dir", str(tmp_path / "d"), env={"SYNC_PORT": "http"}))
+    line = one_line_error(run_app("--data-dir", str(tmp_path / "d"), env={"SYNC_PORT": "http"}))
     assert "SYNC_PORT: 'http' is not a port number" in line
 
 
@@ -108,20 +97,20 @@ def test_units_take_the_documented_forms():
 
 def test_user_add_without_a_terminal_says_what_to_do(tmp_path):
     data = str(tmp_path / "data")
-    line = one_line_error(run("user", "add", "bob", "--create", "--data-dir", data, input=""))
+    line = one_line_error(run_app("user", "add", "bob", "--create", "--data-dir", data, input=""))
     assert "no terminal to ask for the password: pipe it in with --password-stdin" in line
 
 
 def test_short_passwords_are_refused_and_a_reset_says_updated(tmp_path):
     data = str(tmp_path / "data")
     for short in ("x", "seven77"):
-        line = one_line_error(run("user", "add", "bob", "--password-stdin", "--create",
+        line = one_line_error(run_app("user", "add", "bob", "--password-stdin", "--create",
                                   "--data-dir", data, input=short + "\n"))
         assert "too short: use at least 8 characters; nothing changed" in line
-    first = run("user", "add", "bob", "--password-stdin", "--create", "--data-dir", data,
+    first = run_app("user", "add", "bob", "--password-stdin", "--create", "--data-dir", data,
                 input="eight888\n")
     assert first.returncode == 0 and first.stderr.strip() == "created user bob"
-    second = run("user", "add", "bob", "--password-stdin", "--data-dir", data,
+    second = run_app("user", "add", "bob", "--password-stdin", "--data-dir", data,
                  input="another-one\n")
     assert second.returncode == 0
     assert second.stderr.strip() == "updated user bob: the password is changed"
@@ -131,7 +120,7 @@ def test_short_passwords_are_refused_and_a_reset_says_updated(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_logs_stopping_and_stopped(tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "app.py", "--port", str(port),
                              "--data-dir", str(tmp_path / "data")], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -179,7 +168,7 @@ def test_sigterm_logs_stopping_and_stopped(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_logs_stopping_and_stopped(tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir",
                              str(tmp_path / "data")], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -200,7 +189,7 @@ def test_a_port_in_use_creates_no_data_directory(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        line = one_line_error(run("--port", str(port), "--data-dir", str(tmp_path / "new")))
+        line = one_line_error(run_app("--port", str(port), "--data-dir", str(tmp_path / "new")))
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line
     assert not (tmp_path / "new").exists()
 
@@ -209,16 +198,16 @@ def test_a_port_in_use_creates_no_data_directory(tmp_path):
 
 def test_restore_says_it_migrates_only_an_older_database(tmp_path):
     from sync.db import SCHEMA_VERSION
-    old = run("restore", os.path.join(ROOT, "tests", "data", "v1"),
+    old = run_app("restore", os.path.join(ROOT, "tests", "data", "v1"),
               "--data-dir", str(tmp_path / "from-v1"))
     assert old.returncode == 0, old.stderr
     assert old.stdout.splitlines()[-1] == (
         "  start the server: the backup's database is at schema 1, and the server migrates "
         f"it to {SCHEMA_VERSION} on start (after copying it)")
     data = str(tmp_path / "data")
-    assert run("token", "alice", "--create", "--data-dir", data).returncode == 0
-    assert run("backup", str(tmp_path / "bk"), "--data-dir", data).returncode == 0
-    new = run("restore", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "restored"))
+    assert run_app("token", "alice", "--create", "--data-dir", data).returncode == 0
+    assert run_app("backup", str(tmp_path / "bk"), "--data-dir", data).returncode == 0
+    new = run_app("restore", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "restored"))
     assert new.returncode == 0, new.stderr
     assert new.stdout.splitlines()[-1] == "  start the server"
     assert "server migrates" not in new.stdout
@@ -233,7 +222,7 @@ def test_sigterm_answers_a_waiting_request_and_stops(tmp_path):
     import socket
     data = str(tmp_path / "data")
     env = {"SYNC_JWT_SECRET": "sigterm-test-secret-sigterm-test-secret"}
-    token = run("token", "alice", "--create", "--data-dir", data, env=env).stdout.strip()
+    token = run_app("token", "alice", "--create", "--data-dir", data, env=env).stdout.strip()
     proc = subprocess.Popen([sys.executable, "app.py", "--port", "0", "--data-dir", data],
                             cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -5,13 +5,14 @@ said in one line, fast."""
 
 import http.server
 import json
-import socket
 import threading
 
 import pytest
 
 from sync.client import api as api_mod
 from sync.client.api import Api, ApiError, Unreachable, content_digest
+
+from .helpers import free_port
 
 
 class Script(http.server.BaseHTTPRequestHandler):
@@ -82,14 +83,8 @@ def test_5xx_that_persists_becomes_an_error(scripted):
     assert info.value.status == 503 and len(sleeps) == api_mod.RETRIES
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_refused_first_connection_is_reported_at_once_in_one_line():
-    port = _free_port()
+    port = free_port()
     sleeps = []
     api = Api(f"http://127.0.0.1:{port}", "tok", sleep=sleeps.append)
     with pytest.raises(Unreachable) as info:

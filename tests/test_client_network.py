@@ -2,46 +2,20 @@
 fails fast; once the server has answered, a restart (refused connections
 for a while) is waited out with backoff and the pass completes."""
 
-import threading
 import time
-
-import waitress
 
 from sync.client import cli
 from sync.client.api import Api
 from sync.client.engine import Engine, Options
-from sync.config import Config
-from sync.wsgi import create_app, open_runtime
 
-from .client_harness import Server, folder_api, init, read, sync, write
-
-
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class FixedPortServer(Server):
-    """The harness's server on a port chosen by the test (to restart it there)."""
-
-    def __init__(self, data_dir, port):
-        config = Config.build(data_dir=str(data_dir), access_log=False, fsync=False)
-        self.rt = open_runtime(config)
-        self.server = waitress.create_server(create_app(self.rt), host="127.0.0.1", port=port,
-                                             threads=4, ident="sync-test",
-                                             asyncore_loop_timeout=0.1)
-        self.url = f"http://127.0.0.1:{port}"
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+from .client_harness import folder_api, init, read, sync, write
+from .helpers import Server, free_port
 
 
 def test_no_server_listening_fails_within_seconds_in_one_line(server, tmp_path, capsys):
     folder = tmp_path / "a"
     init(server, folder, "Laptop A")
-    port = _free_port()
+    port = free_port()
     assert cli.main(["config", str(folder), "--server", f"http://127.0.0.1:{port}"]) == 0
     capsys.readouterr()
     started = time.monotonic()
@@ -68,8 +42,8 @@ def test_https_to_the_plain_http_server_says_so(server, tmp_path, capsys):
 
 
 def test_a_server_restart_of_15_seconds_does_not_fail_the_pass(tmp_path):
-    port = _free_port()
-    first = FixedPortServer(tmp_path / "data", port)
+    port = free_port()
+    first = Server(tmp_path / "data", port=port)
     a, b = tmp_path / "a", tmp_path / "b"
     init(first, a, "Laptop A")
     init(first, b, "Laptop B")
@@ -89,7 +63,7 @@ def test_a_server_restart_of_15_seconds_does_not_fail_the_pass(tmp_path):
     def sleep(seconds):
         now[0] += seconds
         if now[0] >= 15 and len(servers) == 1:
-            servers.append(FixedPortServer(tmp_path / "data", port))
+            servers.append(Server(tmp_path / "data", port=port))
 
     api = folder_api(a, cls=RestartingServer)
     api.sleep, api.clock = sleep, lambda: now[0]
@@ -103,7 +77,7 @@ def test_a_server_restart_of_15_seconds_does_not_fail_the_pass(tmp_path):
                 s.stop()
     assert len(servers) == 2 and now[0] >= 15
     assert summary.up == 1 and summary.in_sync, summary.problems
-    again = FixedPortServer(tmp_path / "data", port) if servers[-1].stopping else None
+    again = Server(tmp_path / "data", port=port) if servers[-1].stopping else None
     try:
         assert sync(b) == 0
         assert read(b, "notes.txt") == b"written before the restart"

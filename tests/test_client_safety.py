@@ -12,7 +12,8 @@ from sync import backup, cliargs
 from sync import cli as server_cli
 from sync.client import cli
 
-from .client_harness import Server, folder_api, init, read, sync, tree, write
+from .client_harness import folder_api, init, read, sync, tree, write
+from .helpers import Server
 
 
 def _identical(a, b):

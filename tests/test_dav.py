@@ -2,10 +2,8 @@
 effects of each write, authentication, isolation between users, and what
 survives a restart."""
 
-import base64
 import hashlib
 import re
-import xml.etree.ElementTree as ET
 
 import pytest
 import webtest
@@ -15,64 +13,10 @@ from sync.config import Config
 from sync.db import database
 from sync.wsgi import create_app, open_runtime
 
-from .helpers import sha256
+from .helpers import DAV, DAV_ROOT, Dav, basic, sha256
 
 pytestmark = pytest.mark.filterwarnings("ignore::webtest.lint.WSGIWarning")
 
-DAV = "{DAV:}"
-ROOT = "/dav/files/alice/"
-
-
-class Dav:
-    """A WebDAV client over WebTest: ``dav.req("PUT", "a.txt", body=..., status=201)``."""
-
-    def __init__(self, testapp, authorization, root=ROOT):
-        self.testapp = testapp
-        self.authorization = authorization
-        self.root = root
-
-    def url(self, path):
-        return path if path.startswith("/") else self.root + path
-
-    def req(self, method, path="", body=b"", status=None, headers=None, **kw):
-        headers = dict(headers or {})
-        if self.authorization:
-            headers.setdefault("Authorization", self.authorization)
-        resp = self.testapp.request(self.url(path), method=method, body=body, headers=headers,
-                                    expect_errors=True, **kw)
-        if status is not None:
-            assert resp.status_int == status, (resp.status, resp.body[:500])
-        return resp
-
-    def put(self, path, data, status=None, **kw):
-        return self.req("PUT", path, body=data, status=status, **kw)
-
-    def propfind(self, path="", depth="1", body=b"", status=207):
-        resp = self.req("PROPFIND", path, body=body, status=status, headers={"Depth": depth})
-        return parse_multistatus(resp.body) if status == 207 else resp
-
-    def names(self, path=""):
-        """The members' hrefs below ``path`` (Depth 1), relative to the root."""
-        found = self.propfind(path)
-        return sorted(href[len(self.root):] for href in found if href != self.url(path))
-
-
-def basic(name, password):
-    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
-
-
-def parse_multistatus(body):
-    """``{href: {property name: element}}`` of the 200 propstats of a 207."""
-    result = {}
-    for response in ET.fromstring(body).iter(DAV + "response"):
-        href = response.find(DAV + "href").text
-        props = {}
-        for propstat in response.iter(DAV + "propstat"):
-            if "200" in propstat.find(DAV + "status").text:
-                for prop in propstat.find(DAV + "prop"):
-                    props[prop.tag] = prop
-        result[href] = props
-    return result
 
 
 @pytest.fixture
@@ -216,14 +160,14 @@ def test_propfind_depth_0_and_1_and_the_properties(dav, clock):
     dav.put("books/Dune.epub", b"spice", status=201, headers={"X-OC-Mtime": "1600000000"})
     dav.put("notes.txt", b"n", status=201)
     root = dav.propfind("", depth="0")
-    assert list(root) == [ROOT]
-    props = root[ROOT]
+    assert list(root) == [DAV_ROOT]
+    props = root[DAV_ROOT]
     assert props[DAV + "resourcetype"].find(DAV + "collection") is not None
     assert int(props[DAV + "quota-used-bytes"].text) == 6
     assert int(props[DAV + "quota-available-bytes"].text) > 0
     listing = dav.propfind("")
-    assert sorted(listing) == [ROOT, ROOT + "books/", ROOT + "notes.txt"]
-    book = dav.propfind("books/Dune.epub", depth="0")[ROOT + "books/Dune.epub"]
+    assert sorted(listing) == [DAV_ROOT, DAV_ROOT + "books/", DAV_ROOT + "notes.txt"]
+    book = dav.propfind("books/Dune.epub", depth="0")[DAV_ROOT + "books/Dune.epub"]
     assert book[DAV + "getcontentlength"].text == "5"
     assert book[DAV + "getetag"].text == f'"{sha256(b"spice")}"'
     assert book[DAV + "getlastmodified"].text == "Sun, 13 Sep 2020 12:26:40 GMT"
@@ -248,9 +192,9 @@ def test_propfind_of_nothing_is_404(dav):
 
 def test_the_etag_changes_with_the_content(dav):
     dav.put("a.txt", b"one", status=201)
-    first = dav.propfind("a.txt", depth="0")[ROOT + "a.txt"][DAV + "getetag"].text
+    first = dav.propfind("a.txt", depth="0")[DAV_ROOT + "a.txt"][DAV + "getetag"].text
     dav.put("a.txt", b"two", status=204)
-    second = dav.propfind("a.txt", depth="0")[ROOT + "a.txt"][DAV + "getetag"].text
+    second = dav.propfind("a.txt", depth="0")[DAV_ROOT + "a.txt"][DAV + "getetag"].text
     assert first != second and second.startswith('"') and second.endswith('"')
 
 
@@ -403,7 +347,7 @@ def _device(rt):
 
 def test_a_chunked_put_without_length_is_stored(dav, testapp, feed):
     data = b"chunk" * 1000
-    resp = testapp.request(ROOT + "chunked.txt", method="PUT", body=data,
+    resp = testapp.request(DAV_ROOT + "chunked.txt", method="PUT", body=data,
                            headers={"Authorization": dav.authorization,
                                     "Transfer-Encoding": "chunked"}, expect_errors=True)
     assert resp.status_int == 201, resp.body
@@ -465,7 +409,7 @@ def test_delete_of_a_file_and_of_a_folder_in_one_transaction(dav, feed):
 # -- MOVE and COPY -------------------------------------------------------------------------
 
 def dest(path):
-    return {"Destination": "http://localhost:80" + ROOT + path}
+    return {"Destination": "http://localhost:80" + DAV_ROOT + path}
 
 
 def test_move_of_a_file_is_a_move_in_the_feed(dav, feed):
@@ -541,10 +485,10 @@ def test_copy_of_a_folder_copies_every_file_and_depth_0_only_the_folder(dav, fee
 def test_a_destination_behind_a_tls_proxy_is_this_server(dav):
     dav.put("a.txt", b"a", status=201)
     dav.req("MOVE", "a.txt", status=201,
-            headers={"Destination": "https://localhost" + ROOT + "b.txt"})
-    dav.req("COPY", "b.txt", status=201, headers={"Destination": ROOT + "c.txt"})
+            headers={"Destination": "https://localhost" + DAV_ROOT + "b.txt"})
+    dav.req("COPY", "b.txt", status=201, headers={"Destination": DAV_ROOT + "c.txt"})
     dav.req("COPY", "b.txt", status=502,
-            headers={"Destination": "https://elsewhere.example" + ROOT + "d.txt"})
+            headers={"Destination": "https://elsewhere.example" + DAV_ROOT + "d.txt"})
     assert dav.names() == ["b.txt", "c.txt"]
 
 

@@ -22,17 +22,9 @@ from sync.config import Config
 from sync.runtime import Runtime
 from sync.wsgi import open_runtime
 
-from .helpers import SECRET, AppProcess, sha256
+from .helpers import SECRET, sha256
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def server(tmp_path):
-    srv = AppProcess(tmp_path / "data")
-    yield srv
-    if srv.proc is not None and srv.proc.poll() is None:
-        srv.kill()
 
 
 @pytest.fixture
@@ -46,13 +38,13 @@ def password(tmp_path):
     return secret
 
 
-def root_url(server):
-    return server.base.rsplit("/api/v1/sync", 1)[0] + "/dav/files/alice/"
+def root_url(process):
+    return process.base.rsplit("/api/v1/sync", 1)[0] + "/dav/files/alice/"
 
 
-def test_a_put_killed_midway_leaves_nothing_partial(server, password, tmp_path):
-    server.start()
-    url = root_url(server)
+def test_a_put_killed_midway_leaves_nothing_partial(process, password, tmp_path):
+    process.start()
+    url = root_url(process)
     data = os.urandom(48 * 1024 * 1024)
     credentials = base64.b64encode(f"alice:{password}".encode()).decode()
     # Killed while the body arrives, then while the server streams it into
@@ -65,9 +57,9 @@ def test_a_put_killed_midway_leaves_nothing_partial(server, password, tmp_path):
         with socket.create_connection((host, int(port)), timeout=30) as sock:
             sock.sendall(head + data[:sent])
             time.sleep(wait)
-            server.kill()
-        server.start()
-        url = root_url(server)
+            process.kill()
+        process.start()
+        url = root_url(process)
         got = requests.get(url + "big.bin", auth=("alice", password), timeout=30)
         assert got.status_code == 404 or got.content == data
         listing = requests.request("PROPFIND", url, auth=("alice", password),
@@ -110,10 +102,10 @@ def need(tool):
                     f"'{tool}': apt-get install {tool}, as root)")
 
 
-def test_litmus_passes_basic_copymove_props_locks_and_http(server, password, tmp_path):
+def test_litmus_passes_basic_copymove_props_locks_and_http(process, password, tmp_path):
     need("litmus")
-    server.start()
-    result = subprocess.run(["litmus", root_url(server), "alice", password],
+    process.start()
+    result = subprocess.run(["litmus", root_url(process), "alice", password],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, TESTS=" ".join(LITMUS_SECTIONS)))
     summaries = dict(re.findall(r"<- summary for `(\w+)': of \d+ tests run: (.*)",
@@ -158,10 +150,10 @@ def mtimes(root):
             for p in root.rglob("*") if p.is_file()}
 
 
-def test_rclone_syncs_a_tree_up_and_back_with_mtimes(server, password, tmp_path):
+def test_rclone_syncs_a_tree_up_and_back_with_mtimes(process, password, tmp_path):
     need("rclone")
-    server.start()
-    url = root_url(server)
+    process.start()
+    url = root_url(process)
     up, down = tmp_path / "up", tmp_path / "down"
     files = make_tree(up)
     for args in (("sync", str(up), "dav:library"), ("check", str(up), "dav:library"),
@@ -184,8 +176,8 @@ def test_rclone_syncs_a_tree_up_and_back_with_mtimes(server, password, tmp_path)
                  secret=SECRET.encode(), db_id="")
     session = requests.Session()
     session.headers["Authorization"] = "Bearer " + auth.issue_user_token(rt, "alice")
-    [device] = session.get(server.base + "/devices", timeout=10).json()["devices"]
-    changes = session.get(server.base + "/changes", headers={"X-Device-Id": device["id"]},
+    [device] = session.get(process.base + "/devices", timeout=10).json()["devices"]
+    changes = session.get(process.base + "/changes", headers={"X-Device-Id": device["id"]},
                           timeout=10).json()["changes"]
     library = {c["path"]: (c["sha256"], c["mtime"], c["device_id"]) for c in changes
                if c["op"] == "put"}

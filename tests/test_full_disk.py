@@ -19,10 +19,19 @@ from sync.config import Config
 from sync.db import database
 from sync.wsgi import create_app, open_runtime
 
-from .conftest import Clock, Ids
-from .helpers import CHUNK, Api, assert_error, content, sha256, upload
+from .helpers import (
+    CHUNK,
+    Api,
+    Clock,
+    Ids,
+    assert_error,
+    content,
+    count,
+    sha256,
+    spool_files,
+    upload,
+)
 from .helpers import start_upload as start
-from .test_uploads import count, spool_files
 
 MIB = 1024 * 1024
 

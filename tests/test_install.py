@@ -10,7 +10,6 @@ installed is this project, built from a copy of its source files."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -19,6 +18,8 @@ import time
 import pytest
 import requests
 from openapi_spec_validator import validate
+
+from .helpers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -61,12 +62,6 @@ def make_venv(path):
     with open(os.path.join(own, "reused-test-packages.pth"), "w") as f:
         f.write("\n".join(sorted(ours)) + "\n")
     return python
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

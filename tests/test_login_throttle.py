@@ -12,8 +12,7 @@ from sync import auth
 from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
-from .conftest import Clock, Ids
-from .helpers import Api, assert_error
+from .helpers import Api, Clock, Dav, Ids, assert_error, basic
 
 LOGIN = "/api/v1/auth/login"
 
@@ -148,7 +147,6 @@ def test_trusted_proxies_must_be_addresses(tmp_path):
 
 def test_webdav_and_api_guesses_count_together_and_are_logged_alike(rt, testapp, alice,
                                                                     caplog):
-    from .test_dav import Dav, basic
     with caplog.at_level(logging.WARNING, logger="sync.auth"):
         for _ in range(5):
             Dav(testapp, basic("alice", "guess")).req("PROPFIND", "", status=401)

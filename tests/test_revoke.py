@@ -2,10 +2,6 @@
 password change by ``user add NAME`` refuse every user token of NAME issued
 before that moment; device tokens and app passwords stay valid."""
 
-import os
-import subprocess
-import sys
-
 import webtest
 
 from sync import auth
@@ -13,15 +9,8 @@ from sync.config import Config
 from sync.db import database
 from sync.wsgi import create_app, open_runtime
 
-from .helpers import Api
-from .test_migrations import oldest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(*args, input=None):
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, input=input,
-                          capture_output=True, text=True, timeout=120)
+from .helpers import Api, run_app
+from .seed import oldest
 
 
 def test_revoke_ends_older_user_tokens_and_keeps_devices(rt, testapp, clock, api, dev):
@@ -96,21 +85,21 @@ def test_a_token_without_iat_is_refused_once_tokens_were_revoked(rt, testapp, cl
 
 def test_the_revoke_command(tmp_path):
     data = str(tmp_path / "data")
-    token = run("token", "alice", "--data-dir", data).stdout.strip()
-    unused = run("token", "carol", "--data-dir", data).stdout.strip()
-    result = run("user", "revoke", "alice", "--data-dir", data)
+    token = run_app("token", "alice", "--data-dir", data).stdout.strip()
+    unused = run_app("token", "carol", "--data-dir", data).stdout.strip()
+    result = run_app("user", "revoke", "alice", "--data-dir", data)
     assert result.returncode == 0, result.stderr
     assert "revoked every user token of alice" in result.stderr
-    fresh = run("token", "alice", "--data-dir", data).stdout.strip()
+    fresh = run_app("token", "alice", "--data-dir", data).stdout.strip()
     rt = open_runtime(Config.build(data_dir=data, access_log=False))
     app = webtest.TestApp(create_app(rt))
     Api(app, token).get("/devices", status=401)
     Api(app, fresh).get("/devices")
 
     # A name whose tokens were never used yet: revoked all the same.
-    result = run("user", "revoke", "carol", "--data-dir", data)
+    result = run_app("user", "revoke", "carol", "--data-dir", data)
     assert result.returncode == 0 and "carol had not used this server yet" in result.stderr
-    bad = run("user", "revoke", "no body", "--data-dir", data)
+    bad = run_app("user", "revoke", "no body", "--data-dir", data)
     assert bad.returncode == 1
     assert bad.stderr.strip().count("\n") == 0 and "not a usable user name" in bad.stderr
     rt = open_runtime(Config.build(data_dir=data, access_log=False))

@@ -2,43 +2,35 @@
 slow headers must not lock out everyone else. Figures for the same
 scenarios, against waitress's defaults, are in bench/attacks.py."""
 
-import pytest
 
 from sync import httpserver
 from sync.config import Config
 
-from .live_server import LiveServer, get
+from .helpers import get_once
 
 SLOW = 200  # connections that send their headers a byte at a time
 
 
-@pytest.fixture
-def live(tmp_path):
-    server = LiveServer(tmp_path / "data")
-    yield server
-    server.stop()
+def test_the_server_takes_far_more_connections_than_waitress_by_default(server):
+    assert server.server.adj.connection_limit >= 1000 > SLOW
+    assert server.server.adj.asyncore_use_poll  # select() stops at descriptor 1024
 
 
-def test_the_server_takes_far_more_connections_than_waitress_by_default(live):
-    assert live.server.adj.connection_limit >= 1000 > SLOW
-    assert live.server.adj.asyncore_use_poll  # select() stops at descriptor 1024
-
-
-def test_two_hundred_slow_header_senders_do_not_lock_out_a_normal_request(live):
+def test_two_hundred_slow_header_senders_do_not_lock_out_a_normal_request(server):
     """With waitress's default connection limit (100) the server stops
     accepting after 100 of these and the last request is never answered."""
     slow = []
     try:
         for i in range(SLOW):
-            sock = live.connect()
+            sock = server.connect()
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             slow.append(sock)
         for sock in slow:  # a byte each, as a trickler sends every ten seconds
             sock.sendall(b"a")
-        status, _, body = get(live, "/healthz", timeout=10)
+        status, _, body = get_once(server, "/healthz", timeout=10)
         assert status == 200 and b"ok" in body
         # The slow ones are still open and waiting, not dropped to make room.
-        assert len(live.server._map) > SLOW
+        assert len(server.server._map) > SLOW
     finally:
         for sock in slow:
             sock.close()

@@ -11,8 +11,7 @@ import webtest
 from sync import auth
 from sync.wsgi import create_app
 
-from .helpers import Api, assert_error
-from .live_server import LiveServer, get, read_response, request
+from .helpers import Api, Server, assert_error, get_once, read_response, send_request
 
 CONFLICTS = 12000  # answers of about 4 MiB each: more than the socket buffers hold
 STALLED = 8
@@ -83,8 +82,8 @@ def test_a_feed_cursor_is_no_conflicts_cursor(api, dev):
 def live(tmp_path):
     # A small output watermark makes the stall happen at a bounded size: a
     # streamed answer blocks its worker once 64 KiB wait for the client.
-    server = LiveServer(tmp_path / "data", threads=8,
-                        waitress_overrides={"outbuf_high_watermark": 64 * 1024})
+    server = Server(tmp_path / "data", threads=8,
+                    waitress={"outbuf_high_watermark": 64 * 1024})
     yield server
     server.stop()
 
@@ -100,19 +99,19 @@ def test_eight_stalled_readers_leave_the_server_answering_and_the_wal_checkpoint
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.connect(("127.0.0.1", live.port))
-            request(sock, "GET", "/api/v1/sync/conflicts",
+            send_request(sock, "GET", "/api/v1/sync/conflicts",
                     {"Authorization": f"Bearer {token}"})
             stalled.append(sock)  # and never read
         # Everyone else is still answered (every worker thread would be
         # pinned by a streamed answer)...
         for _ in range(3):
-            status, _, body = get(live, "/api/v1/sync/devices",
+            status, _, body = get_once(live, "/api/v1/sync/devices",
                                   {"Authorization": f"Bearer {token}"}, timeout=10)
             assert status == 200 and b'"Laptop"' in body
         # ...writes go on, and no reader holds a snapshot back from the WAL.
         with live.connect() as sock:
             body = (b'{"changes": [{"op": "delete", "path": "x", "base_rev": null}]}')
-            request(sock, "POST", "/api/v1/sync/report",
+            send_request(sock, "POST", "/api/v1/sync/report",
                     {"Authorization": f"Bearer {device['token']}",
                      "Content-Type": "application/json", "Connection": "close"}, body)
             assert read_response(sock)[0] == 200

@@ -15,14 +15,9 @@ from sync import datadir
 from sync.wsgi import open_runtime
 
 from . import seed
+from .helpers import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(data_dir, port=None):

@@ -6,10 +6,21 @@ from sync import auth, blobs, library, uploads
 from sync.db import database, write
 from sync.wsgi import open_runtime
 
-from .helpers import CHUNK, Api, assert_error, content, other_app, sha256, upload
+from .helpers import (
+    CHUNK,
+    DAY,
+    Api,
+    assert_error,
+    content,
+    count,
+    other_app,
+    run_app,
+    sha256,
+    spool_files,
+    upload,
+)
 from .helpers import send_chunk as send
 from .helpers import start_upload as start
-from .test_uploads import DAY, count, spool_files
 
 
 def body(n, size=10):
@@ -109,7 +120,6 @@ def test_backup_restore_and_check_name_the_entry_with_the_wrong_size(tmp_path):
     import sqlite3
 
     from . import seed as kit
-    from .test_cli import run as app
     data_dir = tmp_path / "data"
     config = kit.config_for(data_dir)
     rt = open_runtime(config)
@@ -120,14 +130,14 @@ def test_backup_restore_and_check_name_the_entry_with_the_wrong_size(tmp_path):
         con.execute("UPDATE entries SET size = 2621440000 WHERE path = 'kb/x.txt'")
     con.close()
 
-    backup = app("backup", str(tmp_path / "bk"), "--data-dir", str(data_dir))
+    backup = run_app("backup", str(tmp_path / "bk"), "--data-dir", str(data_dir))
     assert backup.returncode == 0, backup.stdout + backup.stderr
     assert "alice's file 'kb/x.txt' says 2621440000 bytes" in backup.stdout
-    restored = app("restore", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "new"))
+    restored = run_app("restore", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "new"))
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "alice's file 'kb/x.txt' says 2621440000 bytes" in restored.stdout
     assert kit.live_entries(kit.config_for(tmp_path / "new"))[("alice", "kb/fine.txt")]
-    checked = app("check", "--data-dir", str(data_dir))
+    checked = run_app("check", "--data-dir", str(data_dir))
     assert checked.returncode == 1
     assert "alice's file 'kb/x.txt' says 2621440000 bytes" in checked.stdout
 

@@ -16,27 +16,19 @@ from sync.db import database
 
 from .helpers import (
     CHUNK,
+    DAY,
     Api,
     assert_error,
     content,
+    count,
     digest_header,
     other_app,
     send_chunk,
     sha256,
+    spool_files,
     start_upload,
     upload,
 )
-
-DAY = 24 * 3600
-
-
-def spool_files(rt):
-    return sorted(os.listdir(rt.config.path("spool")))
-
-
-def count(table):
-    with database.connection_context():
-        return database.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
 def sweep(rt):

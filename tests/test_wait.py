@@ -16,8 +16,7 @@ from sync.config import Config
 from sync.wsgi import create_app, open_runtime
 
 from . import seed
-from .helpers import Api, Ids, assert_error, sha256
-from .webpage import Browser, add_user
+from .helpers import Api, Browser, Ids, assert_error, sha256
 
 OTHER_DB = "0123456789abcdef"
 CHUNK = 256 * 1024
@@ -370,7 +369,7 @@ def test_webdav_writes_wake_the_waiter(rt, api, dev, testapp):
 
 
 def test_a_deletion_on_the_web_page_wakes_the_waiter(rt, dev, device, testapp):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     browser = Browser(testapp.app)
     browser.login("alice")
     seed.put(rt, device, "a.txt", b"one")

@@ -3,61 +3,36 @@
 answers), the cap, and a client that goes away freeing its place."""
 
 import json
-import logging
-import socket
-import threading
 import time
 
 import pytest
 import requests
 
-from sync import auth, httpserver
-from sync.config import Config
-from sync.wsgi import create_app, open_runtime
-
-from .helpers import sha256
+from .helpers import Server, send_request, sha256
 
 pytestmark = pytest.mark.slow
 
 
-class Served:
-    """The app on waitress in a thread, with the server's own adjustments."""
+class Served(Server):
+    """The server with a device of alice registered and the head of its
+    feed; waits held open on raw connections."""
 
     def __init__(self, data_dir, **settings):
-        self.config = Config.build(data_dir=str(data_dir), access_log=False, fsync=False,
-                                   **settings)
-        self.rt = open_runtime(self.config)
-        self.server = httpserver.create_server(create_app(self.rt), self.config,
-                                               host="127.0.0.1", port=0,
-                                               asyncore_loop_timeout=0.1)
-        self.port = self.server.effective_port
-        self.url = f"http://127.0.0.1:{self.port}/api/v1/sync"
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.stopping = False
-        self.thread.start()
-        token = auth.issue_user_token(self.rt, "alice")
-        self.user = {"Authorization": f"Bearer {token}"}
-        device = requests.post(self.url + "/devices", json={"name": "Laptop"},
+        super().__init__(data_dir, **settings)
+        self.api = self.url + "/api/v1/sync"
+        self.user = {"Authorization": f"Bearer {self.user_token()}"}
+        device = requests.post(self.api + "/devices", json={"name": "Laptop"},
                                headers=self.user, timeout=10).json()
         self.device = {"Authorization": f"Bearer {device['token']}"}
-        self.cursor = requests.get(self.url + "/changes", headers=self.device,
+        self.cursor = requests.get(self.api + "/changes", headers=self.device,
                                    timeout=10).json()["cursor"]
-
-    def _run(self):
-        try:
-            self.server.run()
-        except OSError:
-            if not self.stopping:
-                raise
 
     def open_wait(self, timeout=55):
         """A raw connection holding a wait; the caller closes it."""
         body = json.dumps({"cursor": self.cursor, "timeout": timeout}).encode()
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        sock.sendall(b"POST /api/v1/sync/changes/wait HTTP/1.1\r\nHost: test\r\n"
-                     + f"Authorization: {self.device['Authorization']}\r\n".encode()
-                     + b"Content-Type: application/json\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock = self.connect()
+        send_request(sock, "POST", "/api/v1/sync/changes/wait",
+                     {**self.device, "Content-Type": "application/json"}, body)
         return sock
 
     def waiters(self, count, timeout=10.0):
@@ -67,15 +42,6 @@ class Served:
                 return False
             time.sleep(0.02)
         return True
-
-    def stop(self):
-        self.stopping = True
-        self.server.logger.setLevel(logging.FATAL)
-        while self.server._map:
-            for channel in list(self.server._map.values()):
-                channel.handle_close()
-        self.server.task_dispatcher.shutdown(timeout=1)
-        self.thread.join(5)
 
 
 @pytest.fixture
@@ -91,10 +57,10 @@ def test_sixteen_waiters_leave_the_api_answering(served):
     try:
         assert served.waiters(16)
         for _ in range(3):
-            resp = requests.get(served.url + "/devices", headers=served.user, timeout=5)
+            resp = requests.get(served.api + "/devices", headers=served.user, timeout=5)
             assert resp.status_code == 200 and len(resp.json()["devices"]) == 1
         # A change still reaches all of them.
-        moved = requests.post(served.url + "/report", headers=served.device, timeout=5, json={
+        moved = requests.post(served.api + "/report", headers=served.device, timeout=5, json={
             "changes": [{"op": "delete", "path": "nothing.txt", "base_rev": None}]})
         assert moved.json()["results"][0]["status"] == "unchanged"
         assert served.rt.waiters.count == 16  # nothing changed: nobody woke
@@ -110,7 +76,7 @@ def test_past_the_default_cap_the_answer_is_a_backoff(served):
     try:
         assert served.waiters(limit)
         started = time.monotonic()
-        resp = requests.post(served.url + "/changes/wait", headers=served.device, timeout=5,
+        resp = requests.post(served.api + "/changes/wait", headers=served.device, timeout=5,
                              json={"cursor": served.cursor, "timeout": 30})
         assert time.monotonic() - started < 5
         assert resp.status_code == 200
@@ -130,7 +96,7 @@ def test_a_client_that_goes_away_frees_its_place(served):
         assert served.waiters(1, timeout=10)
         assert time.monotonic() - started < 5  # "within a few seconds"
         # The other waiter still gets its answer.
-        requests.post(served.url + "/report", headers=served.device, timeout=5, json={
+        requests.post(served.api + "/report", headers=served.device, timeout=5, json={
             "changes": [{"op": "put", "path": "a.txt", "sha256": "0" * 64, "size": 1,
                          "mtime": 0, "base_rev": None}]})
         assert served.rt.waiters.count == 1  # upload_required: not a change yet
@@ -145,11 +111,11 @@ def test_a_woken_waiter_gets_its_answer_over_the_socket(served):
         assert served.waiters(1)
         data = b"hello"
         sha = sha256(data)
-        session = requests.post(served.url + "/upload", headers=served.device, timeout=5, json={
+        session = requests.post(served.api + "/upload", headers=served.device, timeout=5, json={
             "path": "a.txt", "size": len(data), "sha256": sha, "base_rev": None}).json()
-        requests.put(f"{served.url}/upload/{session['id']}/chunks/0", data=data,
+        requests.put(f"{served.api}/upload/{session['id']}/chunks/0", data=data,
                      headers=served.device, timeout=5)
-        done = requests.post(f"{served.url}/upload/{session['id']}/complete",
+        done = requests.post(f"{served.api}/upload/{session['id']}/complete",
                              headers=served.device, timeout=5).json()
         assert done["status"] == "applied"
         sock.settimeout(5)

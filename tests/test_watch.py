@@ -4,10 +4,8 @@ loopback. The bounds are generous (a loaded machine); ``bench/live.py``
 measures the latency precisely."""
 
 import io
-import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,46 +13,32 @@ import time
 
 import pytest
 
-from sync import auth, httpserver
 from sync.client import cli
 from sync.client.engine import Engine, Options
 from sync.client.watch import Watcher
-from sync.config import Config
-from sync.wsgi import create_app, open_runtime
 
-from .client_harness import read, write
+from .client_harness import init, read, write
+from .helpers import ROOT, Server
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARRY_S = 10  # the spec's 3 seconds, with room for a loaded machine
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """The app on waitress with the server's own settings, in a thread; it
-    can be stopped and started again on the same port over the same data."""
+class Recording(Server):
+    """The server, noting every request ``(when, method, path)``; with
+    ``refuse_waits`` it answers ``/changes/wait`` 404, as a server from
+    before waiting existed."""
 
     def __init__(self, data_dir, refuse_waits=False, **settings):
-        self.refuse_waits = refuse_waits  # as a server from before waiting existed
-        self.config = Config.build(data_dir=str(data_dir), access_log=False, fsync=False,
-                                   **settings)
-        self.rt = open_runtime(self.config)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.refuse_waits = refuse_waits
         self.requests = []
-        self.server = None
-        self.start()
+        super().__init__(data_dir, **settings)
 
     def app(self):
-        app = create_app(self.rt)
+        app = super().app()
 
-        def counting(environ, start_response):
+        def recording(environ, start_response):
             self.requests.append((time.monotonic(), environ["REQUEST_METHOD"],
                                   environ["PATH_INFO"]))
             if self.refuse_waits and environ["PATH_INFO"].endswith("/changes/wait"):
@@ -62,45 +46,15 @@ class LiveServer:
                 return [b'{"title": "Not Found", "description": "No such route.", '
                         b'"code": "not_found"}']
             return app(environ, start_response)
-        return counting
-
-    def start(self):
-        self.server = httpserver.create_server(self.app(), self.config, host="127.0.0.1",
-                                               port=self.port, asyncore_loop_timeout=0.1)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.server.run()
-        except OSError:
-            if not self.stopping:
-                raise
-
-    def stop(self):
-        self.stopping = True
-        self.server.logger.setLevel(logging.FATAL)
-        while self.server._map:
-            for channel in list(self.server._map.values()):
-                channel.handle_close()
-        self.server.task_dispatcher.shutdown(timeout=1)
-        self.thread.join(5)
-
-    def user_token(self):
-        return auth.issue_user_token(self.rt, "alice")
+        return recording
 
 
 @pytest.fixture
-def live(tmp_path):
-    server = LiveServer(tmp_path / "data")
+def server(tmp_path):
+    """The ``Recording`` server (``laptops`` registers its folders on it)."""
+    server = Recording(tmp_path / "data")
     yield server
     server.stop()
-
-
-def init(server, folder, name):
-    assert cli.main(["init", str(folder), "--server", server.url, "--token",
-                     server.user_token(), "--device-name", name]) == 0
 
 
 class Client:
@@ -164,14 +118,17 @@ def started(client, folder):
     assert eventually(has_cursor), client.output()
 
 
-def test_two_folders_in_watch_mode_carry_every_kind_of_change(live, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(live, a, "Laptop")
-    init(live, b, "Desktop")
-    ca, cb = Client(a), Client(b)
+def watching(folder):
+    """A ``Client`` of ``folder`` whose first pass has run."""
+    client = Client(folder)
+    started(client, folder)
+    return client
+
+
+def test_two_folders_in_watch_mode_carry_every_kind_of_change(laptops):
+    a, b = laptops
+    ca, cb = watching(a), watching(b)
     try:
-        started(ca, a)
-        started(cb, b)
         write(a, "books/new.txt", b"first")
         assert eventually(lambda: holds(b, "books/new.txt", b"first")), ca.output()
         write(a, "books/new.txt", b"second, longer")
@@ -190,10 +147,8 @@ def test_two_folders_in_watch_mode_carry_every_kind_of_change(live, tmp_path):
     assert code_b == 130  # Ctrl-C
 
 
-def test_quiet_prints_a_line_only_for_a_pass_that_changed_something(live, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(live, a, "Laptop")
-    init(live, b, "Desktop")
+def test_quiet_prints_a_line_only_for_a_pass_that_changed_something(laptops, tmp_path):
+    a, b = laptops
     log = tmp_path / "a.out"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -214,19 +169,15 @@ def test_quiet_prints_a_line_only_for_a_pass_that_changed_something(live, tmp_pa
                      "0 moved, 0 new conflicts"] * 2, lines
 
 
-def test_watch_keeps_running_through_a_server_restart(live, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(live, a, "Laptop")
-    init(live, b, "Desktop")
-    ca, cb = Client(a), Client(b)
+def test_watch_keeps_running_through_a_server_restart(server, laptops):
+    a, b = laptops
+    ca, cb = watching(a), watching(b)
     try:
-        started(ca, a)
-        started(cb, b)
-        live.stop()
+        server.stop()
         write(a, "offline.txt", b"made while the server was down")
         time.sleep(2)  # the clients fail, back off and try again
         assert ca.proc.poll() is None and cb.proc.poll() is None
-        live.start()
+        server.start()
         # Backoff doubles from 1 s: within 1 + 2 + 4 s of the restart.
         assert eventually(lambda: holds(b, "offline.txt", b"made while the server was down"),
                           limit=20), ca.output() + cb.output()
@@ -261,21 +212,21 @@ class Running:
         return self.code
 
 
-def wait_requests(live, since):
-    return [r for r in live.requests if r[0] >= since and r[2].endswith("/changes/wait")]
+def wait_requests(server, since):
+    return [r for r in server.requests if r[0] >= since and r[2].endswith("/changes/wait")]
 
 
-def test_an_idle_client_makes_one_request_per_wait_timeout(live, tmp_path):
+def test_an_idle_client_makes_one_request_per_wait_timeout(server, tmp_path):
     a = tmp_path / "a"
-    init(live, a, "Laptop")
+    init(server, a, "Laptop")
     write(a, "one.txt", b"1")
     running = Running(a, wait_timeout=2)
     try:
-        assert eventually(lambda: running.watcher.passes_done >= 1 and wait_requests(live, 0))
+        assert eventually(lambda: running.watcher.passes_done >= 1 and wait_requests(server, 0))
         time.sleep(0.5)
         since = time.monotonic()
         time.sleep(6.2)
-        idle = [r for r in live.requests if r[0] >= since]
+        idle = [r for r in server.requests if r[0] >= since]
         # One wait every 2 s, nothing else: three or four requests in 6.2 s.
         assert 3 <= len(idle) <= 4, idle
         assert all(path.endswith("/changes/wait") for _, _, path in idle), idle
@@ -284,10 +235,8 @@ def test_an_idle_client_makes_one_request_per_wait_timeout(live, tmp_path):
     assert running.out.getvalue().count("1 up") == 1
 
 
-def test_a_file_still_being_written_is_synced_once_it_settles(live, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(live, a, "Laptop")
-    init(live, b, "Desktop")
+def test_a_file_still_being_written_is_synced_once_it_settles(laptops):
+    a, b = laptops
     running = Running(a)
     try:
         assert eventually(lambda: running.watcher.passes_done >= 1)
@@ -305,10 +254,8 @@ def test_a_file_still_being_written_is_synced_once_it_settles(live, tmp_path):
     assert read(b, "growing.bin") == b"".join(bytes([i]) * 1000 for i in range(12))
 
 
-def test_without_file_events_the_folder_is_polled(live, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    init(live, a, "Laptop")
-    init(live, b, "Desktop")
+def test_without_file_events_the_folder_is_polled(laptops):
+    a, b = laptops
     running = Running(a, events=False, interval=0.5)
     try:
         assert eventually(lambda: running.watcher.passes_done >= 1)
@@ -322,25 +269,25 @@ def test_without_file_events_the_folder_is_polled(live, tmp_path):
 
 
 def test_the_servers_backoff_is_honoured(tmp_path):
-    live = LiveServer(tmp_path / "data", max_waiters=0)
+    server = Recording(tmp_path / "data", max_waiters=0)
     a = tmp_path / "a"
-    init(live, a, "Laptop")
+    init(server, a, "Laptop")
     running = Running(a, wait_timeout=1)
     try:
-        assert eventually(lambda: running.watcher.passes_done >= 1 and wait_requests(live, 0))
+        assert eventually(lambda: running.watcher.passes_done >= 1 and wait_requests(server, 0))
         time.sleep(4)
         # Every wait is answered at once with backoff 10: one wait, not one a second.
-        assert len(wait_requests(live, 0)) == 1
+        assert len(wait_requests(server, 0)) == 1
     finally:
         assert running.close() == 0
-        live.stop()
+        server.stop()
 
 
 def test_against_a_server_without_waiting_the_library_is_polled(tmp_path):
-    live = LiveServer(tmp_path / "data", refuse_waits=True)
+    server = Recording(tmp_path / "data", refuse_waits=True)
     a, b = tmp_path / "a", tmp_path / "b"
-    init(live, a, "Laptop")
-    init(live, b, "Desktop")
+    init(server, a, "Laptop")
+    init(server, b, "Desktop")
     running = Running(a, interval=1)
     try:
         assert eventually(lambda: running.watcher.passes_done >= 1)
@@ -349,17 +296,17 @@ def test_against_a_server_without_waiting_the_library_is_polled(tmp_path):
         assert eventually(lambda: holds(a, "remote.txt", b"from b"))
     finally:
         assert running.close() == 0
-        live.stop()
+        server.stop()
 
 
-def test_a_refused_token_stops_the_watch(live, tmp_path, capsys):
+def test_a_refused_token_stops_the_watch(server, tmp_path, capsys):
     a = tmp_path / "a"
-    init(live, a, "Laptop")
+    init(server, a, "Laptop")
     from sync.client.state import load_config
     device_id = load_config(str(a))["device_id"]
     import requests
-    requests.delete(f"{live.url}/api/v1/sync/devices/{device_id}", timeout=5,
-                    headers={"Authorization": f"Bearer {live.user_token()}"})
+    requests.delete(f"{server.url}/api/v1/sync/devices/{device_id}", timeout=5,
+                    headers={"Authorization": f"Bearer {server.user_token()}"})
     running = Running(a)
     running.thread.join(20)
     assert not running.thread.is_alive()

@@ -18,9 +18,8 @@ from sync.db import database
 from sync.web import pages, sessions, views
 from sync.wsgi import create_app, open_runtime
 
-from . import seed as seeding
-from .helpers import ROOT, Api, sha256
-from .webpage import PASSWORD, Browser, add_user, seed, seed_many, user_id
+from . import seed
+from .helpers import PASSWORD, ROOT, Api, Browser, sha256
 
 PAGES = ["/", "/files", "/devices", "/conflicts", "/trash", "/rewind"]
 HOSTILE = '<script>alert("x")<script>&amp;"\'.txt'
@@ -31,20 +30,22 @@ def app(testapp):
     return testapp.app
 
 
+def logged_in(rt, app, name):
+    """A browser logged in as a new user ``name``."""
+    seed.add_user(rt, name)
+    browser = Browser(app)
+    browser.login(name)
+    return browser
+
+
 @pytest.fixture
 def alice(rt, app):
-    add_user(rt, "alice")
-    browser = Browser(app)
-    browser.login("alice")
-    return browser
+    return logged_in(rt, app, "alice")
 
 
 @pytest.fixture
 def bob_browser(rt, app):
-    add_user(rt, "bob")
-    browser = Browser(app)
-    browser.login("bob")
-    return browser
+    return logged_in(rt, app, "bob")
 
 
 def session_count():
@@ -80,7 +81,7 @@ def test_a_page_without_a_session_redirects_to_the_login_form(app, url):
 @pytest.mark.parametrize("url", ["/logout", "/devices", "/files/delete",
                                  "/conflicts/resolve", "/devices/remove"])
 def test_a_form_sent_without_a_session_changes_nothing(rt, app, url):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     before = device_rows(), entry_rows()
     resp = Browser(app).post(url, {"name": "Kobo"}, csrf="whatever", status=303)
     assert resp.headers["Location"] == "/login"
@@ -93,7 +94,7 @@ def test_the_upload_api_without_a_session_is_401(app):
 
 
 def test_the_login_form_is_labelled_and_opens_a_session(rt, app):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     browser = Browser(app)
     page = browser.get("/login")
     assert '<label for="username">' in page.text and 'id="username"' in page.text
@@ -114,7 +115,7 @@ def test_the_login_form_is_labelled_and_opens_a_session(rt, app):
 
 
 def test_the_login_goes_back_to_the_page_asked_for(rt, app):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     browser = Browser(app)
     location = browser.get("/devices", status=303).headers["Location"]
     form = browser.get(location)
@@ -126,19 +127,19 @@ def test_the_login_goes_back_to_the_page_asked_for(rt, app):
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "evil",
                                     "/\\evil.example"])
 def test_the_login_never_sends_the_browser_to_another_site(rt, app, target):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     resp = Browser(app).login("alice", next=target)
     assert resp.headers["Location"] == "/"
 
 
 def test_the_cookie_is_secure_over_https(rt, app):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     resp = Browser(app, https=True).login("alice")
     assert "Secure" in resp.headers["Set-Cookie"]
 
 
 def test_x_forwarded_proto_from_an_untrusted_peer_is_ignored(rt, app):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     browser = Browser(app)
     resp = browser.app.post("/login", {"username": "alice", "password": "correct horse "
                                        "battery staple"},
@@ -150,7 +151,7 @@ def test_x_forwarded_proto_from_an_untrusted_peer_is_ignored(rt, app):
 @pytest.mark.parametrize("name,password", [("alice", "wrong"), ("nobody", "whatever"),
                                            ("", "")])
 def test_a_wrong_name_or_password_shows_the_form_again(rt, app, name, password):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     browser = Browser(app)
     resp = browser.login(name, password, status=401)
     assert "Wrong user name or password." in resp.text
@@ -160,7 +161,7 @@ def test_a_wrong_name_or_password_shows_the_form_again(rt, app, name, password):
 
 
 def test_a_login_posted_from_another_site_is_refused(rt, app):
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     resp = Browser(app).app.post(
         "/login", {"username": "alice", "password": "correct horse battery staple"},
         headers={"Origin": "https://evil.example"}, status=403)
@@ -272,17 +273,17 @@ FORMS = [
 @pytest.fixture
 def everything(rt, alice, api, device):
     """alice with a file, a device and an open conflict."""
-    seed(rt, "alice", {"a.txt": b"server"})
-    rev = views.head(user_id(rt, "alice"), "a.txt").rev
+    seed.put_files(rt, "alice", {"a.txt": b"server"})
+    rev = views.head(seed.user_id(rt, "alice"), "a.txt").rev
     other = api.post("/devices", {"name": "Tolino"}).json
     kobo = api.as_(other["token"])
     kobo.post("/report", {"changes": [{"op": "put", "path": "a.txt", "sha256": sha256(b"server"),
                                        "size": 6, "mtime": 1, "base_rev": rev}]})
     with database.connection_context():
-        conflict = library.report(rt, user_id(rt, "alice"), device["id"], {"changes": [
+        conflict = library.report(rt, seed.user_id(rt, "alice"), device["id"], {"changes": [
             {"op": "delete", "path": "a.txt", "base_rev": rev - 1}]})["results"][0]
     assert conflict["status"] == "conflict"
-    seed(rt, "alice", {"a.txt": b"server, again"})
+    seed.put_files(rt, "alice", {"a.txt": b"server, again"})
     return {"DEVICE": device["id"], "REV": str(rev), "CONFLICT": conflict["conflict_id"],
             "OLD": str(rev)}
 
@@ -359,7 +360,7 @@ def _assert_security_headers(resp):
 
 def test_hostile_file_and_device_names_are_escaped(rt, alice, api):
     kobo = api.post("/devices", {"name": '<img src=x onerror="alert(1)">'}).json
-    seed(rt, "alice", {f"{HOSTILE}/{HOSTILE}": b"1", HOSTILE: b"2"}, device_id=kobo["id"])
+    seed.put_files(rt, "alice", {f"{HOSTILE}/{HOSTILE}": b"1", HOSTILE: b"2"}, device_id=kobo["id"])
     pages_text = [alice.get(u).text for u in
                   ["/", "/files", "/files?" + _q("in", HOSTILE), "/devices",
                    "/files/move?" + _q("path", HOSTILE), "/files/delete?" + _q("path", HOSTILE),
@@ -445,7 +446,7 @@ def overview_figures(text):
 
 def test_the_overview_shows_the_counted_figures_after_every_kind_of_change(
         everything, rt, alice, api, device, clock):
-    uid = user_id(rt, "alice")
+    uid = seed.user_id(rt, "alice")
     dev = api.as_(device["token"])
 
     def same():
@@ -454,7 +455,7 @@ def test_the_overview_shows_the_counted_figures_after_every_kind_of_change(
         assert overview_figures(alice.get("/").text) == expected
         return expected
     assert same() == {"files": 1, "conflicts": 1}
-    seed(rt, "alice", {"b.txt": b"b", "c/d.txt": b"d", "e.txt": b"e"})
+    seed.put_files(rt, "alice", {"b.txt": b"b", "c/d.txt": b"d", "e.txt": b"e"})
     rev = views.head(uid, "b.txt").rev
     dev.post("/report", {"changes": [
         {"op": "delete", "path": "e.txt", "base_rev": views.head(uid, "e.txt").rev},
@@ -500,12 +501,12 @@ def vm_steps(call):
 
 
 def test_the_overview_costs_the_same_for_a_small_and_a_large_library(rt, alice, api, device):
-    uid = user_id(rt, "alice")
+    uid = seed.user_id(rt, "alice")
     dev = api.as_(device["token"])
-    seed_many(rt, "alice", [f"small/{i}.txt" for i in range(100)])
+    seed.put_many(rt, "alice", [f"small/{i}.txt" for i in range(100)])
     with database.connection_context():
         small = vm_steps(lambda: views.overview(uid))
-    seed_many(rt, "alice", [f"large/{i}.txt" for i in range(20_000)])
+    seed.put_many(rt, "alice", [f"large/{i}.txt" for i in range(20_000)])
     dev.post("/report", {"changes": [{"op": "delete", "path": f"large/{i}.txt",
                                       "base_rev": views.head(uid, f"large/{i}.txt").rev}
                                      for i in range(1000)]})
@@ -520,7 +521,7 @@ def test_the_overview_costs_the_same_for_a_small_and_a_large_library(rt, alice, 
 # -- files ------------------------------------------------------------------------
 
 def test_the_files_page_lists_folders_and_files_with_their_device(rt, alice, api, device):
-    seed(rt, "alice", {"books/Dune.epub": b"spice", "books/sf/Solaris.epub": b"ocean",
+    seed.put_files(rt, "alice", {"books/Dune.epub": b"spice", "books/sf/Solaris.epub": b"ocean",
                        "notes.txt": b"hello"}, device_id=device["id"])
     top = alice.get("/files").text
     assert "books/" in top and "notes.txt" in top and "Dune.epub" not in top
@@ -535,7 +536,7 @@ def test_the_files_page_lists_folders_and_files_with_their_device(rt, alice, api
 def test_a_folder_is_listed_in_pages(rt, alice, monkeypatch):
     monkeypatch.setattr(views, "PAGE_SIZE", 7)
     names = [f"f{i:02}.txt" for i in range(10)] + [f"d{i}/x.txt" for i in range(6)]
-    seed_many(rt, "alice", ["big/" + n for n in names] + ["big-sibling.txt", "big0.txt"])
+    seed.put_many(rt, "alice", ["big/" + n for n in names] + ["big-sibling.txt", "big0.txt"])
     seen, url = [], "/files?in=big"
     while url:
         text = alice.get(url).text
@@ -548,8 +549,8 @@ def test_a_folder_is_listed_in_pages(rt, alice, monkeypatch):
 
 def test_list_folder_skips_what_lies_inside_sub_folders(rt):
     paths = [f"a/{i:03}" for i in range(50)] + ["a/b/c/d", "a/b/e", "a/c", "a-z", "a0", "b/x"]
-    seed_many(rt, "alice", paths)
-    uid = user_id(rt, "alice")
+    seed.put_many(rt, "alice", paths)
+    uid = seed.user_id(rt, "alice")
     with database.connection_context():
         items, start, inclusive = views.list_folder(uid, "a", limit=1000)
         assert [i.name for i in items] == [f"{i:03}" for i in range(50)] + ["b", "c"]
@@ -569,7 +570,7 @@ def test_list_folder_skips_what_lies_inside_sub_folders(rt):
 
 def test_download_sends_the_same_bytes_as_an_attachment(rt, alice):
     data = bytes(range(256)) * 40
-    seed(rt, "alice", {"music/<b>x</b>.html": data})
+    seed.put_files(rt, "alice", {"music/<b>x</b>.html": data})
     resp = alice.get("/download/music/%3Cb%3Ex%3C/b%3E.html")
     assert resp.body == data
     assert resp.content_type == "application/octet-stream"
@@ -604,7 +605,7 @@ def test_upload_through_the_page_api_lists_the_file_for_the_web_device(rt, alice
 
 
 def test_the_web_device_never_holds_back_the_purge_of_tombstones(rt, alice, api, dev, clock):
-    seed(rt, "alice", {"a.txt": b"a"})
+    seed.put_files(rt, "alice", {"a.txt": b"a"})
     alice.json("GET", "/files/rev?path=a.txt")
     data = b"web"
     session = alice.json("POST", "/files/upload", {"path": "w.txt", "size": 3,
@@ -616,7 +617,7 @@ def test_the_web_device_never_holds_back_the_purge_of_tombstones(rt, alice, api,
     dev.post("/report", {"changes": [{"op": "delete", "path": "a.txt", "base_rev": rev}]})
     dev.post("/ack", {"cursor": dev.get("/changes").json["cursor"]})
     clock.advance(rt.config.tombstone_grace + 1)
-    seed(rt, "alice", {"b.txt": b"new"})
+    seed.put_files(rt, "alice", {"b.txt": b"new"})
     with database.connection_context():
         feed.purge_tombstones(rt)
     assert "a.txt" not in [r[0] for r in entry_rows()]
@@ -634,11 +635,11 @@ def test_the_web_device_never_holds_back_the_purge_of_tombstones(rt, alice, api,
 
 def views_head(rt, path):
     with database.connection_context():
-        return views.head(user_id(rt, "alice"), path)
+        return views.head(seed.user_id(rt, "alice"), path)
 
 
 def test_rename_or_move_a_file(rt, alice, dev):
-    seed(rt, "alice", {"books/Dune.epub": b"spice"})
+    seed.put_files(rt, "alice", {"books/Dune.epub": b"spice"})
     form = alice.get("/files/move?path=books/Dune.epub").text
     assert '<label for="to">' in form and 'value="books/Dune.epub"' in form
     rev = views_head(rt, "books/Dune.epub").rev
@@ -652,7 +653,7 @@ def test_rename_or_move_a_file(rt, alice, dev):
 
 
 def test_a_move_to_an_invalid_path_shows_the_form_again(rt, alice):
-    seed(rt, "alice", {"a.txt": b"a"})
+    seed.put_files(rt, "alice", {"a.txt": b"a"})
     rev = str(views_head(rt, "a.txt").rev)
     before = entry_rows()
     for target in ("../x", "a/./b", ""):
@@ -664,16 +665,16 @@ def test_a_move_to_an_invalid_path_shows_the_form_again(rt, alice):
 
 
 def test_a_move_of_a_file_changed_meanwhile_becomes_a_conflict(rt, alice):
-    seed(rt, "alice", {"a.txt": b"a"})
+    seed.put_files(rt, "alice", {"a.txt": b"a"})
     rev = views_head(rt, "a.txt").rev
-    seed(rt, "alice", {"a.txt": b"changed"})
+    seed.put_files(rt, "alice", {"a.txt": b"changed"})
     resp = alice.post("/files/move", {"path": "a.txt", "rev": str(rev), "to": "b.txt"})
     assert resp.headers["Location"] == "/conflicts"
     assert views_head(rt, "a.txt") is not None and views_head(rt, "b.txt") is None
 
 
 def test_delete_asks_first_then_deletes(rt, alice):
-    seed(rt, "alice", {"docs/a.txt": b"a"})
+    seed.put_files(rt, "alice", {"docs/a.txt": b"a"})
     confirm = alice.get("/files/delete?path=docs/a.txt").text
     assert "Delete this file?" in confirm and "Cancel" in confirm
     assert views_head(rt, "docs/a.txt") is not None  # asking changed nothing
@@ -727,9 +728,9 @@ def test_rename_and_remove_a_device(rt, alice, api, device, dev):
 def conflict(rt, api, device, dev):
     """A modify_modify conflict on notes.txt: Laptop's edit beat Kobo's."""
     kobo = api.post("/devices", {"name": "Kobo"}).json
-    base = seeding.put(rt, device, "notes.txt", b"first")["rev"]
-    seeding.put(rt, device, "notes.txt", b"laptop edit", base_rev=base)
-    answer = seeding.put(rt, kobo, "notes.txt", b"kobo edit!", base_rev=base)
+    base = seed.put(rt, device, "notes.txt", b"first")["rev"]
+    seed.put(rt, device, "notes.txt", b"laptop edit", base_rev=base)
+    answer = seed.put(rt, kobo, "notes.txt", b"kobo edit!", base_rev=base)
     assert answer["status"] == "conflict"
     return answer["conflict_id"]
 
@@ -822,8 +823,8 @@ def _revisions(api, path):
 
 
 def test_a_files_history_lists_every_version_with_who_and_when(rt, alice, api, device):
-    seed(rt, "alice", {"books/Dune.epub": b"first"}, device_id=device["id"])
-    seed(rt, "alice", {"books/Dune.epub": b"second!"})
+    seed.put_files(rt, "alice", {"books/Dune.epub": b"first"}, device_id=device["id"])
+    seed.put_files(rt, "alice", {"books/Dune.epub": b"second!"})
     files = alice.get("/files?in=books").text
     assert 'href="/history?path=books%2FDune.epub"' in files
     page = alice.get("/history?path=books/Dune.epub").text
@@ -838,8 +839,8 @@ def test_a_files_history_lists_every_version_with_who_and_when(rt, alice, api, d
 
 
 def test_restore_a_version_from_the_history_page(rt, alice, api):
-    seed(rt, "alice", {"a.txt": b"old"})
-    seed(rt, "alice", {"a.txt": b"overwritten"})
+    seed.put_files(rt, "alice", {"a.txt": b"old"})
+    seed.put_files(rt, "alice", {"a.txt": b"overwritten"})
     old = _revisions(api, "a.txt")[-1]
     resp = alice.post("/history/restore", {"path": "a.txt", "rev": str(old["rev"]),
                                            "when": old["changed_at"]})
@@ -852,7 +853,7 @@ def test_restore_a_version_from_the_history_page(rt, alice, api):
 
 
 def test_restore_from_the_trash(rt, alice, api, dev):
-    seed(rt, "alice", {"docs/gone.txt": b"bring me back"})
+    seed.put_files(rt, "alice", {"docs/gone.txt": b"bring me back"})
     rev = views_head(rt, "docs/gone.txt").rev
     dev.post("/report", {"changes": [{"op": "delete", "path": "docs/gone.txt",
                                       "base_rev": rev}]})
@@ -868,11 +869,11 @@ def test_restore_from_the_trash(rt, alice, api, dev):
 
 
 def test_rewind_shows_what_would_change_then_applies_it(rt, alice, api, clock, dev):
-    seed(rt, "alice", {"a.txt": b"good", "b.txt": b"good too"})
+    seed.put_files(rt, "alice", {"a.txt": b"good", "b.txt": b"good too"})
     clock.advance(3600)
     point = rt.now()
     clock.advance(60)
-    seed(rt, "alice", {"a.txt": b"encrypted!", "new.txt": b"ransom note"})
+    seed.put_files(rt, "alice", {"a.txt": b"encrypted!", "new.txt": b"ransom note"})
     form = alice.get("/rewind").text
     for field in ('<label for="at">', '<label for="rewind-prefix">', '<label for="device">'):
         assert field in form
@@ -919,7 +920,7 @@ def test_the_cookie_is_secure_behind_a_trusted_proxy_that_says_https(tmp_path, c
     except ValueError:
         pytest.skip("no --trusted-proxies setting yet")
     rt = open_runtime(config, clock=clock)
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     browser = Browser(create_app(rt))
     resp = browser.app.post("/login", {"username": "alice", "password": "correct horse "
                                        "battery staple"},
@@ -934,7 +935,7 @@ def test_the_login_form_is_throttled_like_the_api(rt, app, clock):
     too, the right password included, with a sentence and Retry-After."""
     if not hasattr(rt, "login_throttle"):
         pytest.skip("no login throttle yet")
-    add_user(rt, "alice")
+    seed.add_user(rt, "alice")
     guesser = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "203.0.113.7"})
     for _ in range(10):
         guesser.post("/login", {"username": "alice", "password": "wrong"}, status=401)

@@ -13,8 +13,7 @@ import pytest
 import requests
 
 from . import seed
-from .client_harness import Server
-from .webpage import PASSWORD, add_user
+from .helpers import PASSWORD, Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -37,7 +36,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("web") / "data")
-    add_user(server.rt, "alice")
+    seed.add_user(server.rt, "alice")
     yield server
     server.stop()
 

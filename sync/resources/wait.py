@@ -1,6 +1,6 @@
 """``POST /changes/wait``."""
 
-from .. import waiting
+from .. import wait
 from . import common
 
 
@@ -18,4 +18,4 @@ class Wait:
         # waitress sets this when it keeps reading the connection during a
         # request (channel_request_lookahead); other servers may not.
         disconnected = req.env.get("waitress.client_disconnected", _never)
-        resp.media = waiting.wait(self.rt, device.user_id, body, disconnected)
+        resp.media = wait.wait(self.rt, device.user_id, body, disconnected)

@@ -7,7 +7,7 @@ import dataclasses
 
 from .. import counts, devices
 from ..auth import Principal
-from ..db import database, write
+from ..db import database, named_list, write
 from ..models import Device
 
 PAGE_SIZE = 200
@@ -18,6 +18,39 @@ WEB_PLATFORM = "web"
 WEB_DEVICE_ACK = counts.ALWAYS_ACKED
 
 _FILE_COLUMNS = "e.path, e.rev, e.size, e.mtime, e.changed_at, e.device_id, d.name"
+
+# Live files in path order from ``:position`` on: ``{after}`` is ``>=`` or
+# ``>``, ``{below}`` empty or ``AND e.path < :upper``.
+FILES_FROM_SQL = f"""
+    SELECT {_FILE_COLUMNS} FROM entries e LEFT JOIN devices d ON d.id = e.device_id
+    WHERE e.user_id = :user_id AND e.path {{after}} :position AND e.deleted = 0 {{below}}
+    ORDER BY e.path LIMIT :limit
+"""
+_BELOW_SQL = "AND e.path < :upper"
+FOLDER_HOLDS_SQL = """
+    SELECT 1 FROM entries
+    WHERE user_id = :user_id AND path > :low AND path < :high AND deleted = 0 LIMIT 1
+"""
+HEAD_SQL = f"""
+    SELECT {_FILE_COLUMNS} FROM entries e LEFT JOIN devices d ON d.id = e.device_id
+    WHERE e.user_id = :user_id AND e.path = :path AND e.deleted = 0
+"""
+# The user's devices but the web page's own.
+DEVICE_COUNT_SQL = """
+    SELECT COUNT(*) FROM devices
+    WHERE user_id = :user_id
+      AND id NOT IN (SELECT device_id FROM web_devices WHERE user_id = :user_id)
+"""
+LATEST_CHANGES_SQL = """
+    SELECT e.path, e.deleted, e.rev, e.changed_at, e.moved_from, d.name
+    FROM entries e LEFT JOIN devices d ON d.id = e.device_id
+    WHERE e.user_id = :user_id ORDER BY e.rev DESC LIMIT :limit
+"""
+DEVICE_NAMES_SQL = "SELECT id, name FROM devices WHERE user_id = :user_id"
+WEB_DEVICE_SQL = "SELECT device_id FROM web_devices WHERE user_id = :user_id"
+ADD_WEB_DEVICE_SQL = "INSERT INTO web_devices (user_id, device_id) VALUES (:user_id, :device_id)"
+# ``{revs}``: the placeholders of an IN list (``db.named_list``).
+CHANGED_AT_SQL = "SELECT rev, changed_at FROM entries WHERE user_id = :user_id AND rev IN ({revs})"
 
 
 @dataclasses.dataclass
@@ -81,31 +114,22 @@ def list_folder(user_id, folder, start=None, inclusive=False, limit=PAGE_SIZE):
 
 
 def _range(user_id, position, inclusive, upper, count):
-    op = ">=" if inclusive else ">"
-    sql = (f"SELECT {_FILE_COLUMNS} FROM entries e LEFT JOIN devices d ON d.id = e.device_id "
-           f"WHERE e.user_id = ? AND e.path {op} ? AND e.deleted = 0")
-    args = [user_id, position]
-    if upper is not None:
-        sql += " AND e.path < ?"
-        args.append(upper)
-    sql += " ORDER BY e.path LIMIT ?"
-    args.append(count)
-    return database.execute_sql(sql, args).fetchall()
+    sql = FILES_FROM_SQL.format(after=">=" if inclusive else ">",
+                                below="" if upper is None else _BELOW_SQL)
+    return database.execute_sql(sql, {"user_id": user_id, "position": position,
+                                      "upper": upper, "limit": count}).fetchall()
 
 
 def folder_exists(user_id, folder):
     """Whether any live file lies under ``folder``."""
-    row = database.execute_sql(
-        "SELECT 1 FROM entries WHERE user_id = ? AND path > ? AND path < ? AND deleted = 0 "
-        "LIMIT 1", (user_id, folder + "/", folder + "0")).fetchone()
+    row = database.execute_sql(FOLDER_HOLDS_SQL, {
+        "user_id": user_id, "low": folder + "/", "high": folder + "0"}).fetchone()
     return row is not None
 
 
 def head(user_id, path):
     """The live head of ``path`` as an ``Item``, or None."""
-    row = database.execute_sql(
-        f"SELECT {_FILE_COLUMNS} FROM entries e LEFT JOIN devices d ON d.id = e.device_id "
-        f"WHERE e.user_id = ? AND e.path = ? AND e.deleted = 0", (user_id, path)).fetchone()
+    row = database.execute_sql(HEAD_SQL, {"user_id": user_id, "path": path}).fetchone()
     if row is None:
         return None
     item = _file(row, "")
@@ -119,29 +143,23 @@ def overview(user_id, latest=10):
     figures are those maintained as changes commit (``sync.counts``), so the
     page costs the same for any size of library."""
     figures = counts.figures(user_id)  # bytes: what the quota counts, each content once
-    device_count = database.execute_sql(
-        "SELECT COUNT(*) FROM devices WHERE user_id = ? AND id NOT IN "
-        "(SELECT device_id FROM web_devices WHERE user_id = ?)", (user_id, user_id)).fetchone()[0]
+    device_count = database.execute_sql(DEVICE_COUNT_SQL, {"user_id": user_id}).fetchone()[0]
     changes = [
         {"path": path, "op": "delete" if deleted else "put", "rev": rev,
          "changed_at": changed_at, "moved_from": moved_from, "device_name": name}
         for path, deleted, rev, changed_at, moved_from, name in database.execute_sql(
-            "SELECT e.path, e.deleted, e.rev, e.changed_at, e.moved_from, d.name "
-            "FROM entries e LEFT JOIN devices d ON d.id = e.device_id "
-            "WHERE e.user_id = ? ORDER BY e.rev DESC LIMIT ?", (user_id, latest))]
+            LATEST_CHANGES_SQL, {"user_id": user_id, "limit": latest})]
     return {"files": figures["files"], "bytes": figures["bytes"], "devices": device_count,
             "conflicts": figures["open_conflicts"], "changes": changes}
 
 
 def device_names(user_id):
     """{device id: name} of the user's devices."""
-    return dict(database.execute_sql("SELECT id, name FROM devices WHERE user_id = ?",
-                                     (user_id,)).fetchall())
+    return dict(database.execute_sql(DEVICE_NAMES_SQL, {"user_id": user_id}).fetchall())
 
 
 def web_device_id(user_id):
-    row = database.execute_sql("SELECT device_id FROM web_devices WHERE user_id = ?",
-                               (user_id,)).fetchone()
+    row = database.execute_sql(WEB_DEVICE_SQL, {"user_id": user_id}).fetchone()
     return row[0] if row else None
 
 
@@ -154,13 +172,11 @@ def web_device(rt, user):
             if device_id is None:
                 device_id = devices.register(
                     rt, Principal(user), {"name": WEB_DEVICE_NAME, "platform": WEB_PLATFORM})["id"]
-                database.execute_sql(
-                    "UPDATE devices SET acked_rev = ?, acked_at = ? WHERE id = ?",
-                    (WEB_DEVICE_ACK, rt.now(), device_id))
+                Device.update(acked_rev=WEB_DEVICE_ACK, acked_at=rt.now()).where(
+                    Device.id == device_id).execute()
                 counts.acked(user.id, device_id, None, WEB_DEVICE_ACK)
-                database.execute_sql(
-                    "INSERT INTO web_devices (user_id, device_id) VALUES (?, ?)",
-                    (user.id, device_id))
+                database.execute_sql(ADD_WEB_DEVICE_SQL,
+                                     {"user_id": user.id, "device_id": device_id})
     return Device.get_by_id(device_id)
 
 
@@ -169,7 +185,6 @@ def changed_at(user_id, revs):
     revs = [r for r in set(revs) if r is not None]
     if not revs:
         return {}
-    marks = ",".join("?" * len(revs))
-    return dict(database.execute_sql(
-        f"SELECT rev, changed_at FROM entries WHERE user_id = ? AND rev IN ({marks})",
-        [user_id] + revs).fetchall())
+    marks, params = named_list("rev", revs)
+    return dict(database.execute_sql(CHANGED_AT_SQL.format(revs=marks),
+                                     {"user_id": user_id, **params}).fetchall())

@@ -129,8 +129,7 @@ def _has_changes(user_id, after):
     The rows are read to the end, so no read snapshot stays open while the
     request sleeps (it would keep SQLite from checkpointing its WAL)."""
     return bool(database.execute_sql(
-        "SELECT 1 FROM entries WHERE user_id = ? AND rev > ? LIMIT 1",
-        (user_id, after)).fetchall())
+        feed.CHANGED_AFTER_SQL, {"user_id": user_id, "rev": after}).fetchall())
 
 
 def _release_page_cache():
@@ -143,8 +142,7 @@ def feed_position(rt, user_id, cursor):
     feed's cursor errors (``cursor_invalid``, ``cursor_expired``)."""
     with database.atomic():  # one snapshot, as the feed reads it
         after, listing = feed.decode_cursor(rt, cursor)
-        horizon = database.execute_sql(
-            "SELECT horizon_rev FROM users WHERE id = ?", (user_id,)).fetchone()[0]
+        horizon = database.execute_sql(feed.HORIZON_SQL, {"user_id": user_id}).fetchone()[0]
     if not listing and after < horizon:
         raise errors.bad_request(
             errors.CURSOR_EXPIRED,
