@@ -146,14 +146,17 @@ def _keeping(command, config, args):
         return panic(f"{args.command} failed: {exc}")
 
 
-def refuse_missing_database(config, create):
-    """``token`` and ``user add`` on a data directory with no database: a
-    mistyped --data-dir would otherwise make a second secret, whose tokens
-    the real server refuses."""
+def refuse_missing_database(config, create=False,
+                            remedy=", or add --create to make a new data directory there"):
+    """``token``, ``user add``, ``user revoke`` and ``app-password`` on a
+    data directory with no database: a mistyped --data-dir would otherwise
+    make a second secret, whose tokens the real server refuses, a device and
+    app password the real server never heard of, or a revocation that
+    revokes nothing."""
     if create or os.path.isfile(config.path("sync.sqlite3")):
         return
     raise ConfigError(f"there is no database in {config.data_dir}: check --data-dir (or "
-                      "SYNC_DATA_DIR), or add --create to make a new data directory there")
+                      f"SYNC_DATA_DIR){remedy}")
 
 
 def _runtime(config, serving=False):
@@ -290,6 +293,7 @@ def cmd_user_add(config, args):
 def cmd_user_revoke(config, args):
     from . import auth
 
+    refuse_missing_database(config, remedy="; nothing was revoked")
     rt = _runtime(config)
     try:
         existed = auth.revoke_user_tokens(rt, args.name)
@@ -319,6 +323,9 @@ def cmd_token(config, args):
 def cmd_app_password(config, args):
     from . import devices
 
+    # No --create: a new database holds no user to make the password for.
+    refuse_missing_database(config, remedy=", or make the user there first with "
+                                           "`app.py user add NAME --create`")
     rt = _runtime(config)
     try:
         device, created, password = devices.app_password_for(rt, args.name, args.device)

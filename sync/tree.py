@@ -190,11 +190,32 @@ def folder_at(user_id, path):
 
 def children(user_id, path, batch=1000):
     """The members of folder ``path``: ``(files, folders)``, files as rows of
-    ``file_at``, folders as ``{name: created_at or None}``. The live entries
-    under the folder are read in path order, skipping each subfolder's
-    contents with one seek, so a folder costs its own members, not its depth."""
-    low, high = _prefix_range(path)
+    ``file_at``, folders as ``{name: created_at or None}``."""
     files, folders = [], {}
+    for kind, *member in iter_children(user_id, path, batch):
+        if kind == "file":
+            files.append(member[0])
+        else:
+            folders[member[0]] = member[1]
+    return files, folders
+
+
+def iter_children(user_id, path, batch=1000):
+    """The members of folder ``path``, read ``batch`` entries at a time:
+    ``("file", row)`` (a row of ``file_at``), and ``("folder", name,
+    created_at or None)`` once for each folder. The live entries under the
+    folder are read in path order, skipping each subfolder's contents with
+    one seek, so a folder costs its own members, not its depth."""
+    low, high = _prefix_range(path)
+    made = {}  # folders kept in dav_folders: name -> created_at (None: only deeper ones)
+    under, params = _under(path)
+    for folder, created_at in database.execute_sql(
+            MADE_FOLDERS_UNDER_SQL.format(under=under), {"user_id": user_id, **params}):
+        name, _, deeper = folder[len(low):].partition("/")
+        if deeper:
+            made.setdefault(name, None)
+        else:
+            made[name] = created_at
     bound, inclusive = low, True
     while True:
         sql = FILES_FROM_SQL.format(after=">=" if inclusive else ">",
@@ -205,23 +226,16 @@ def children(user_id, path, batch=1000):
             rest = row[0][len(low):]
             if "/" in rest:
                 name = rest.split("/", 1)[0]
-                folders.setdefault(name, None)
+                yield "folder", name, made.pop(name, None)
                 bound, inclusive = low + name + "0", True
                 break
-            files.append(row)
+            yield "file", row
         else:
             if len(rows) < batch:
                 break
             bound, inclusive = rows[-1][0], False
-    under, params = _under(path)
-    for folder, created_at in database.execute_sql(
-            MADE_FOLDERS_UNDER_SQL.format(under=under), {"user_id": user_id, **params}):
-        name, _, deeper = folder[len(low):].partition("/")
-        if deeper:
-            folders.setdefault(name, None)
-        else:
-            folders[name] = created_at
-    return files, folders
+    for name, created_at in made.items():
+        yield "folder", name, created_at
 
 
 def usage(rt, user_id):
@@ -417,7 +431,9 @@ def _put_file(rt, user_id, device_id, path, sha256, size, mtime, if_match, if_no
               spool_id):
     with write():
         if spool_id is not None:
-            blobs.store_spool(rt.config, spool_id, sha256)
+            # A copy of content the store holds already stays a spool file
+            # until received_body removes it, after the commit.
+            blobs.store_spool(rt.config, spool_id, sha256, drop_duplicate=False)
         library = Library(rt, user_id)
         library.load([path], [sha256])
         head = library.head(path)

@@ -141,11 +141,32 @@ def test_the_command_registers_a_device_and_prints_a_password(tmp_path):
 
 
 def test_the_command_refuses_an_unknown_user_in_one_line(tmp_path):
+    from sync.config import Config
+    from sync.wsgi import open_runtime
+
     data = str(tmp_path / "data")
+    auth.add_user(open_runtime(Config.build(data_dir=data, access_log=False)), "alice", "pw")
     result = run("app-password", "nobody", "Kobo", data=data)
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0
     assert "no user 'nobody'" in result.stderr and "user add" in result.stderr
+    assert [name for _, name, _ in devices_of(data)] == []
+
+
+def test_the_command_refuses_a_data_dir_without_a_database(tmp_path):
+    """A mistyped --data-dir is refused, as by ``token`` and ``user add``,
+    and nothing is made there: no database, no secret."""
+    data = tmp_path / "typo"
+    result = run("app-password", "alice", "Kobo", data=str(data))
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"app.py: error: there is no database in {data}: check --data-dir (or "
+        "SYNC_DATA_DIR), or make the user there first with `app.py user add NAME --create`")
+    assert not data.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("app-password", "alice", "Kobo", data=str(empty)).returncode != 0
+    assert os.listdir(empty) == []
 
 
 def test_a_device_made_for_webdav_is_never_behind(rt, api, dev, testapp):

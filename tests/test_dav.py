@@ -4,6 +4,7 @@ survives a restart."""
 
 import hashlib
 import re
+import xml.etree.ElementTree as ET
 
 import pytest
 import webtest
@@ -13,7 +14,7 @@ from sync.config import Config
 from sync.db import database
 from sync.wsgi import create_app, open_runtime
 
-from .helpers import DAV, DAV_ROOT, Dav, basic, sha256
+from .helpers import DAV, DAV_ROOT, Dav, basic, parse_multistatus, sha256
 
 pytestmark = pytest.mark.filterwarnings("ignore::webtest.lint.WSGIWarning")
 
@@ -177,6 +178,46 @@ def test_propfind_depth_0_and_1_and_the_properties(dav, clock):
     assert book[DAV + "supportedlock"].find(DAV + "lockentry") is not None
     assert DAV + "lockdiscovery" in book
     assert book[DAV + "resourcetype"].find(DAV + "collection") is None
+
+
+def test_propfind_of_a_large_folder_lists_every_member_once(dav, api, kobo):
+    """Depth 1 of a folder of more members than the server reads at once:
+    each member once, folders among them, the dead properties of a member
+    read in a later batch, and the length of the answer announced."""
+    dav.req("MKCOL", "big", status=201)
+    dav.put("big/first.txt", b"x", status=201)
+    changes = [{"op": "put", "path": f"big/{i:04d}.txt", "sha256": sha256(b"x"), "size": 1,
+                "mtime": 1600000000 + i, "base_rev": None} for i in range(1500)]
+    changes.append({"op": "put", "path": "big/sub/inner.txt", "sha256": sha256(b"x"),
+                    "size": 1, "mtime": 1, "base_rev": None})
+    for start in range(0, len(changes), 1000):
+        api.post("/report", {"changes": changes[start:start + 1000]},
+                 headers={"X-Device-Id": kobo["id"]})
+    dav.req("MKCOL", "big/empty", status=201)
+    dav.req("MKCOL", "big/sub/made", status=201)
+    dav.req("PROPPATCH", "big/1200.txt", body=PROPPATCH, status=207)
+    resp = dav.req("PROPFIND", "big/", status=207, headers={"Depth": "1"})
+    assert int(resp.headers["Content-Length"]) == len(resp.body) > 1024 * 1024
+    assert "close" not in resp.headers.get("Connection", "")
+    hrefs = [response.find(DAV + "href").text
+             for response in ET.fromstring(resp.body).iter(DAV + "response")]
+    expected = ([DAV_ROOT + name for name in ("big/", "big/empty/", "big/first.txt", "big/sub/")]
+                + [DAV_ROOT + f"big/{i:04d}.txt" for i in range(1500)])
+    assert sorted(hrefs) == sorted(expected)
+    listing = parse_multistatus(resp.body)
+    assert listing[DAV_ROOT + "big/1200.txt"]["{urn:z}author"].text == "Frank Herbert"
+    assert "{urn:z}author" not in listing[DAV_ROOT + "big/0001.txt"]
+    assert listing[DAV_ROOT + "big/0007.txt"][DAV + "getcontentlength"].text == "1"
+    assert listing[DAV_ROOT + "big/empty/"][DAV + "resourcetype"].find(DAV + "collection") \
+        is not None
+    named = dav.req("PROPFIND", "big/", body=PROP_QUERY, status=207, headers={"Depth": "1"})
+    authors = {href: props["{urn:z}author"].text
+               for href, props in parse_multistatus(named.body).items()
+               if "{urn:z}author" in props}
+    assert authors == {DAV_ROOT + "big/1200.txt": "Frank Herbert"}
+    small = dav.req("PROPFIND", "big/sub/", status=207, headers={"Depth": "1"})
+    assert sorted(parse_multistatus(small.body)) == [
+        DAV_ROOT + "big/sub/", DAV_ROOT + "big/sub/inner.txt", DAV_ROOT + "big/sub/made/"]
 
 
 def test_propfind_depth_infinity_is_403_finite_depth(dav):
@@ -361,6 +402,13 @@ def test_the_body_is_stored_once_as_a_blob_and_no_spool_is_left(dav, rt):
     digest = hashlib.sha256(data).hexdigest()
     assert open(rt.config.path("blobs", digest[:2], digest), "rb").read() == data
     assert os.listdir(rt.config.path("spool")) == []
+    # The same content again (the store holds it: its copy is dropped after
+    # the commit), and once more refused by a precondition.
+    dav.put("again.bin", data, status=201)
+    assert dav.req("GET", "again.bin").body == data
+    dav.put("again.bin", data, status=412, headers={"If-Match": '"0000"'})
+    assert os.listdir(rt.config.path("spool")) == []
+    assert os.listdir(rt.config.path("blobs", digest[:2])) == [digest]
 
 
 # -- MKCOL --------------------------------------------------------------------------------

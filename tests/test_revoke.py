@@ -2,6 +2,8 @@
 password change by ``user add NAME`` refuse every user token of NAME issued
 before that moment; device tokens and app passwords stay valid."""
 
+import os
+
 import webtest
 
 from sync import auth
@@ -85,8 +87,14 @@ def test_a_token_without_iat_is_refused_once_tokens_were_revoked(rt, testapp, cl
 
 def test_the_revoke_command(tmp_path):
     data = str(tmp_path / "data")
-    token = run_app("token", "alice", "--data-dir", data).stdout.strip()
+    missing = run_app("user", "revoke", "alice", "--data-dir", data)
+    assert missing.returncode == 1 and not os.path.exists(data)
+    assert missing.stderr.strip() == (
+        f"app.py: error: there is no database in {data}: check --data-dir (or "
+        "SYNC_DATA_DIR); nothing was revoked")
+    token = run_app("token", "alice", "--create", "--data-dir", data).stdout.strip()
     unused = run_app("token", "carol", "--data-dir", data).stdout.strip()
+    assert token and unused
     result = run_app("user", "revoke", "alice", "--data-dir", data)
     assert result.returncode == 0, result.stderr
     assert "revoked every user token of alice" in result.stderr

@@ -239,6 +239,36 @@ class Folder(_Props, DAVCollection):
             self._members = members
         return self._members
 
+    def _member(self, item):
+        """A resource of an item of ``tree.iter_children``."""
+        if item[0] == "file":
+            row = item[1]
+            return File(self._child_path(row[0].rsplit("/", 1)[-1]), self.environ, row)
+        _, name, created = item
+        return Folder(self._child_path(name), self.environ,
+                      (self.lib_path + "/" if self.lib_path else "") + name, created)
+
+    def iter_members(self, batch=500):
+        """The members in lists of ``batch``, each list's dead properties read
+        with one query and forgotten when the next list is asked for: a
+        PROPFIND of a large folder holds one list at a time, not the folder."""
+        members = []
+        for item in tree.iter_children(self.ctx.user.id, self.lib_path):
+            members.append(self._member(item))
+            if len(members) == batch:
+                yield from self._with_properties(members)
+                members = []
+        if members:
+            yield from self._with_properties(members)
+
+    def _with_properties(self, members):
+        ctx = self.ctx
+        missing = [m.lib_path for m in members if m.lib_path not in ctx.props]
+        ctx.props.update(tree.properties(ctx.user.id, missing))
+        yield members
+        for path in missing:
+            ctx.props.pop(path, None)
+
     def get_member_names(self):
         return [m.name for m in self.get_member_list()]
 

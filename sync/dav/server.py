@@ -7,8 +7,9 @@
   ``X-OC-Mtime`` as the file's mtime (answered with ``X-OC-Mtime:
   accepted``) and ``If-Match``/``If-None-Match`` checked inside the write
   transaction;
-- a PROPFIND answer is serialized one resource at a time (WsgiDAV builds
-  the whole multistatus tree first: 40 MiB for a folder of 10,000 files);
+- a PROPFIND answer is serialized a few hundred resources at a time into
+  a temporary file and sent from there (WsgiDAV builds the whole
+  multistatus tree first: 40 MiB for a folder of 10,000 files);
 - a MOVE or COPY that made a new resource answers 201 (the provider does
   them natively, and WsgiDAV would answer 204);
 - ``OPTIONS`` announces ``DAV: 1, 2``;
@@ -16,6 +17,7 @@
 """
 
 import re
+import tempfile
 
 from wsgidav import util
 from wsgidav.dav_error import (
@@ -23,6 +25,7 @@ from wsgidav.dav_error import (
     HTTP_CONFLICT,
     HTTP_CREATED,
     HTTP_FORBIDDEN,
+    HTTP_INSUFFICIENT_STORAGE,
     HTTP_NO_CONTENT,
     HTTP_NOT_FOUND,
     HTTP_NOT_IMPLEMENTED,
@@ -35,10 +38,11 @@ from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.request_server import RequestServer
 from wsgidav.util import etree
 
-from .. import errors, tree
+from .. import blobs, errors, tree
 from .provider import Folder, dav_error, library_path
 
 MAX_LOCK_SECONDS = 30 * 60
+ANSWER_IN_MEMORY = 1024 * 1024  # a larger PROPFIND answer waits in a temporary file
 _MTIME = re.compile(r"^-?[0-9]{1,15}(\.[0-9]*)?$")
 
 
@@ -113,19 +117,37 @@ class DavServer(RequestServer):
             if request.tag != "{DAV:}propfind":
                 self._fail(HTTP_BAD_REQUEST)
             mode, names = _propfind_mode(request, self._fail)
-        parts = [b'<?xml version="1.0" encoding="utf-8" ?>\n'
-                 b'<ns0:multistatus xmlns:ns0="DAV:">']
-        for child in res.get_descendants(depth=depth, add_self=True):
-            single = etree.Element("{DAV:}multistatus")
-            props = child.get_properties(mode, name_list=names if mode == "named" else None)
-            util.add_property_response(single, child.get_href(), props)
-            parts.append(_element_bytes(single[0]))
-        parts.append(b"</ns0:multistatus>")
-        body = b"".join(parts)
+        # The answer is written a list of members at a time into a temporary
+        # file (in memory while small) and sent from there with its length:
+        # a folder of any size costs one list in memory, and the connection
+        # stays open (WsgiDAV closes it after an answer without a length).
+        if depth == "1" and isinstance(res, Folder):
+            batches = res.iter_members()
+        elif depth == "1" and res.is_collection:
+            batches = iter([res.get_member_list()])
+        else:
+            batches = iter(())
+        body = tempfile.SpooledTemporaryFile(max_size=ANSWER_IN_MEMORY)
+        try:
+            body.write(_HEAD + _responses([res], mode, names))
+            for batch in batches:
+                body.write(_responses(batch, mode, names))
+            body.write(_TAIL)
+            length = body.tell()
+            body.seek(0)
+        except OSError as exc:
+            body.close()
+            if blobs.is_disk_full(exc):
+                self._fail(HTTP_INSUFFICIENT_STORAGE,
+                           context_info="The server's temporary space is full.")
+            raise
+        except BaseException:
+            body.close()
+            raise
         start_response("207 Multi-Status", [("Content-Type", "application/xml; charset=utf-8"),
                                             ("Date", util.get_rfc1123_time()),
-                                            ("Content-Length", str(len(body)))])
-        return [body]
+                                            ("Content-Length", str(length))])
+        return _blocks(body)
 
     def do_PUT(self, environ, start_response):
         path = environ["PATH_INFO"]
@@ -177,6 +199,32 @@ class DavServer(RequestServer):
             headers.append(("X-OC-Mtime", "accepted"))
         code = HTTP_CREATED if result["created"] else HTTP_NO_CONTENT
         return util.send_status_response(environ, start_response, code, add_headers=headers)
+
+
+_HEAD = b'<?xml version="1.0" encoding="utf-8" ?>\n<ns0:multistatus xmlns:ns0="DAV:">'
+_TAIL = b"</ns0:multistatus>"
+
+
+def _responses(resources, mode, names):
+    """The ``<response>`` elements of ``resources``, serialized one by one."""
+    parts = []
+    for res in resources:
+        single = etree.Element("{DAV:}multistatus")
+        props = res.get_properties(mode, name_list=names if mode == "named" else None)
+        util.add_property_response(single, res.get_href(), props)
+        parts.append(_element_bytes(single[0]))
+    return b"".join(parts)
+
+
+def _blocks(body):
+    try:
+        while True:
+            block = body.read(blobs.BLOCK)
+            if not block:
+                break
+            yield block
+    finally:
+        body.close()
 
 
 def _element_bytes(element):
