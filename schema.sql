@@ -183,10 +183,14 @@ CREATE INDEX IF NOT EXISTS revisions_trash ON revisions (user_id, rev)
 -- `entries`: the user's rows in entries (tombstones included); `bytes`: the
 -- size of each distinct content the user's live entries and unresolved
 -- conflicts' client side hold, counted once (what --quota limits).
+-- (schema 7) `files`: live entries; `open_conflicts`: unresolved conflicts
+-- (the web page's overview).
 CREATE TABLE IF NOT EXISTS user_counts (
     user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     entries INTEGER NOT NULL DEFAULT 0,
-    bytes   INTEGER NOT NULL DEFAULT 0
+    bytes   INTEGER NOT NULL DEFAULT 0,
+    files   INTEGER NOT NULL DEFAULT 0,
+    open_conflicts INTEGER NOT NULL DEFAULT 0
 );
 -- The user's entries whose rev is at or before the device's acked cursor;
 -- pending_changes = user_counts.entries - acked_entries. No row: 0.

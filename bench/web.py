@@ -1,16 +1,18 @@
 """Benchmark of the web page's Files page, run by hand:
 
-    .venv/bin/python bench/web.py [--folder 10000] [--others 90000]
+    .venv/bin/python bench/web.py [--folder 10000] [--others 90000] [--small 1000]
 
 Seeds a temporary data directory with a folder of ``--folder`` files and
 ``--others`` files elsewhere in the same library (one content, through
 ``library.apply_put``), starts the real server (``app.py``) on loopback,
 logs in through the login form and times, as the median of repeated
-requests, the first and a middle page of that folder and the top of the
-library. The same run measures the baselines: ``/healthz`` (the floor of a
-request), and a page of the JSON feed of as many entries as a page of the
-folder shows. It also renders the whole folder as one page, without
-paging, in this process. Prints figures and ratios; asserts nothing.
+requests, the first and a middle page of that folder, the top of the
+library and the overview. The same run measures the baselines:
+``/healthz`` (the floor of a request), a page of the JSON feed of as many
+entries as a page of the folder shows, and the overview of another user
+whose library holds ``--small`` files. It also renders the whole folder as
+one page, without paging, in this process. Prints figures and ratios;
+asserts nothing.
 """
 
 import argparse
@@ -38,7 +40,22 @@ CONTENT = b"the content every benchmark path shares"
 ROUNDS = 30
 
 
-def seed(data_dir, folder, others):
+def seed_user(rt, name, paths, sha):
+    auth.add_user(rt, name, PASSWORD)
+    uid = auth.ensure_user(rt, name).id
+    device = rt.idgen()
+    with write():
+        database.execute_sql(
+            "INSERT INTO devices (id, user_id, name, created_at) VALUES (?, ?, 'Laptop', ?)",
+            (device, uid, rt.now()))
+    for start in range(0, len(paths), 5000):
+        with write():
+            for path in paths[start:start + 5000]:
+                library.apply_put(rt, uid, device, path, sha, len(CONTENT), 1700000000, None)
+    return uid, device
+
+
+def seed(data_dir, folder, others, small):
     rt = open_runtime(Config.build(data_dir=data_dir, jwt_secret=SECRET, access_log=False,
                                    fsync=False))
     sha = hashlib.sha256(CONTENT).hexdigest()
@@ -47,22 +64,13 @@ def seed(data_dir, folder, others):
     with open(blob, "wb") as f:
         f.write(CONTENT)
     with database.connection_context():
-        auth.add_user(rt, "alice", PASSWORD)
-        uid = auth.ensure_user(rt, "alice").id
-        device = rt.idgen()
         with write():
-            database.execute_sql(
-                "INSERT INTO devices (id, user_id, name, created_at) VALUES (?, ?, 'Laptop', ?)",
-                (device, uid, rt.now()))
             database.execute_sql("INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
                                  (sha, len(CONTENT), rt.now()))
         paths = [f"big/file {i:05d}.epub" for i in range(folder)]
         paths += [f"other/{i // 1000:03d}/{i % 1000:03d}.epub" for i in range(others)]
-        for start in range(0, len(paths), 5000):
-            with write():
-                for path in paths[start:start + 5000]:
-                    library.apply_put(rt, uid, device, path, sha, len(CONTENT), 1700000000,
-                                      None)
+        uid, device = seed_user(rt, "alice", paths, sha)
+        seed_user(rt, "bob", [f"books/{i:05d}.epub" for i in range(small)], sha)
     database.close()
     return rt, uid, device
 
@@ -96,20 +104,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", type=int, default=10_000)
     parser.add_argument("--others", type=int, default=90_000)
+    parser.add_argument("--small", type=int, default=1000,
+                        help="files of the other user, whose overview is the baseline")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = os.path.join(tmp, "data")
         t0 = time.perf_counter()
-        rt, uid, device = seed(data_dir, args.folder, args.others)
-        print(f"seeded {args.folder:,} files in big/ and {args.others:,} elsewhere "
-              f"in {time.perf_counter() - t0:.1f} s")
+        rt, uid, device = seed(data_dir, args.folder, args.others, args.small)
+        print(f"seeded {args.folder:,} files in big/ and {args.others:,} elsewhere, "
+              f"and {args.small:,} of another user, in {time.perf_counter() - t0:.1f} s")
         server = Server(data_dir, os.path.join(tmp, "server.log"),
                         env={"SYNC_ACCESS_LOG": "false"}).start()
         try:
-            browser = requests.Session()
-            resp = browser.post(server.url + "/login", allow_redirects=False,
-                                data={"username": "alice", "password": PASSWORD}, timeout=30)
-            assert resp.status_code == 303, resp.text
+            browser, small_browser = requests.Session(), requests.Session()
+            for session, name in ((browser, "alice"), (small_browser, "bob")):
+                resp = session.post(server.url + "/login", allow_redirects=False,
+                                    data={"username": name, "password": PASSWORD}, timeout=30)
+                assert resp.status_code == 303, resp.text
             token = auth.issue_user_token(rt, "alice")
             api = {"Authorization": f"Bearer {token}", "X-Device-Id": device}
             floor, _ = median_ms(browser, server.url + "/healthz")
@@ -119,6 +130,8 @@ def main():
             middle, _ = median_ms(
                 browser, server.url + f"/files?in=big&after=big/file%20{args.folder // 2:05d}.epub")
             top, _ = median_ms(browser, server.url + "/files")
+            overview, _ = median_ms(browser, server.url + "/")
+            small_overview, _ = median_ms(small_browser, server.url + "/")
         finally:
             server.stop()
         whole, whole_bytes = unpaged_ms(rt, uid, args.folder)
@@ -130,6 +143,9 @@ def main():
     print(f"GET /files?in=big, a middle page              {middle:8.1f} ms")
     print(f"GET /files (top: 2 folders, {args.folder + args.others:,} files under)"
           f" {top:8.1f} ms")
+    print(f"GET / (overview), {args.small:,} files (baseline) {small_overview:8.1f} ms")
+    print(f"GET / (overview), {args.folder + args.others:,} files          {overview:8.1f} ms  "
+          f"x{overview / small_overview:.2f} the baseline")
     print(f"the whole folder as one page, unpaged         {whole:8.1f} ms  "
           f"{whole_bytes / 1000:.0f} kB (in process)")
 

@@ -194,12 +194,21 @@ def app_password_hash(password):
 
 # Every request looks its caller up: plain SQL, since building the query
 # with peewee cost more than the rest of a small request.
-_USER_SQL = "SELECT {} FROM users WHERE name = ?".format(
-    ", ".join(f.column_name for f in User._meta.sorted_fields))
-_DEVICE_SQL = "SELECT {}, {} FROM devices d JOIN users u ON u.id = d.user_id " \
-    "WHERE d.id = ? AND u.name = ?".format(
-        ", ".join("d." + f.column_name for f in Device._meta.sorted_fields),
-        ", ".join("u." + f.column_name for f in User._meta.sorted_fields))
+# The columns are the models' own, in their order (``_model``).
+_USER_SQL = f"""
+    SELECT {", ".join(f.column_name for f in User._meta.sorted_fields)}
+    FROM users WHERE name = :name
+"""
+# A device of the user ``:user_name`` and that user; ``{device}`` says which device.
+_USER_DEVICE_SQL = f"""
+    SELECT {", ".join("d." + f.column_name for f in Device._meta.sorted_fields)},
+           {", ".join("u." + f.column_name for f in User._meta.sorted_fields)}
+    FROM devices d JOIN users u ON u.id = d.user_id
+    WHERE {{device}} AND u.name = :user_name
+"""
+_DEVICE_SQL = _USER_DEVICE_SQL.format(device="d.id = :device_id")
+_APP_PASSWORD_SQL = _USER_DEVICE_SQL.format(device="d.app_password_hash = :password_hash")
+_ADD_USER_SQL = "INSERT OR IGNORE INTO users (name, created_at) VALUES (:name, :created_at)"
 
 
 def _model(model, row):
@@ -207,7 +216,7 @@ def _model(model, row):
 
 
 def _find_user(name):
-    row = database.execute_sql(_USER_SQL, (name,)).fetchone()
+    row = database.execute_sql(_USER_SQL, {"name": name}).fetchone()
     return None if row is None else _model(User, row)
 
 
@@ -216,14 +225,14 @@ def ensure_user(rt, name):
     user = _find_user(name)
     if user is None:
         with write():
-            database.execute_sql(
-                "INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)", (name, rt.now()))
+            database.execute_sql(_ADD_USER_SQL, {"name": name, "created_at": rt.now()})
         user = _find_user(name)
     return user
 
 
 def _find_device(device_id, user_name):
-    row = database.execute_sql(_DEVICE_SQL, (device_id, user_name)).fetchone()
+    row = database.execute_sql(
+        _DEVICE_SQL, {"device_id": device_id, "user_name": user_name}).fetchone()
     if row is None:
         return None
     split = len(Device._meta.sorted_fields)
@@ -232,16 +241,13 @@ def _find_device(device_id, user_name):
     return device
 
 
-_APP_PASSWORD_SQL = _DEVICE_SQL.replace("d.id = ?", "d.app_password_hash = ?")
-
-
 def app_password_device(user_name, password):
     """The device of ``user_name`` whose app password this is, or None."""
     user_name = normalize_user_name(user_name)
     if user_name is None or not password:
         return None
-    row = database.execute_sql(_APP_PASSWORD_SQL,
-                               (app_password_hash(password), user_name)).fetchone()
+    row = database.execute_sql(_APP_PASSWORD_SQL, {
+        "password_hash": app_password_hash(password), "user_name": user_name}).fetchone()
     if row is None:
         return None
     split = len(Device._meta.sorted_fields)

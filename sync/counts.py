@@ -1,7 +1,8 @@
 """Figures maintained as changes commit, so that no request counts the
 library: each user's number of entries and bytes of content (the quota's
-usage), and each device's number of acknowledged entries (its
-``pending_changes`` is the user's entries minus those).
+usage), live files and open conflicts (the web page's overview), and each
+device's number of acknowledged entries (its ``pending_changes`` is the
+user's entries minus those).
 
 Every function here that writes must be called inside the write
 transaction of the change that moves the figure (the library's unit of
@@ -21,9 +22,12 @@ from .db import database
 ALWAYS_ACKED = 10 ** 17 - 1
 
 ADD_USER_SQL = """
-    INSERT INTO user_counts (user_id, entries, bytes) VALUES (:user_id, :entries, :bytes)
+    INSERT INTO user_counts (user_id, entries, bytes, files, open_conflicts)
+    VALUES (:user_id, :entries, :bytes, :files, :open_conflicts)
     ON CONFLICT (user_id) DO UPDATE SET entries = entries + excluded.entries,
-                                        bytes = bytes + excluded.bytes
+                                        bytes = bytes + excluded.bytes,
+                                        files = files + excluded.files,
+                                        open_conflicts = open_conflicts + excluded.open_conflicts
 """
 # New entries count as acknowledged by the devices that hold no copy (ALWAYS_ACKED).
 ACK_NEW_ROWS_SQL = """
@@ -57,6 +61,9 @@ ENTRIES_BETWEEN_SQL = """
                           LIMIT :limit)
 """
 USAGE_SQL = "SELECT bytes FROM user_counts WHERE user_id = :user_id"
+OVERVIEW_FIGURES_SQL = """
+    SELECT files, bytes, open_conflicts FROM user_counts WHERE user_id = :user_id
+"""
 USER_ENTRIES_SQL = "SELECT entries FROM user_counts WHERE user_id = :user_id"
 
 
@@ -70,10 +77,11 @@ def held(user_id, shas):
         references.HELD_SQL, {"user_id": user_id, "shas": json.dumps(shas)})}
 
 
-def add_user(user_id, entries=0, bytes_=0):
-    if entries or bytes_:
-        database.execute_sql(
-            ADD_USER_SQL, {"user_id": user_id, "entries": entries, "bytes": bytes_})
+def add_user(user_id, entries=0, bytes_=0, files=0, open_conflicts=0):
+    if entries or bytes_ or files or open_conflicts:
+        database.execute_sql(ADD_USER_SQL, {
+            "user_id": user_id, "entries": entries, "bytes": bytes_, "files": files,
+            "open_conflicts": open_conflicts})
 
 
 def entries_changed(user_id, old_revs, new_rows):
@@ -158,6 +166,14 @@ def usage(user_id):
     return row[0] if row else 0
 
 
+def figures(user_id):
+    """``{"files", "bytes", "open_conflicts"}``: the user's live files, the
+    quota's usage and unresolved conflicts, as maintained (one row read)."""
+    row = database.execute_sql(OVERVIEW_FIGURES_SQL,
+                               {"user_id": user_id}).fetchone() or (0, 0, 0)
+    return dict(zip(("files", "bytes", "open_conflicts"), row))
+
+
 # -- recount (for check) -------------------------------------------------------
 
 # What a user's library holds, summed (``references.HELD_SQL``, for every user).
@@ -169,7 +185,9 @@ RECOUNT_USERS = """
                 WHERE user_id = u.id AND deleted = 0 AND sha256 IS NOT NULL
                 UNION
                 SELECT client_sha256, client_size FROM conflicts
-                WHERE user_id = u.id AND resolved_at IS NULL AND client_sha256 IS NOT NULL))
+                WHERE user_id = u.id AND resolved_at IS NULL AND client_sha256 IS NOT NULL)),
+           (SELECT COUNT(*) FROM entries e WHERE e.user_id = u.id AND e.deleted = 0),
+           (SELECT COUNT(*) FROM conflicts c WHERE c.user_id = u.id AND c.resolved_at IS NULL)
     FROM users u ORDER BY u.id
 """
 RECOUNT_DEVICES = """
@@ -178,7 +196,8 @@ RECOUNT_DEVICES = """
     FROM devices d ORDER BY d.id
 """
 STORED_USERS = """
-    SELECT u.id, COALESCE(c.entries, 0), COALESCE(c.bytes, 0)
+    SELECT u.id, COALESCE(c.entries, 0), COALESCE(c.bytes, 0), COALESCE(c.files, 0),
+           COALESCE(c.open_conflicts, 0)
     FROM users u LEFT JOIN user_counts c ON c.user_id = u.id ORDER BY u.id
 """
 STORED_DEVICES = """
@@ -187,7 +206,7 @@ STORED_DEVICES = """
 """
 REWRITE = (
     "DELETE FROM user_counts",
-    f"INSERT INTO user_counts (user_id, entries, bytes) {RECOUNT_USERS}",
+    f"INSERT INTO user_counts (user_id, entries, bytes, files, open_conflicts) {RECOUNT_USERS}",
     "DELETE FROM device_counts",
     """
     INSERT INTO device_counts (device_id, acked_entries)
@@ -199,18 +218,19 @@ REWRITE = (
 )
 
 
+USER_FIGURES = ("entries", "bytes held (quota usage)", "live files", "open conflicts")
+
+
 def differences(conn):
     """``[(what, stored, recounted), ...]`` for every maintained figure that
     disagrees with a recount of the tables. ``conn`` is an sqlite3
     connection; the caller holds one read transaction around the call."""
     found = []
     users = {row[0]: row[1:] for row in conn.execute(RECOUNT_USERS)}
-    for user_id, entries, bytes_ in conn.execute(STORED_USERS):
-        real_entries, real_bytes = users[user_id]
-        if entries != real_entries:
-            found.append((f"user {user_id}: entries", entries, real_entries))
-        if bytes_ != real_bytes:
-            found.append((f"user {user_id}: bytes held (quota usage)", bytes_, real_bytes))
+    for user_id, *stored in conn.execute(STORED_USERS):
+        for what, value, real in zip(USER_FIGURES, stored, users[user_id]):
+            if value != real:
+                found.append((f"user {user_id}: {what}", value, real))
     devices = {row[0]: row[2] for row in conn.execute(RECOUNT_DEVICES)}
     for device_id, user_id, acked_entries in conn.execute(STORED_DEVICES):
         real = devices[device_id]

@@ -17,7 +17,7 @@ import peewee
 from . import assets, migrations
 from .datadir import DB_NAME, DataDirError, open_existing, server_running
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SCHEMA_PATH = assets.path("schema.sql")
 BUSY_TIMEOUT_S = 30
 

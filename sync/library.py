@@ -338,7 +338,10 @@ class Library:
         after = counts.held(self.user_id, sizes)
         self.bytes_delta = (sum(sizes[s] or 0 for s in after - before)
                             - sum(sizes[s] or 0 for s in before - after))
-        counts.add_user(self.user_id, bytes_=self.bytes_delta)
+        files = sum((not new["deleted"]) - (old is not None and old[1] is not None)
+                    for new, old in ((self.dirty[p], o) for p, o in originals.items()))
+        counts.add_user(self.user_id, bytes_=self.bytes_delta, files=files,
+                        open_conflicts=len(self.new_conflicts) - len(self.resolved))
         counts.entries_changed(self.user_id,
                                [old[0] for old in originals.values() if old is not None],
                                sum(1 for old in originals.values() if old is None))

@@ -163,12 +163,28 @@ _REVOKE = """
 ALTER TABLE users ADD COLUMN tokens_revoked_at REAL;
 """
 
+# -- schema 7: the overview's figures, maintained ---------------------------------
+_OVERVIEW_COUNTS = """
+ALTER TABLE user_counts ADD COLUMN files INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE user_counts ADD COLUMN open_conflicts INTEGER NOT NULL DEFAULT 0;
+INSERT OR IGNORE INTO user_counts (user_id)
+    SELECT user_id FROM entries WHERE deleted = 0
+    UNION SELECT user_id FROM conflicts WHERE resolved_at IS NULL;
+UPDATE user_counts SET
+    files = (SELECT COUNT(*) FROM entries e
+              WHERE e.user_id = user_counts.user_id AND e.deleted = 0),
+    open_conflicts = (SELECT COUNT(*) FROM conflicts c
+                       WHERE c.user_id = user_counts.user_id AND c.resolved_at IS NULL);
+"""
+
 STEPS = (
     Step(2, "WebDAV: app passwords, empty folders, dead properties", sql(_WEBDAV)),
     Step(3, "history: the revisions of every path", sql(_REVISIONS_V3)),
     Step(4, "maintained counts and the clean-up queue", _counts_step),
     Step(5, "web page sessions and the web page's device", sql(_WEB_PAGE)),
     Step(6, "user revoke: user tokens issued before a moment are refused", sql(_REVOKE)),
+    Step(7, "the web page's overview: live files and open conflicts counted as they change",
+         sql(_OVERVIEW_COUNTS)),
 )
 
 

@@ -228,13 +228,16 @@ class Revision(BaseModel):
 
 
 class UserCount(BaseModel):
-    """Maintained figures of a user: rows in ``entries`` and bytes of
-    distinct content held (the quota's usage); see ``sync.counts``."""
+    """Maintained figures of a user: rows in ``entries``, bytes of distinct
+    content held (the quota's usage), live files and open conflicts; see
+    ``sync.counts``."""
 
     user = peewee.ForeignKeyField(User, column_name="user_id", primary_key=True,
                                   on_delete="CASCADE")
     entries = peewee.IntegerField(default=0)
     bytes = peewee.IntegerField(default=0)
+    files = peewee.IntegerField(default=0)
+    open_conflicts = peewee.IntegerField(default=0)
 
     class Meta:
         table_name = "user_counts"

@@ -173,14 +173,10 @@ def test_move_of_a_changed_source_keep_client_moves_the_current_source(rt, api, 
 
 
 @pytest.mark.parametrize("resolution", ["keep_server", "keep_client", "keep_both"])
-def test_move_whose_source_is_gone_leaves_the_library(rt, api, dev, device, resolution):
-    seed.put(rt, device, "a.txt", ONE)
-    seed.put(rt, device, "b.txt", TWO)
-    cid = report(dev, {"op": "move", "path": "a.txt", "to": "b.txt",
-                       "base_rev": 1})[0]["conflict_id"]
+def test_move_whose_source_is_gone_leaves_the_library(api, dev, move_onto_live, resolution):
     report(dev, {"op": "delete", "path": "a.txt", "base_rev": 1})
     before = feed(dev)
-    got = resolve(api, cid, resolution).json
+    got = resolve(api, move_onto_live, resolution).json
     assert got["results"] == [] and got["conflict"]["resolution"] == resolution
     assert feed(dev) == before
 

@@ -11,8 +11,8 @@ import sqlite3
 
 import pytest
 
-from sync import backup, counts, cursors, janitor
-from sync.db import database, init_db
+from sync import backup, counts, cursors, janitor, migrations
+from sync.db import database, init_db, write
 
 from . import seed
 from .helpers import CHUNK, assert_error, other_app, send_chunk, sha256, start_upload, upload
@@ -27,7 +27,7 @@ def recount(rt):
         pending = dict(conn.execute(
             "SELECT d.id, (SELECT COUNT(*) FROM entries e WHERE e.user_id = d.user_id "
             "AND e.rev > COALESCE(d.acked_rev, -1)) FROM devices d"))
-        usage = {user_id: bytes_ for user_id, _, bytes_ in conn.execute(counts.RECOUNT_USERS)}
+        usage = {user_id: bytes_ for user_id, _, bytes_, *_ in conn.execute(counts.RECOUNT_USERS)}
         return pending, usage
     finally:
         conn.close()
@@ -239,6 +239,53 @@ def test_a_version_1_database_gets_its_counts_and_queues_its_blobs(tmp_path):
         assert counts.differences(conn) == []
     finally:
         conn.close()
+
+
+def test_a_version_6_database_gets_its_live_files_and_open_conflicts_counted(tmp_path):
+    """Schema 7 keeps the web page's overview figures; the step fills them
+    from a recount of a database the previous version wrote."""
+    path = seed.oldest(tmp_path)
+    init_db(path, steps=[s for s in migrations.STEPS if s.version <= 6])
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+    sha = "ab" * 32
+    conn.executescript(f"""
+        INSERT INTO users (name, created_at) VALUES ('bob', 'x'), ('carol', 'x');
+        INSERT INTO entries (user_id, path, fold, rev, deleted, size, sha256, changed_at)
+            VALUES (1, 'a', 'a', 1, 0, 10, '{sha}', 'x'), (1, 'b', 'b', 2, 0, 10, '{sha}', 'x'),
+                   (1, 'c', 'c', 3, 1, NULL, NULL, 'x'), (2, 'd', 'd', 4, 0, 10, '{sha}', 'x');
+        INSERT INTO conflicts (id, user_id, path, kind, created_at, client_op, resolved_at)
+            VALUES ('k1', 1, 'a', 'delete_modify', 'x', 'delete', NULL),
+                   ('k2', 1, 'b', 'delete_modify', 'x', 'delete', 'x'),
+                   ('k3', 3, 'e', 'delete_modify', 'x', 'delete', NULL);
+        INSERT OR REPLACE INTO user_counts (user_id, entries, bytes) VALUES (1, 3, 10), (2, 1, 10);
+    """)
+    conn.close()
+    init_db(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert conn.execute("SELECT user_id, entries, bytes, files, open_conflicts "
+                            "FROM user_counts ORDER BY user_id").fetchall() == [
+            (1, 3, 10, 2, 1), (2, 1, 10, 1, 0), (3, 0, 0, 0, 1)]
+        conn.execute("BEGIN")
+        assert counts.differences(conn) == []
+    finally:
+        conn.close()
+
+
+def test_check_recounts_live_files_and_open_conflicts(rt, api, dev):
+    seed.put(rt, "alice", "a.txt", b"a")
+    seed.put(rt, "alice", "b.txt", b"b")
+    with database.connection_context(), write():
+        database.execute_sql("UPDATE user_counts SET files = 7, open_conflicts = 3")
+    problems, lines = seed.run_check(rt.config)
+    assert problems == 2 and [line for line in lines if line.startswith("PROBLEM")] == [
+        "PROBLEM user 1: live files is 7, a recount says 2 (--repair fixes it)",
+        "PROBLEM user 1: open conflicts is 3, a recount says 0 (--repair fixes it)"]
+    assert seed.run_check(rt.config, repair=True)[0] == 0
+    assert seed.run_check(rt.config)[0] == 0
+    with database.connection_context():
+        assert counts.figures(1) == {"files": 2, "bytes": 2, "open_conflicts": 0}
 
 
 # -- the quota counts unresolved conflicts ------------------------------------

@@ -209,6 +209,10 @@ def refill(folder, leave):
     return path
 
 
+PROPERTY_UPDATE = (b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z">'
+                   b'<D:set><D:prop><Z:shelf>sf</Z:shelf></D:prop></D:set></D:propertyupdate>')
+
+
 @pytest.mark.filterwarnings("ignore::webtest.lint.WSGIWarning")
 def test_webdav_writes_on_a_full_disk_are_507_and_leave_nothing(small_disk):
     rt, api, dev, device = app_over(small_disk / "data", min_free=0)
@@ -231,6 +235,8 @@ def test_webdav_writes_on_a_full_disk_are_507_and_leave_nothing(small_disk):
         "COPY": dav("COPY", "a.txt", Destination=copy_target),
     }.items():
         assert_507(what, resp)
+    proppatch = dav("PROPPATCH", "a.txt", PROPERTY_UPDATE, **{"Content-Type": "application/xml"})
+    assert proppatch.status_int == 207 and b"HTTP/1.1 507" in proppatch.body, proppatch.body
     assert library_state(rt, dev) == before
     # Reads keep working.
     assert dav("GET", "a.txt").body == data
@@ -249,4 +255,6 @@ def test_webdav_writes_on_a_full_disk_are_507_and_leave_nothing(small_disk):
     assert dav("MKCOL", "music").status_int == 201
     assert dav("COPY", "a.txt", Destination=copy_target).status_int == 201
     assert dav("GET", "books/a copy.txt").body == data
+    proppatch = dav("PROPPATCH", "a.txt", PROPERTY_UPDATE, **{"Content-Type": "application/xml"})
+    assert b"HTTP/1.1 200" in proppatch.body, proppatch.body
     assert dav("GET", "c.txt").body == content(CHUNK, seed=3)

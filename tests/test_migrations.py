@@ -133,11 +133,11 @@ def test_steps_out_of_order_are_refused(tmp_path):
 def test_a_newer_database_is_refused_untouched(tmp_path):
     path = oldest(tmp_path)
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA user_version = 7")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(SchemaError, match="newer version"):
         init_db(path)
-    assert read(path, "PRAGMA user_version") == [(7,)]
+    assert read(path, "PRAGMA user_version") == [(SCHEMA_VERSION + 1,)]
 
 
 def test_sql_refuses_an_unfinished_statement():

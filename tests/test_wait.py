@@ -119,20 +119,22 @@ def test_upload_completion_wakes_the_waiter(rt, dev, phone):
     assert change["path"] == "big.bin" and change["sha256"] == sha256(data)
 
 
-def test_a_resolution_wakes_the_waiter(rt, api, dev, device):
+@pytest.fixture
+def conflict_id(rt, device):
+    """An open conflict on ``a.txt``: two edits of its first version."""
     seed.put(rt, device, "a.txt", b"one")
     seed.put(rt, device, "a.txt", b"two", base_rev=1)
-    conflict_id = seed.put(rt, device, "a.txt", b"three", base_rev=1)["conflict_id"]
+    return seed.put(rt, device, "a.txt", b"three", base_rev=1)["conflict_id"]
+
+
+def test_a_resolution_wakes_the_waiter(rt, api, dev, conflict_id):
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 30})
     waiting(rt, 1)
     api.post(f"/conflicts/{conflict_id}/resolve", {"resolution": "keep_client"})
     assert waiter.result() == {"changes": True}
 
 
-def test_a_resolution_that_changes_nothing_does_not_wake(rt, api, dev, device):
-    seed.put(rt, device, "a.txt", b"one")
-    seed.put(rt, device, "a.txt", b"two", base_rev=1)
-    conflict_id = seed.put(rt, device, "a.txt", b"three", base_rev=1)["conflict_id"]
+def test_a_resolution_that_changes_nothing_does_not_wake(rt, api, dev, conflict_id):
     waiter = Waiter(dev, {"cursor": head_cursor(dev), "timeout": 2})
     waiting(rt, 1)
     api.post(f"/conflicts/{conflict_id}/resolve", {"resolution": "keep_server"})

@@ -46,6 +46,7 @@ class Recording(Server):
                 return [b'{"title": "Not Found", "description": "No such route.", '
                         b'"code": "not_found"}']
             return app(environ, start_response)
+        recording.body_gate = app.body_gate  # served with the app's own gate
         return recording
 
 

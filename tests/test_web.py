@@ -428,6 +428,96 @@ def test_the_overview_counts_files_bytes_devices_and_conflicts(everything, rt, a
     assert "a.txt" in text and "Latest changes" in text
 
 
+def recounted(uid):
+    """The overview's figures counted from the tables, as the page once did."""
+    def one(sql):
+        return database.execute_sql(sql, (uid,)).fetchone()[0]
+    return {"files": one("SELECT COUNT(*) FROM entries WHERE user_id = ? AND deleted = 0"),
+            "conflicts": one("SELECT COUNT(*) FROM conflicts WHERE user_id = ? "
+                             "AND resolved_at IS NULL")}
+
+
+def overview_figures(text):
+    return {"files": int(re.search(r"<dt>Files</dt><dd><a[^>]*>([\d,]+)</a>", text)
+                         .group(1).replace(",", "")),
+            "conflicts": int(re.search(r"<dt>Open conflicts</dt><dd><a[^>]*>(\d+)</a>", text)
+                             .group(1))}
+
+
+def test_the_overview_shows_the_counted_figures_after_every_kind_of_change(
+        everything, rt, alice, api, device, clock):
+    uid = seed.user_id(rt, "alice")
+    dev = api.as_(device["token"])
+
+    def same():
+        with database.connection_context():
+            expected = recounted(uid)
+        assert overview_figures(alice.get("/").text) == expected
+        return expected
+    assert same() == {"files": 1, "conflicts": 1}
+    seed.put_files(rt, "alice", {"b.txt": b"b", "c/d.txt": b"d", "e.txt": b"e"})
+    rev = views.head(uid, "b.txt").rev
+    dev.post("/report", {"changes": [
+        {"op": "delete", "path": "e.txt", "base_rev": views.head(uid, "e.txt").rev},
+        {"op": "move", "path": "c/d.txt", "to": "c/moved.txt",
+         "base_rev": views.head(uid, "c/d.txt").rev},
+        {"op": "put", "path": "B.txt", "sha256": sha256(b"b"), "size": 1, "mtime": 0,
+         "base_rev": None}]})  # a case clash: one more conflict
+    assert same() == {"files": 3, "conflicts": 2}
+    put_rev = dev.get("/history/e.txt").json["revisions"][-1]["rev"]
+    dev.post("/restore", {"path": "e.txt", "rev": put_rev})
+    assert same()["files"] == 4
+    [clash] = [c for c in dev.get("/conflicts").json["conflicts"] if c["kind"] == "case_clash"]
+    dev.post(f"/conflicts/{clash['id']}/resolve", {"resolution": "keep_both"})
+    dev.post(f"/conflicts/{everything['CONFLICT']}/resolve", {"resolution": "keep_client"})
+    assert same()["conflicts"] == 0
+    dev.post("/rewind", {"rev": rev})
+    same()
+    clock.advance(31 * 86400)  # past the tombstones' grace period, acked by every device
+    for listed in api.get("/devices").json["devices"]:
+        caller = api.as_(api.token, device_id=listed["id"])
+        caller.post("/ack", {"cursor": caller.get("/changes").json["cursor"]})
+    with database.connection_context():
+        assert feed.purge_tombstones(rt)[0] > 0
+    alice.login("alice")  # the session expired meanwhile
+    same()
+
+
+def vm_steps(call):
+    """How many SQLite virtual machine steps (in hundreds) ``call`` makes:
+    the work its queries do, whatever the machine's speed."""
+    steps = [0]
+
+    def tick():
+        steps[0] += 1
+        return 0
+    connection = database.connection()
+    connection.set_progress_handler(tick, 100)
+    try:
+        call()
+    finally:
+        connection.set_progress_handler(None, 100)
+    return steps[0]
+
+
+def test_the_overview_costs_the_same_for_a_small_and_a_large_library(rt, alice, api, device):
+    uid = seed.user_id(rt, "alice")
+    dev = api.as_(device["token"])
+    seed.put_many(rt, "alice", [f"small/{i}.txt" for i in range(100)])
+    with database.connection_context():
+        small = vm_steps(lambda: views.overview(uid))
+    seed.put_many(rt, "alice", [f"large/{i}.txt" for i in range(20_000)])
+    dev.post("/report", {"changes": [{"op": "delete", "path": f"large/{i}.txt",
+                                      "base_rev": views.head(uid, f"large/{i}.txt").rev}
+                                     for i in range(1000)]})
+    with database.connection_context():
+        large = vm_steps(lambda: views.overview(uid))
+        figures = views.overview(uid)
+        assert {"files": figures["files"], "conflicts": figures["conflicts"]} == recounted(uid)
+    assert figures["files"] == 19_100
+    assert large <= small + 5, (small, large)
+
+
 # -- files ------------------------------------------------------------------------
 
 def test_the_files_page_lists_folders_and_files_with_their_device(rt, alice, api, device):

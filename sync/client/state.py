@@ -45,6 +45,53 @@ CREATE TABLE IF NOT EXISTS conflicts (
     client_op TEXT, client_sha256 TEXT);
 """
 
+# A newly attached device keeps what the folder knows, not the old device's
+# conflicts, sessions and ack.
+FORGET_DEVICE_SQL = (
+    "DELETE FROM conflicts",
+    "DELETE FROM uploads",
+    "DELETE FROM meta WHERE key = 'acked'",
+)
+GET_SQL = "SELECT value FROM meta WHERE key = :key"
+PUT_SQL = "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)"
+DROP_SQL = "DELETE FROM meta WHERE key = :key"
+SYNCED_SQL = "SELECT path, rev, sha256, size, mtime_ns FROM synced"
+SET_SYNCED_SQL = """
+    INSERT OR REPLACE INTO synced (path, rev, sha256, size, mtime_ns)
+    VALUES (:path, :rev, :sha256, :size, :mtime_ns)
+"""
+DROP_SYNCED_SQL = "DELETE FROM synced WHERE path = :path"
+REMOTE_SQL = "SELECT path, rev, sha256, size, mtime, moved_from FROM remote"
+REMOTE_ENTRY_SQL = REMOTE_SQL + " WHERE path = :path"
+SET_REMOTE_SQL = """
+    INSERT OR REPLACE INTO remote (path, rev, sha256, size, mtime, moved_from)
+    VALUES (:path, :rev, :sha256, :size, :mtime, :moved_from)
+"""
+DROP_REMOTE_SQL = "DELETE FROM remote WHERE path = :path"
+DROP_ALL_REMOTE_SQL = "DELETE FROM remote"
+CACHED_HASH_SQL = """
+    SELECT sha256 FROM hashes WHERE path = :path AND size = :size AND mtime_ns = :mtime_ns
+"""
+REMEMBER_HASH_SQL = """
+    INSERT OR REPLACE INTO hashes (path, size, mtime_ns, sha256)
+    VALUES (:path, :size, :mtime_ns, :sha256)
+"""
+HASHED_PATHS_SQL = "SELECT path FROM hashes"
+FORGET_HASH_SQL = "DELETE FROM hashes WHERE path = :path"
+UPLOADS_SQL = "SELECT path, upload_id, sha256, size, base_rev FROM uploads"
+UPLOAD_SQL = UPLOADS_SQL + " WHERE path = :path"
+SET_UPLOAD_SQL = """
+    INSERT OR REPLACE INTO uploads (path, upload_id, sha256, size, base_rev)
+    VALUES (:path, :upload_id, :sha256, :size, :base_rev)
+"""
+DROP_UPLOAD_SQL = "DELETE FROM uploads WHERE path = :path"
+CONFLICTS_SQL = "SELECT id, path, kind, to_path, client_op, client_sha256 FROM conflicts"
+ADD_CONFLICT_SQL = """
+    INSERT OR REPLACE INTO conflicts (id, path, kind, to_path, client_op, client_sha256)
+    VALUES (:id, :path, :kind, :to, :client_op, :client_sha256)
+"""
+DROP_CONFLICT_SQL = "DELETE FROM conflicts WHERE id = :id"
+
 
 def _by_path(kind, rows):
     """``{path: kind(*row)}``; the path and sha256 strings are interned, so the
@@ -157,9 +204,8 @@ def reattach_folder(folder, server, device, token, ca_bundle=None):
     state = State.open(folder)
     try:
         with state.transaction():
-            state.conn.execute("DELETE FROM conflicts")
-            state.conn.execute("DELETE FROM uploads")
-            state.conn.execute("DELETE FROM meta WHERE key = 'acked'")
+            for statement in FORGET_DEVICE_SQL:
+                state.conn.execute(statement)
     finally:
         state.close()
 
@@ -223,31 +269,26 @@ class State:
     # meta
     @_locked
     def get(self, key, default=None):
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self.conn.execute(GET_SQL, {"key": key}).fetchone()
         return row[0] if row else default
 
     @_locked
     def put(self, key, value):
-        if value is None:
-            self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
-        else:
-            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                              (key, value))
+        self.conn.execute(DROP_SQL if value is None else PUT_SQL, {"key": key, "value": value})
 
     # synced
     @_locked
     def synced(self):
-        return _by_path(Synced, self.conn.execute(
-            "SELECT path, rev, sha256, size, mtime_ns FROM synced"))
+        return _by_path(Synced, self.conn.execute(SYNCED_SQL))
 
     @_locked
     def set_synced(self, path, rev, sha256, size, mtime_ns):
-        self.conn.execute("INSERT OR REPLACE INTO synced VALUES (?, ?, ?, ?, ?)",
-                          (path, rev, sha256, size, mtime_ns))
+        self.conn.execute(SET_SYNCED_SQL, {"path": path, "rev": rev, "sha256": sha256,
+                                           "size": size, "mtime_ns": mtime_ns})
 
     @_locked
     def drop_synced(self, path):
-        self.conn.execute("DELETE FROM synced WHERE path = ?", (path,))
+        self.conn.execute(DROP_SYNCED_SQL, {"path": path})
 
     @_locked
     def replace_synced(self, before, after):
@@ -262,24 +303,22 @@ class State:
     # remote
     @_locked
     def remote(self):
-        return _by_path(Remote, self.conn.execute(
-            "SELECT path, rev, sha256, size, mtime, moved_from FROM remote"))
+        return _by_path(Remote, self.conn.execute(REMOTE_SQL))
 
     @_locked
     def remote_entry(self, path):
-        row = self.conn.execute(
-            "SELECT path, rev, sha256, size, mtime, moved_from FROM remote WHERE path = ?",
-            (path,)).fetchone()
+        row = self.conn.execute(REMOTE_ENTRY_SQL, {"path": path}).fetchone()
         return Remote(*row) if row else None
 
     @_locked
     def set_remote(self, path, rev, sha256, size, mtime, moved_from=None):
-        self.conn.execute("INSERT OR REPLACE INTO remote VALUES (?, ?, ?, ?, ?, ?)",
-                          (path, rev, sha256, size, mtime, moved_from))
+        self.conn.execute(SET_REMOTE_SQL, {"path": path, "rev": rev, "sha256": sha256,
+                                           "size": size, "mtime": mtime,
+                                           "moved_from": moved_from})
 
     @_locked
     def drop_remote(self, path):
-        self.conn.execute("DELETE FROM remote WHERE path = ?", (path,))
+        self.conn.execute(DROP_REMOTE_SQL, {"path": path})
 
     @_locked
     def apply_feed(self, changes, cursor, relisted):
@@ -287,7 +326,7 @@ class State:
         and the cursor after them. A relist replaces every remote head."""
         with self.transaction():
             if relisted:
-                self.conn.execute("DELETE FROM remote")
+                self.conn.execute(DROP_ALL_REMOTE_SQL)
             for change in changes:
                 if change["op"] == "delete":
                     self.drop_remote(change["path"])
@@ -301,59 +340,54 @@ class State:
     @_locked
     def cached_hash(self, path, size, mtime_ns):
         row = self.conn.execute(
-            "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
-            (path, size, mtime_ns)).fetchone()
+            CACHED_HASH_SQL, {"path": path, "size": size, "mtime_ns": mtime_ns}).fetchone()
         return row[0] if row else None
 
     @_locked
     def remember_hash(self, path, size, mtime_ns, sha256):
-        self.conn.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-                          (path, size, mtime_ns, sha256))
+        self.conn.execute(REMEMBER_HASH_SQL, {"path": path, "size": size,
+                                              "mtime_ns": mtime_ns, "sha256": sha256})
 
     @_locked
     def forget_hashes(self, keep):
         """Drop cached hashes of paths not in ``keep`` (files gone from disk)."""
-        stale = [r[0] for r in self.conn.execute("SELECT path FROM hashes") if r[0] not in keep]
+        stale = [r[0] for r in self.conn.execute(HASHED_PATHS_SQL) if r[0] not in keep]
         with self.transaction():
             for path in stale:
-                self.conn.execute("DELETE FROM hashes WHERE path = ?", (path,))
+                self.conn.execute(FORGET_HASH_SQL, {"path": path})
 
     # uploads
     @_locked
     def upload(self, path):
-        row = self.conn.execute(
-            "SELECT path, upload_id, sha256, size, base_rev FROM uploads WHERE path = ?",
-            (path,)).fetchone()
+        row = self.conn.execute(UPLOAD_SQL, {"path": path}).fetchone()
         return Upload(*row) if row else None
 
     @_locked
     def uploads(self):
-        return [Upload(*r) for r in self.conn.execute(
-            "SELECT path, upload_id, sha256, size, base_rev FROM uploads")]
+        return [Upload(*r) for r in self.conn.execute(UPLOADS_SQL)]
 
     @_locked
     def set_upload(self, path, upload_id, sha256, size, base_rev):
-        self.conn.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
-                          (path, upload_id, sha256, size, base_rev))
+        self.conn.execute(SET_UPLOAD_SQL, {"path": path, "upload_id": upload_id,
+                                           "sha256": sha256, "size": size,
+                                           "base_rev": base_rev})
 
     @_locked
     def drop_upload(self, path):
-        self.conn.execute("DELETE FROM uploads WHERE path = ?", (path,))
+        self.conn.execute(DROP_UPLOAD_SQL, {"path": path})
 
     # conflicts
     @_locked
     def conflicts(self):
-        return {r[0]: Conflict(*r) for r in self.conn.execute(
-            "SELECT id, path, kind, to_path, client_op, client_sha256 FROM conflicts")}
+        return {r[0]: Conflict(*r) for r in self.conn.execute(CONFLICTS_SQL)}
 
     @_locked
     def add_conflict(self, conflict):
-        self.conn.execute("INSERT OR REPLACE INTO conflicts VALUES (?, ?, ?, ?, ?, ?)",
-                          tuple(conflict))
+        self.conn.execute(ADD_CONFLICT_SQL, Conflict(*conflict)._asdict())
 
     @_locked
     def drop_conflict(self, conflict_id):
-        self.conn.execute("DELETE FROM conflicts WHERE id = ?", (conflict_id,))
+        self.conn.execute(DROP_CONFLICT_SQL, {"id": conflict_id})
 
 
 class _Transaction:

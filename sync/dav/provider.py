@@ -96,7 +96,10 @@ class _Props:
         if dry_run:
             return
         text = None if value is None else etree.tostring(value, encoding="unicode")
-        tree.set_property(self.ctx.user.id, self.lib_path, name, text)
+        try:
+            tree.set_property(self.ctx.user.id, self.lib_path, name, text)
+        except errors.SyncError as exc:  # a full disk: 507 for that property
+            raise dav_error(exc) from None
         self.ctx.props.pop(self.lib_path, None)
 
     # -- writes shared by files and folders ------------------------------------------

@@ -39,6 +39,22 @@ class Session:
         return isinstance(sent, str) and hmac.compare_digest(sent, self.csrf)
 
 
+DROP_EXPIRED_SQL = "DELETE FROM web_sessions WHERE expires_at <= :now"
+OPEN_SQL = """
+    INSERT INTO web_sessions (id, user_id, csrf, created_at, expires_at)
+    VALUES (:id, :user_id, :csrf, :created_at, :expires_at)
+"""
+# A session that has not expired, with its user's name and revocation time.
+FIND_SQL = """
+    SELECT s.id, s.user_id, u.name, s.csrf, s.expires_at, s.flash,
+           s.created_at, u.tokens_revoked_at
+    FROM web_sessions s JOIN users u ON u.id = s.user_id
+    WHERE s.id = :id AND s.expires_at > :now
+"""
+CLOSE_SQL = "DELETE FROM web_sessions WHERE id = :id"
+SET_FLASH_SQL = "UPDATE web_sessions SET flash = :flash WHERE id = :id"
+
+
 def _created_stamp(ts):
     """ISO 8601 UTC with microseconds, rounded down (never later than ``ts``)."""
     whole = math.floor(ts)
@@ -58,12 +74,10 @@ def open_session(rt, user_id):
     value = secrets.token_urlsafe(32)
     now = rt.clock()
     with write():
-        database.execute_sql("DELETE FROM web_sessions WHERE expires_at <= ?", (iso(now),))
-        database.execute_sql(
-            "INSERT INTO web_sessions (id, user_id, csrf, created_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (_key(value), user_id, secrets.token_urlsafe(32), _created_stamp(now),
-             iso(now + rt.config.token_ttl)))
+        database.execute_sql(DROP_EXPIRED_SQL, {"now": iso(now)})
+        database.execute_sql(OPEN_SQL, {
+            "id": _key(value), "user_id": user_id, "csrf": secrets.token_urlsafe(32),
+            "created_at": _created_stamp(now), "expires_at": iso(now + rt.config.token_ttl)})
     return value
 
 
@@ -72,17 +86,13 @@ def find(rt, value):
     or opened before the user's tokens were revoked: then it is deleted)."""
     if not value or len(value) > 100:
         return None
-    row = database.execute_sql(
-        "SELECT s.id, s.user_id, u.name, s.csrf, s.expires_at, s.flash, "
-        "s.created_at, u.tokens_revoked_at "
-        "FROM web_sessions s JOIN users u ON u.id = s.user_id "
-        "WHERE s.id = ? AND s.expires_at > ?", (_key(value), rt.now())).fetchone()
+    row = database.execute_sql(FIND_SQL, {"id": _key(value), "now": rt.now()}).fetchone()
     if row is None:
         return None
     *fields, created_at, revoked_at = row
     if revoked_at is not None and _created_time(created_at) < revoked_at:
         with write():
-            database.execute_sql("DELETE FROM web_sessions WHERE id = ?", (fields[0],))
+            database.execute_sql(CLOSE_SQL, {"id": fields[0]})
         return None
     return Session(*fields)
 
@@ -90,14 +100,13 @@ def find(rt, value):
 def close(session):
     """Logout: the session ends on the server."""
     with write():
-        database.execute_sql("DELETE FROM web_sessions WHERE id = ?", (session.key,))
+        database.execute_sql(CLOSE_SQL, {"id": session.key})
 
 
 def set_flash(session, message):
     """Keep ``message`` for the next page this session shows."""
     with write():
-        database.execute_sql("UPDATE web_sessions SET flash = ? WHERE id = ?",
-                             (message, session.key))
+        database.execute_sql(SET_FLASH_SQL, {"flash": message, "id": session.key})
 
 
 def take_flash(session):
@@ -105,7 +114,6 @@ def take_flash(session):
     message = session.flash
     if message is not None:
         with write():
-            database.execute_sql("UPDATE web_sessions SET flash = NULL WHERE id = ?",
-                                 (session.key,))
+            database.execute_sql(SET_FLASH_SQL, {"flash": None, "id": session.key})
         session.flash = None
     return message

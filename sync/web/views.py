@@ -35,15 +35,11 @@ HEAD_SQL = f"""
     SELECT {_FILE_COLUMNS} FROM entries e LEFT JOIN devices d ON d.id = e.device_id
     WHERE e.user_id = :user_id AND e.path = :path AND e.deleted = 0
 """
-LIVE_FILES_SQL = "SELECT COUNT(*) FROM entries WHERE user_id = :user_id AND deleted = 0"
 # The user's devices but the web page's own.
 DEVICE_COUNT_SQL = """
     SELECT COUNT(*) FROM devices
     WHERE user_id = :user_id
       AND id NOT IN (SELECT device_id FROM web_devices WHERE user_id = :user_id)
-"""
-OPEN_CONFLICTS_SQL = """
-    SELECT COUNT(*) FROM conflicts WHERE user_id = :user_id AND resolved_at IS NULL
 """
 LATEST_CHANGES_SQL = """
     SELECT e.path, e.deleted, e.rev, e.changed_at, e.moved_from, d.name
@@ -143,19 +139,18 @@ def head(user_id, path):
 
 def overview(user_id, latest=10):
     """The overview's figures: files, bytes, devices, open conflicts, and the
-    latest changes (newest first) with the device that made each."""
-    user = {"user_id": user_id}
-    files = database.execute_sql(LIVE_FILES_SQL, user).fetchone()[0]
-    used = counts.usage(user_id)  # what the quota counts: each content once
-    device_count = database.execute_sql(DEVICE_COUNT_SQL, user).fetchone()[0]
-    conflicts = database.execute_sql(OPEN_CONFLICTS_SQL, user).fetchone()[0]
+    latest changes (newest first) with the device that made each. The
+    figures are those maintained as changes commit (``sync.counts``), so the
+    page costs the same for any size of library."""
+    figures = counts.figures(user_id)  # bytes: what the quota counts, each content once
+    device_count = database.execute_sql(DEVICE_COUNT_SQL, {"user_id": user_id}).fetchone()[0]
     changes = [
         {"path": path, "op": "delete" if deleted else "put", "rev": rev,
          "changed_at": changed_at, "moved_from": moved_from, "device_name": name}
         for path, deleted, rev, changed_at, moved_from, name in database.execute_sql(
             LATEST_CHANGES_SQL, {"user_id": user_id, "limit": latest})]
-    return {"files": files, "bytes": used, "devices": device_count,
-            "conflicts": conflicts, "changes": changes}
+    return {"files": figures["files"], "bytes": figures["bytes"], "devices": device_count,
+            "conflicts": figures["open_conflicts"], "changes": changes}
 
 
 def device_names(user_id):
