@@ -326,12 +326,19 @@ def authenticate(rt, header, create=True):
     if scheme.lower() != "bearer" or not token:
         raise errors.unauthorized("The Authorization header must be 'Bearer <token>'.")
     try:
+        # Times are the runtime's clock's (``rt.clock``), not PyJWT's own
+        # reading of the system clock: one clock decides expiry, revocation
+        # and everything else.
         claims = jwt.decode(token, rt.secret, algorithms=["HS256"],
-                            options={"require": ["sub", "exp"]})
-    except jwt.ExpiredSignatureError:
-        raise errors.unauthorized("The token has expired; log in again.") from None
+                            options={"require": ["sub", "exp"], "verify_exp": False,
+                                     "verify_iat": False})
     except jwt.InvalidTokenError:
         raise errors.unauthorized("The token is not valid.") from None
+    exp = claims["exp"]
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        raise errors.unauthorized("The token is not valid.")
+    if exp <= rt.clock():
+        raise errors.unauthorized("The token has expired; log in again.")
     name = normalize_user_name(claims.get("sub"))
     if name is None:
         raise errors.unauthorized("The token names no valid user.")

@@ -7,7 +7,7 @@ import pytest
 
 from sync import auth
 
-from .helpers import assert_error
+from .helpers import Api, assert_error
 
 
 def _expect_401(api, token):
@@ -39,8 +39,26 @@ def test_user_token_works_and_creates_the_user(api, rt):
 
 def test_expired_token_is_401(api, rt, clock):
     api.get("/devices")
-    token = jwt.encode({"sub": "alice", "iat": int(time.time()) - 100,
-                        "exp": int(time.time()) - 10}, rt.secret, algorithm="HS256")
+    token = jwt.encode({"sub": "alice", "iat": int(clock()) - 100,
+                        "exp": int(clock()) - 10}, rt.secret, algorithm="HS256")
+    _expect_401(api, token)
+
+
+def test_expiry_follows_the_servers_clock_not_pyjwts(testapp, rt, clock):
+    """A token's lifetime is counted on the runtime's clock: issued 60 days
+    before the system's time with a 30-day lifetime, it holds until that
+    clock passes its ``exp``, then it is 401."""
+    clock.now = time.time() - 60 * 86400
+    token = auth.issue_user_token(rt, "alice", ttl=30 * 86400)
+    user = Api(testapp, token)
+    user.get("/devices", status=200)
+    clock.advance(30 * 86400 + 1)
+    _expect_401(user, token)
+
+
+def test_a_non_numeric_exp_is_401(api, rt, clock):
+    token = jwt.encode({"sub": "alice", "iat": int(clock()), "exp": "tomorrow"}, rt.secret,
+                       algorithm="HS256")
     _expect_401(api, token)
 
 
