@@ -313,6 +313,22 @@ class Principal:
         return self.device is not None
 
 
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_times(claims, now):
+    """401 unless ``exp`` is a number after ``now``, and ``iat`` and ``nbf``,
+    when there, are numbers not after it."""
+    if not _number(claims["exp"]):
+        raise errors.unauthorized("The token is not valid.")
+    for name in ("iat", "nbf"):
+        if name in claims and (not _number(claims[name]) or claims[name] > now):
+            raise errors.unauthorized("The token is not valid yet.")
+    if claims["exp"] <= now:
+        raise errors.unauthorized("The token has expired; log in again.")
+
+
 def authenticate(rt, header, create=True):
     """The ``Principal`` of an ``Authorization: Bearer`` header, else 401.
 
@@ -331,14 +347,10 @@ def authenticate(rt, header, create=True):
         # and everything else.
         claims = jwt.decode(token, rt.secret, algorithms=["HS256"],
                             options={"require": ["sub", "exp"], "verify_exp": False,
-                                     "verify_iat": False})
+                                     "verify_iat": False, "verify_nbf": False})
     except jwt.InvalidTokenError:
         raise errors.unauthorized("The token is not valid.") from None
-    exp = claims["exp"]
-    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
-        raise errors.unauthorized("The token is not valid.")
-    if exp <= rt.clock():
-        raise errors.unauthorized("The token has expired; log in again.")
+    _check_times(claims, rt.clock())
     name = normalize_user_name(claims.get("sub"))
     if name is None:
         raise errors.unauthorized("The token names no valid user.")

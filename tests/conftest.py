@@ -30,6 +30,11 @@ from .helpers import (
 if openapi_check.check_response not in RESPONSE_CHECKS:
     RESPONSE_CHECKS.append(openapi_check.check_response)
 
+# The fixtures' user tokens outlive every move of the test clock (tests
+# step it by months to age history and tombstones); expiry has tests of its own.
+FIXTURE_TOKEN_TTL = 10 * 365 * 86400
+
+
 @pytest.fixture
 def clock():
     return Clock()
@@ -58,7 +63,7 @@ def anon(testapp):
 
 @pytest.fixture
 def user_token(rt):
-    return auth.issue_user_token(rt, "alice")
+    return auth.issue_user_token(rt, "alice", ttl=FIXTURE_TOKEN_TTL)
 
 
 @pytest.fixture
@@ -82,7 +87,7 @@ def dev(api, device):
 @pytest.fixture
 def bob(testapp, rt):
     """The API as another user, bob."""
-    return Api(testapp, auth.issue_user_token(rt, "bob"))
+    return Api(testapp, auth.issue_user_token(rt, "bob", ttl=FIXTURE_TOKEN_TTL))
 
 
 @pytest.fixture
