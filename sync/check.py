@@ -132,14 +132,15 @@ def _check(config, repair, out):
 
 
 def _check_counts(conn, repair, out, problem):
-    """The maintained figures (pending changes, quota usage) against a recount."""
+    """The maintained figures (pending changes, quota usage, files, open
+    conflicts) against a recount."""
     conn.execute("BEGIN")
     try:
         wrong = counts.differences(conn)
     finally:
         conn.execute("COMMIT")
     if not wrong:
-        out("counts: pending changes and quota usage match a recount")
+        out("counts: pending changes, quota usage, files and open conflicts match a recount")
         return
     for what, stored, real in wrong:
         if repair:

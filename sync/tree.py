@@ -22,7 +22,7 @@ from . import blobs, errors, paths
 from .db import database, named_list, write
 from .library import Library, content_referenced, holds_content
 from .models import Blob
-from .uploads import _held_bytes
+from .uploads import held_bytes
 
 _SQL_CHUNK = 500
 
@@ -239,7 +239,7 @@ def iter_children(user_id, path, batch=1000):
 def usage(rt, user_id):
     """``(used, available)`` bytes for the quota properties (RFC 4331):
     the user's content against the quota, or against the free disk."""
-    used = _held_bytes(user_id)
+    used = held_bytes(user_id)
     free = blobs.free_bytes(rt.config.path("blobs"))
     available = free if not rt.config.quota else max(min(rt.config.quota - used, free), 0)
     return used, available
@@ -369,7 +369,7 @@ def check_quota(rt, user_id, size, sha256=None):
     quota = rt.config.quota
     if not quota or (sha256 is not None and _holds(user_id, sha256)):
         return
-    if _held_bytes(user_id) + size > quota:
+    if held_bytes(user_id) + size > quota:
         raise errors.SyncError(507, errors.QUOTA_EXCEEDED,
                                f"This file would take your storage over its quota of "
                                f"{quota} bytes.")

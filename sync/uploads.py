@@ -152,7 +152,7 @@ def _check_body(rt, body):
     return path, size, sha256, base_rev, mtime, chunk_size
 
 
-def _held_bytes(user_id):
+def held_bytes(user_id):
     """Bytes the user's content holds (each content once; maintained, see
     ``sync.counts``) plus the size of the user's open sessions that will
     write a spool file (a bounded number)."""
@@ -190,7 +190,7 @@ def _no_room(size, config):
 
 def _check_quota(rt, user, size):
     quota = rt.config.quota
-    if quota and _held_bytes(user.id) + size > quota:
+    if quota and held_bytes(user.id) + size > quota:
         raise errors.SyncError(
             507, errors.QUOTA_EXCEEDED,
             f"This upload would take your storage over its quota of {quota} bytes.")

@@ -205,8 +205,8 @@ def test_check_finds_wrong_counts_and_repair_rewrites_them(rt, api, dev, device,
     problems, lines = seed.run_check(rt.config, repair=True)
     assert problems == 0 and any(line.startswith("fixed device") for line in lines), lines
     assert seed.run_check(rt.config) == (0, seed.run_check(rt.config)[1])
-    assert "counts: pending changes and quota usage match a recount" in seed.run_check(
-        rt.config)[1]
+    assert ("counts: pending changes, quota usage, files and open conflicts match a recount"
+            in seed.run_check(rt.config)[1])
     assert_counts(rt, api)
 
 

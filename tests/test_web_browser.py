@@ -124,7 +124,9 @@ class Page:
         os.makedirs(SCREENSHOTS, exist_ok=True)
         for width in (1280, 390):
             self.driver.set_window_size(width, 900)
-            time.sleep(0.2)
+            # The page has taken the new width (reading scrollWidth lays it out).
+            self.wait(lambda d, w=width: abs(d.execute_script(
+                "return window.innerWidth") - w) <= 20)
             wide = self.driver.execute_script(
                 "return document.documentElement.scrollWidth - window.innerWidth")
             assert wide <= 0, f"{name} at {width} px scrolls {wide} px sideways"
