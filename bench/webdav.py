@@ -122,10 +122,12 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def start_peer(share):
+def start_peer(share, prelude="", env=None):
+    """WsgiDAV's filesystem provider serving ``share`` (``prelude``: code run
+    before it in its process); (the process, its URL) once it answers."""
     port = free_port()
-    peer = subprocess.Popen([sys.executable, "-c", PEER, share, str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peer = subprocess.Popen([sys.executable, "-c", prelude + PEER, share, str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(100):
         try:

@@ -311,6 +311,19 @@ class SpooledBody:
         return data
 
 
+def read_blocks(file):
+    """The bytes of an open ``file`` in blocks of ``BLOCK``; the file is
+    closed at the end (or when the reader stops early)."""
+    try:
+        while True:
+            block = file.read(BLOCK)
+            if not block:
+                break
+            yield block
+    finally:
+        file.close()
+
+
 def hash_file(path):
     """``(size, sha256 hex)`` of a file, read once in large blocks."""
     digest = hashlib.sha256()

@@ -260,7 +260,7 @@ class DavApp:
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return wrapper(body, blobs.BLOCK)
-        return _blocks(body)
+        return blobs.read_blocks(body)
 
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -282,14 +282,3 @@ def _same_server(destination, environ):
     if _host(parts.netloc, parts.scheme) in (_host(here, "http"), _host(here, "https")):
         return parts.path
     return destination
-
-
-def _blocks(body):
-    try:
-        while True:
-            block = body.read(blobs.BLOCK)
-            if not block:
-                break
-            yield block
-    finally:
-        body.close()

@@ -147,7 +147,7 @@ class DavServer(RequestServer):
         start_response("207 Multi-Status", [("Content-Type", "application/xml; charset=utf-8"),
                                             ("Date", util.get_rfc1123_time()),
                                             ("Content-Length", str(length))])
-        return _blocks(body)
+        return blobs.read_blocks(body)
 
     def do_PUT(self, environ, start_response):
         path = environ["PATH_INFO"]
@@ -217,15 +217,6 @@ def _responses(resources, mode, names):
     return b"".join(parts)
 
 
-def _blocks(body):
-    try:
-        while True:
-            block = body.read(blobs.BLOCK)
-            if not block:
-                break
-            yield block
-    finally:
-        body.close()
 
 
 def _element_bytes(element):
@@ -263,4 +254,3 @@ class Resolver(BaseMiddleware):
         yield from app_iter
         if hasattr(app_iter, "close"):
             app_iter.close()
-
