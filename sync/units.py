@@ -1,7 +1,8 @@
 """Durations and sizes as people type them, for the server's settings and
 every command-line flag of the server and the client: ``30s``, ``15m``,
 ``24h``, ``7d`` or plain seconds; ``256KiB``, ``64MiB``, ``1GiB`` or plain
-bytes. Errors say which forms are accepted."""
+bytes. Errors say which forms are accepted. ``shown_size`` writes a size
+back in the same units."""
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -62,3 +63,14 @@ def parse_duration(text):
 def parse_seconds(text):
     """Whole seconds (an int) from any form ``parse_duration`` takes."""
     return int(parse_duration(text))
+
+
+def shown_size(value):
+    """A size in bytes as the command line shows it: ``512 B``, ``1.2 MiB``
+    (``-`` for None)."""
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024

@@ -6,6 +6,8 @@ folder changes, said before anything changes."""
 import os
 from datetime import datetime, timezone
 
+from ..units import shown_size
+
 REMOVED = "a removed device"
 
 
@@ -52,7 +54,7 @@ class Conflict:
         elif s.get("op") == "delete":
             server = f"deleted on the server by {self.who(s.get('device_id'))}"
         elif s.get("op"):
-            server = (f"{_size(s.get('size'))}, by {self.who(s.get('device_id'))}, "
+            server = (f"{shown_size(s.get('size'))}, by {self.who(s.get('device_id'))}, "
                       f"rev {s.get('rev')}")
         else:
             server = "nothing on the server"
@@ -61,7 +63,7 @@ class Conflict:
         elif c.get("op") == "move":
             client = f"moved to {self.to}"
         else:
-            client = f"{_size(c.get('size'))}"
+            client = f"{shown_size(c.get('size'))}"
         here = " (this device)" if self.mine else ""
         return [f"the server's version: {server}",
                 f"{self.device}'s version{here}: {client} (since {self.c.get('created_at')})"]
@@ -117,10 +119,3 @@ class Conflict:
         return f"adds {self.device}'s version here as {copy!r}"
 
 
-def _size(size):
-    if size is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024

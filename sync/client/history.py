@@ -7,6 +7,7 @@ import os
 import sys
 from urllib.parse import quote
 
+from ..units import shown_size
 from . import state as state_mod
 from .api import Api, ApiError
 
@@ -101,15 +102,6 @@ def who(device_id, device_name):
     return "the user (no device)"
 
 
-def size(value):
-    if value is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-
-
 def _history(api, path, limit=100):
     resp = api.request("GET", "/history/" + quote(path, safe="/"), params={"limit": limit})
     return resp.json()
@@ -136,7 +128,7 @@ def cmd_history(args, api, folder, ask=None):
             if r.get("moved_to"):
                 what = f"moved to {r['moved_to']} by {by}, {when(r['changed_at'])}"
         else:
-            what = f"changed by {by}, {when(r['changed_at'])}  {size(r['size'])}"
+            what = f"changed by {by}, {when(r['changed_at'])}  {shown_size(r['size'])}"
             if r.get("moved_from"):
                 what += f"  (moved from {r['moved_from']})"
         print(f"  rev {r['rev']:<8} {what}")
@@ -188,7 +180,7 @@ def cmd_trash(args, api, folder, ask=None):
         return 0
     for item in items:
         print(f"{item['path']}  deleted by {who(item['device_id'], item['device_name'])}, "
-              f"{when(item['deleted_at'])}  {size(item['size'])}  (rev {item['rev']})")
+              f"{when(item['deleted_at'])}  {shown_size(item['size'])}  (rev {item['rev']})")
     print(f"{len(items)} file(s); bring one back with "
           f"`python -m sync.client restore {args.folder} PATH`")
     return 0
