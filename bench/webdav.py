@@ -122,6 +122,16 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
+def stop_all(peer, server, work):
+    """End the peer and the server (either may be None) and remove ``work``."""
+    if peer is not None:
+        peer.kill()
+        peer.wait()
+    if server is not None:
+        server.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def start_peer(share, prelude="", env=None):
     """WsgiDAV's filesystem provider serving ``share`` (``prelude``: code run
     before it in its process); (the process, its URL) once it answers."""
@@ -249,12 +259,7 @@ def main():
               f"{seeded['VmHWM'] / 1024:.1f}, after the feed {fed['VmHWM'] / 1024:.1f}, "
               f"after PROPFIND {listed['VmHWM'] / 1024:.1f} MiB")
     finally:
-        if peer is not None:
-            peer.kill()
-            peer.wait()
-        if server is not None:
-            server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(peer, server, work)
 
 
 if __name__ == "__main__":

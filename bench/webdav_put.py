@@ -29,7 +29,6 @@ of storing a second copy); with it each PUT has new content.
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ import requests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import MIB, ROOT, Client, Server, user_token  # noqa: E402
-from webdav import start_peer  # noqa: E402
+from webdav import start_peer, stop_all  # noqa: E402
 
 WAITRESS_TIMERS = r'''
 import os, sys, threading, time
@@ -235,12 +234,7 @@ def main():
             print("the server's PUT body went straight into its spool file "
                   "(no waitress temporary file)")
     finally:
-        if peer is not None:
-            peer.kill()
-            peer.wait()
-        if server is not None:
-            server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(peer, server, work)
 
 
 if __name__ == "__main__":

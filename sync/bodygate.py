@@ -34,8 +34,10 @@ from waitress.parser import HTTPRequestParser
 
 from . import auth, blobs, errors
 from .datadir import SPOOL_DIR
+from .dav.app import Refused, basic_login
 from .db import database
 from .middleware import client_address
+from .web import sessions
 
 log = logging.getLogger("sync")
 
@@ -107,8 +109,6 @@ class BodyGate:
                 return False
             return True
         if scheme.lower() == "basic" and _is_dav(path):
-            from .dav.app import Refused, basic_login
-
             env = {"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_FOR": headers.get("X_FORWARDED_FOR")}
             address = client_address(env, self.rt.config.trusted_proxies)
             try:
@@ -119,8 +119,6 @@ class BodyGate:
         return self._web_session(headers.get("COOKIE", ""))
 
     def _web_session(self, cookie_header):
-        from .web import sessions
-
         try:
             morsel = http.cookies.SimpleCookie(cookie_header).get(sessions.COOKIE)
         except http.cookies.CookieError:
