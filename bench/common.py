@@ -90,6 +90,13 @@ def user_token(name, ttl=86400):
     return jwt.encode({"sub": name, "iat": now, "exp": now + ttl}, SECRET, algorithm="HS256")
 
 
+def write_random(path, mib):
+    """A file of ``mib`` MiB of random bytes at ``path`` (content no store holds)."""
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(MIB))
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 

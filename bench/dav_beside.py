@@ -20,7 +20,7 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MIB, ROOT, Server, user_token  # noqa: E402
+from common import MIB, ROOT, Server, user_token, write_random  # noqa: E402
 
 
 def measure(source, size, where):
@@ -35,9 +35,7 @@ def measure(source, size, where):
         password = requests.post(f"{server.url}/api/v1/sync/devices/{device['id']}/app-password",
                                  headers=headers).json()["app_password"]
         path = os.path.join(work, "body")
-        with open(path, "wb") as f:
-            for _ in range(size // MIB):
-                f.write(os.urandom(MIB))
+        write_random(path, size // MIB)
         latencies, done = [], threading.Event()
 
         def poll():

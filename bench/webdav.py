@@ -36,7 +36,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import MIB, Client, Server, sha256, user_token  # noqa: E402
+from common import MIB, Client, Server, sha256, user_token, write_random  # noqa: E402
 
 CHUNK = 8 * MIB
 BLOCK = MIB
@@ -159,9 +159,7 @@ def main():
     server = peer = None
     try:
         data_path = os.path.join(work, "data.bin")
-        with open(data_path, "wb") as f:
-            for _ in range(args.size_mib):
-                f.write(os.urandom(MIB))
+        write_random(data_path, args.size_mib)
         size = args.size_mib * MIB
 
         server = Server(os.path.join(work, "server"), os.path.join(work, "server.log"),

@@ -39,7 +39,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import MIB, ROOT, Client, Server, user_token  # noqa: E402
+from common import MIB, ROOT, Client, Server, user_token, write_random  # noqa: E402
 from webdav import start_peer, stop_all  # noqa: E402
 
 WAITRESS_TIMERS = r'''
@@ -165,9 +165,7 @@ def main():
     server = peer = None
     try:
         data_path = os.path.join(work, "data.bin")
-        with open(data_path, "wb") as f:
-            for _ in range(args.size_mib):
-                f.write(os.urandom(MIB))
+        write_random(data_path, args.size_mib)
         logs = {"server": os.path.join(work, "server.phases"),
                 "peer": os.path.join(work, "peer.phases")}
         launcher = os.path.join(work, "server_timed.py")
